@@ -1,0 +1,198 @@
+"""Result records: one JSON per checkpoint x hookpoint x task, with full provenance.
+
+Layout (MTEB-style, the path states what was measured):
+    <results_dir>/<checkpoint_slug>/<hookpoint_slug>/<task>.json
+Records are written atomically (temporary file in the same folder, fsync, rename), so a crash or
+a concurrent writer never leaves a partial file. This module validates records on read; it never
+computes metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sae_bench.errors import ResultError
+
+SCHEMA_VERSION = 1
+
+REQUIRED_KEYS = {
+    "schema_version": int,
+    "harness_version": str,
+    "task": dict,  # {"name", "version", "config", "config_hash"}
+    "checkpoint": dict,  # {"id", "format", "sha256", "d_in", "d_sae", "activation", ...}
+    "model": dict,  # {"id", "revision"}
+    "hookpoint": str,
+    "corpus": dict,  # {"id", "hash", "seq_len", "n_sequences"}
+    "counts": dict,  # tokens after masking etc.
+    "metrics": dict,  # name -> {"value", "stderr", ["reason"]}
+    "seed": int,
+    "dtype": str,
+    "device": str,
+    "libraries": dict,
+    "timings": dict,
+    "created_at": str,
+}
+
+
+def slug(text: str) -> str:
+    """A file-name-safe slug that cannot escape its folder (no '/', no '..')."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unnamed"
+    return cleaned[:120]
+
+
+@dataclass
+class ResultRecord:
+    """A parsed, validated result record (the JSON object is kept as `data`)."""
+
+    data: dict[str, Any]
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def task_name(self) -> str:
+        return self.data["task"]["name"]
+
+    @property
+    def task_version(self) -> str:
+        return self.data["task"]["version"]
+
+    @property
+    def config_hash(self) -> str:
+        return self.data["task"]["config_hash"]
+
+    @property
+    def corpus_hash(self) -> str:
+        return self.data["corpus"]["hash"]
+
+    @property
+    def checkpoint_id(self) -> str:
+        return self.data["checkpoint"]["id"]
+
+    @property
+    def hookpoint(self) -> str:
+        return self.data["hookpoint"]
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return self.data["metrics"]
+
+    def metric(self, name: str) -> float | None:
+        entry = self.metrics.get(name)
+        return None if entry is None else entry.get("value")
+
+    def comparability_key(self) -> tuple[str, str, str, str]:
+        """Rows rank together only when all four match."""
+        return (self.task_name, self.task_version, self.config_hash, self.corpus_hash)
+
+    def relative_path(self) -> Path:
+        return record_path(Path("."), self.checkpoint_id, self.hookpoint, self.task_name)
+
+
+def record_path(results_dir: Path, checkpoint_id: str, hookpoint: str, task_name: str) -> Path:
+    return Path(results_dir) / slug(checkpoint_id) / slug(hookpoint) / f"{slug(task_name)}.json"
+
+
+def _check_finite(obj: Any, where: str, source: str) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ResultError(source, f"{where} is {obj}: NaN/Inf is never written as a number")
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _check_finite(value, f"{where}.{key}", source)
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            _check_finite(value, f"{where}[{i}]", source)
+
+
+def validate(data: Any, source: str = "<record>") -> ResultRecord:
+    """Check a record's structure; raise a one-line ResultError naming `source` otherwise."""
+    if not isinstance(data, dict):
+        raise ResultError(source, "result record is not a JSON object")
+    for key, kind in REQUIRED_KEYS.items():
+        if key not in data:
+            raise ResultError(source, f"result record misses key {key!r}")
+        if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+            raise ResultError(source, f"result key {key!r} should be {kind.__name__}")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ResultError(source, f"unsupported schema_version {data['schema_version']}")
+    for key in ("name", "version", "config_hash"):
+        if not isinstance(data["task"].get(key), str):
+            raise ResultError(source, f"task.{key} missing or not a string")
+    for key in ("id", "format"):
+        if not isinstance(data["checkpoint"].get(key), str):
+            raise ResultError(source, f"checkpoint.{key} missing or not a string")
+    if not isinstance(data["corpus"].get("hash"), str):
+        raise ResultError(source, "corpus.hash missing or not a string")
+    for name, entry in data["metrics"].items():
+        if not isinstance(entry, dict) or "value" not in entry:
+            raise ResultError(source, f"metric {name!r} is not an object with a 'value'")
+        value = entry["value"]
+        if value is None:
+            if not entry.get("reason"):
+                raise ResultError(source, f"metric {name!r} is null without a reason")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResultError(source, f"metric {name!r} value is not a number")
+    _check_finite(data, "record", source)
+    return ResultRecord(data)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """Canonical serialisation: sorted keys, no NaN, trailing newline (byte-stable)."""
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` so readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_record(results_dir: Path, data: dict[str, Any]) -> Path:
+    """Validate and atomically write one record; returns its path."""
+    record = validate(data)
+    path = record_path(results_dir, record.checkpoint_id, record.hookpoint, record.task_name)
+    atomic_write_text(path, dumps(data))
+    return path
+
+
+def read_record(path: str | os.PathLike) -> ResultRecord:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ResultError(path, f"cannot read result file: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"{c} is not allowed")))
+    except ValueError as exc:
+        raise ResultError(path, f"malformed JSON: {exc}") from exc
+    record = validate(data, str(path))
+    record.path = path
+    return record
+
+
+def iter_records(folder: str | os.PathLike) -> list[ResultRecord]:
+    """All records under a results folder (sorted by path, temporary files ignored)."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [read_record(folder)]
+    if not folder.is_dir():
+        raise ResultError(folder, "results folder does not exist")
+    return [read_record(p) for p in sorted(folder.rglob("*.json")) if not p.name.startswith(".")]

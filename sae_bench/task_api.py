@@ -1,0 +1,79 @@
+"""What a task plugin is: a named, versioned measurement of one SAE in one EvalContext.
+
+A task declares its config as a dataclass (hashed into every result so that numbers measured
+under different settings are never ranked together), what it needs from the context, and returns
+`TaskOutput`. Tasks never see checkpoint formats or file layouts, and never write files: the
+runner owns output.
+
+Bump `version` whenever a change alters what a metric means or how it is computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sae_bench.context import EvalContext
+    from sae_bench.sae import SparseAutoencoder
+
+
+class Metric(NamedTuple):
+    """One number with its standard error. `value is None` only with a `reason` (never NaN)."""
+
+    value: float | None
+    stderr: float | None = None
+    reason: str | None = None  # why value is None (e.g. "zero-ablation changes nothing")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "stderr": self.stderr, **({"reason": self.reason} if self.reason else {})}
+
+    @classmethod
+    def null(cls, reason: str) -> "Metric":
+        return cls(None, None, reason)
+
+
+@dataclass
+class TaskOutput:
+    """What a task returns: metrics, counts of what they rest on, and JSON-able artifacts."""
+
+    metrics: dict[str, Metric]
+    counts: dict[str, int] = field(default_factory=dict)  # e.g. {"tokens": 4096, "sequences": 64}
+    artifacts: dict[str, Any] = field(default_factory=dict)  # e.g. histograms, per-feature tables
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Base config: subclasses add fields. Everything here goes into the config hash."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.to_json(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class Task:
+    """Subclass, set `name`, `version`, `Config`, implement `run`, and decorate with
+    `@sae_bench.registry.register_task`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    Config: ClassVar[type[TaskConfig]] = TaskConfig
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: TaskConfig | None = None, **overrides: Any):
+        base = config if config is not None else self.Config()
+        self.config = dataclasses.replace(base, **overrides) if overrides else base
+
+    def skip_reason(self, sae: "SparseAutoencoder", ctx: "EvalContext") -> str | None:
+        """Return why this task does not apply (e.g. no feature map), or None to run it."""
+        return None
+
+    def run(self, sae: "SparseAutoencoder", ctx: "EvalContext") -> TaskOutput:  # pragma: no cover
+        raise NotImplementedError
