@@ -1,0 +1,5 @@
+import sys
+
+from sae_bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""Activations at one hookpoint, computed once and shared by every task and checkpoint.
+
+The model runs once per batch of sequences; the kept-token vectors (BOS/pad/EOS masked out) are
+stored as float32 shards, in memory or in an on-disk cache keyed by everything that determines
+them (model id + revision, corpus hash, tokenizer, hookpoint, seq_len, dtype). For the pooled
+final-norm source there is one vector per sequence instead of one per kept token.
+
+Cache shards are written atomically and a `complete.json` marker is written last, so an
+interrupted extraction leaves reusable whole shards and never a corrupt one. This module never
+loads checkpoints and never computes metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from sae_bench.context import ActivationBatch, TokenizedCorpus
+from sae_bench.results import atomic_write_text
+
+POOLED_HOOKPOINT = "pooled_final_norm"
+CACHE_FORMAT_VERSION = 1
+
+
+def cache_key(model_id: str, revision: str | None, corpus: TokenizedCorpus, hookpoint: str,
+              dtype: torch.dtype) -> str:
+    fields = {
+        "format": CACHE_FORMAT_VERSION, "model": model_id, "revision": revision,
+        "corpus_hash": corpus.corpus_hash, "tokenizer": corpus.tokenizer_id, "hookpoint": hookpoint,
+        "seq_len": corpus.seq_len, "n_sequences": corpus.n_sequences, "dtype": str(dtype),
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _atomic_save_shard(tensors: dict[str, Tensor], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+class ActivationSource:
+    """Kept-token activations of `corpus` at `hookpoint` of `model` (a ModelAdapter)."""
+
+    def __init__(self, model, hookpoint: str, corpus: TokenizedCorpus, *, cache_dir: str | os.PathLike | None = None,
+                 batch_size: int = 8, show_progress: bool = True):
+        self.model = model
+        self.hookpoint = hookpoint
+        self.corpus = corpus
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self.pooled = hookpoint == POOLED_HOOKPOINT
+        self.key = cache_key(model.model_id, model.revision, corpus, hookpoint, model.dtype)
+        self.cache_dir = Path(cache_dir) / self.key if cache_dir is not None else None
+        self._shards: list[dict[str, Tensor]] | None = None
+        self.extraction_seconds = 0.0
+
+    # ---------------------------------------------------------------- extraction
+    def _extract_batch(self, input_ids: Tensor, attention_mask: Tensor, keep: Tensor, rows: slice) -> dict[str, Tensor]:
+        device = self.model.device
+        ids, mask = input_ids.to(device), attention_mask.to(device)
+        sequence_ids = torch.arange(rows.start, rows.stop)
+        if self.pooled:
+            x = self.model.pooled_final_norm(ids, mask).float().cpu()
+            return {"x": x, "sequence": sequence_ids, "position": torch.full_like(sequence_ids, -1)}
+        resid = self.model.residual(self.hookpoint, ids, mask).float().cpu()
+        positions = torch.arange(keep.shape[1]).expand_as(keep)
+        return {
+            "x": resid[keep],
+            "sequence": sequence_ids[:, None].expand_as(keep)[keep],
+            "position": positions[keep],
+        }
+
+    def _shard_path(self, index: int) -> Path:
+        return self.cache_dir / f"shard_{index:06d}.safetensors"
+
+    def _load_or_extract(self) -> list[dict[str, Tensor]]:
+        import time
+
+        start = time.perf_counter()
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        batches = list(self.corpus.batches(self.batch_size))
+        shards = []
+        progress = tqdm(batches, desc=f"activations @ {self.hookpoint}", unit="batch",
+                        disable=not self.show_progress, leave=False)
+        for index, (rows, ids, mask, keep) in enumerate(progress):
+            path = self._shard_path(index) if self.cache_dir is not None else None
+            if path is not None and path.exists():
+                try:
+                    shards.append(load_file(str(path)))
+                    continue
+                except Exception:  # a damaged shard is recomputed, never trusted
+                    path.unlink(missing_ok=True)
+            with torch.no_grad():
+                shard = self._extract_batch(ids, mask, keep, rows)
+            if path is not None:
+                _atomic_save_shard(shard, path)
+            shards.append(shard)
+        if self.cache_dir is not None:
+            atomic_write_text(self.cache_dir / "complete.json", json.dumps(
+                {"key": self.key, "hookpoint": self.hookpoint, "shards": len(shards),
+                 "corpus_hash": self.corpus.corpus_hash, "model": self.model.model_id}, sort_keys=True) + "\n")
+        self.extraction_seconds = time.perf_counter() - start
+        return shards
+
+    @property
+    def shards(self) -> list[dict[str, Tensor]]:
+        if self._shards is None:
+            self._shards = self._load_or_extract()
+        return self._shards
+
+    # ---------------------------------------------------------------- access
+    @property
+    def n_vectors(self) -> int:
+        return sum(int(s["x"].shape[0]) for s in self.shards)
+
+    @property
+    def d(self) -> int:
+        return int(self.shards[0]["x"].shape[1])
+
+    def batches(self, batch_size: int = 4096, device: torch.device | str | None = None) -> Iterator[ActivationBatch]:
+        """Kept activation vectors in a fixed order, `batch_size` at a time."""
+        for shard in self.shards:
+            x, seq, pos = shard["x"], shard["sequence"], shard["position"]
+            for start in range(0, x.shape[0], batch_size):
+                part = slice(start, start + batch_size)
+                xb = x[part] if device is None else x[part].to(device)
+                yield ActivationBatch(xb, seq[part], pos[part])
+
+    def all(self) -> ActivationBatch:
+        """Everything at once (small corpora, probes)."""
+        return ActivationBatch(*(torch.cat([s[k] for s in self.shards]) for k in ("x", "sequence", "position")))
+
+    def mean(self) -> Tensor:
+        """Mean kept activation (float64), used by mean-ablation."""
+        total = torch.zeros(self.d, dtype=torch.float64)
+        for batch in self.batches():
+            total += batch.x.to(torch.float64).sum(dim=0)
+        return total / max(self.n_vectors, 1)

@@ -1,0 +1,275 @@
+"""The evaluation runner: checkpoints x tasks at their hookpoints, one result record each.
+
+Order of work: check every input first (model, corpus, each checkpoint's file, hookpoint and
+width) so that bad input fails before any result is written; then, per hookpoint, build one
+EvalContext (activations extracted once) and evaluate the checkpoints there one at a time (so a
+35-layer release never sits in memory at once). A record that already exists for the same task
+version, config, checkpoint sha256 and corpus is reused, which makes interrupted runs resumable.
+
+The runner owns output: tasks return numbers, this module writes records atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import platform
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import sae_bench
+from sae_bench import registry
+from sae_bench.activations import ActivationSource
+from sae_bench.activations.source import POOLED_HOOKPOINT
+from sae_bench.context import EvalContext, TokenizedCorpus
+from sae_bench.errors import CheckpointError, InputError
+from sae_bench.results import SCHEMA_VERSION, ResultRecord, read_record, record_path, write_record
+from sae_bench.task_api import Task, TaskOutput
+
+
+@dataclass
+class CheckpointSpec:
+    """One checkpoint to evaluate. `hookpoint`: the checkpoint's own (a sparsify subfolder) and
+    where it is evaluated; `options` go to `load_checkpoint` (activation, preprocessing ...)."""
+
+    ref: str
+    hookpoint: str | None = None
+    format: str | None = None
+    label: str | None = None
+    revision: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_id(self) -> str:
+        return self.label or self.ref
+
+
+@dataclass
+class RunConfig:
+    model: str
+    corpus: str
+    results_dir: Path
+    model_label: str | None = None
+    corpus_label: str | None = None
+    model_revision: str | None = None
+    gguf_file: str | None = None
+    trust_remote_code: bool = False
+    seq_len: int = 128
+    max_documents: int | None = None
+    corpus_split: str = "train"
+    corpus_column: str = "text"
+    tasks: list[str] | None = None  # None: every registered task
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    seed: int = 0
+    batch_size: int = 8
+    resources: dict[str, Path] = field(default_factory=dict)
+    overwrite: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class RunReport:
+    records: list[ResultRecord] = field(default_factory=list)
+    reused: int = 0
+    skipped: list[tuple[str, str, str, str]] = field(default_factory=list)  # (checkpoint, hookpoint, task, reason)
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for dist in ("torch", "transformers", "safetensors", "eai-sparsify", "numpy", "datasets", "lm-eval", "scikit-learn"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return versions
+
+
+def build_tasks(names: list[str] | None, options: dict[str, dict[str, Any]]) -> list[Task]:
+    registry.discover()
+    chosen = names if names else list(registry.all_tasks())
+    tasks = []
+    for name in chosen:
+        cls = registry.get_task(name)
+        overrides = options.get(name, {})
+        valid = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(overrides) - valid)
+        if unknown:
+            raise InputError(f"--task-option {name}.{unknown[0]}", f"unknown option; {name} accepts: {', '.join(sorted(valid))}")
+        tasks.append(cls(**overrides))
+    return tasks
+
+
+def _load_checkpoint(spec: CheckpointSpec, device: str):
+    from sae_bench.checkpoints import load_checkpoint
+
+    return load_checkpoint(spec.ref, hookpoint=spec.hookpoint, format=spec.format, revision=spec.revision,
+                           device=device, **spec.options)
+
+
+def _eval_hookpoint(spec: CheckpointSpec, sae) -> str:
+    hookpoint = spec.hookpoint or sae.metadata.hookpoint
+    if not hookpoint:
+        raise CheckpointError(spec.ref, "no hookpoint given and the checkpoint does not name one")
+    # A sparsify hookpoint may carry its run folder ("sae-run/language_model.layers.3").
+    return hookpoint.rsplit("/", 1)[-1]
+
+
+def preflight(model, specs: list[CheckpointSpec], device: str) -> list[tuple[CheckpointSpec, str, str]]:
+    """Check every checkpoint against the model before any work: (spec, canonical hookpoint, sha256)."""
+    checked = []
+    for spec in specs:
+        sae = _load_checkpoint(spec, device)
+        hookpoint = _eval_hookpoint(spec, sae)
+        if hookpoint != POOLED_HOOKPOINT:
+            hookpoint = model.resolve_hookpoint(hookpoint).name
+        if sae.d_in != model.d_model:
+            raise CheckpointError(sae.metadata.weights_path or spec.ref,
+                                  f"SAE d_in={sae.d_in} does not match the model's hidden size {model.d_model} at {hookpoint}")
+        checked.append((spec, hookpoint, sae.metadata.weights_sha256 or ""))
+        del sae
+    return checked
+
+
+def _existing(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus) -> ResultRecord | None:
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except InputError:
+        return None  # unreadable: recompute and replace atomically
+    data = record.data
+    same = (data["task"]["version"] == task.version and data["task"]["config_hash"] == task.config.config_hash()
+            and data["checkpoint"].get("sha256") == sha256 and data["corpus"]["hash"] == corpus.corpus_hash)
+    return record if same else None
+
+
+def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, model, hookpoint: str,
+                corpus: TokenizedCorpus, config: RunConfig, corpus_label: str, model_label: str,
+                seconds: float) -> dict[str, Any]:
+    meta = sae.metadata
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness_version": sae_bench.__version__,
+        "task": {"name": task.name, "version": task.version, "config": task.config.to_json(),
+                 "config_hash": task.config.config_hash()},
+        "checkpoint": {"id": spec.display_id, "format": meta.format, "sha256": meta.weights_sha256 or "",
+                       "d_in": meta.d_in, "d_sae": meta.d_sae, "activation": dataclasses.asdict(meta.activation),
+                       "preprocessing": dataclasses.asdict(meta.preprocessing), "hookpoint": meta.hookpoint,
+                       "source_model": meta.source_model, "dtype": meta.dtype},
+        "model": {"id": model_label, "revision": model.revision or ""},
+        "hookpoint": hookpoint,
+        "corpus": {**corpus.describe(), "id": corpus_label},
+        "counts": {"sequences_total": corpus.n_sequences, "tokens_total": corpus.n_tokens,
+                   "tokens_kept": corpus.n_kept, **output.counts},
+        "metrics": {name: metric.to_json() for name, metric in sorted(output.metrics.items())},
+        "artifacts": output.artifacts,
+        "notes": output.notes,
+        "seed": config.seed,
+        "randomness": {"seed": config.seed, "torch_manual_seed": config.seed,
+                       "sources": "all task RNGs derive from the seed (EvalContext.generator)"},
+        "dtype": config.dtype,
+        "device": str(config.device),
+        "libraries": library_versions(),
+        "timings": {"task_seconds": round(seconds, 3)},
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
+             on_record: Callable[[ResultRecord], None] | None = None) -> RunReport:
+    """Evaluate `checkpoints` with `config.tasks`; write one record per checkpoint x task."""
+    from sae_bench.corpus import load_corpus
+    from sae_bench.models import ModelAdapter
+
+    torch.manual_seed(config.seed)
+    tasks = build_tasks(config.tasks, config.task_options)
+    if not checkpoints:
+        raise InputError("checkpoints", "nothing to evaluate: give at least one checkpoint")
+    dtype = getattr(torch, config.dtype, None)
+    if not isinstance(dtype, torch.dtype):
+        raise InputError(f"--dtype {config.dtype}", "not a torch dtype")
+    model = ModelAdapter.load(config.model, revision=config.model_revision, gguf_file=config.gguf_file,
+                              device=config.device, dtype=dtype, trust_remote_code=config.trust_remote_code)
+    checked = preflight(model, checkpoints, config.device)
+    corpus = load_corpus(config.corpus, model.tokenizer, seq_len=config.seq_len, split=config.corpus_split,
+                         column=config.corpus_column, max_documents=config.max_documents)
+    corpus_label = config.corpus_label or str(config.corpus)
+    model_label = config.model_label or str(config.model)
+
+    by_hookpoint: "OrderedDict[str, list[tuple[CheckpointSpec, str]]]" = OrderedDict()
+    for spec, hookpoint, sha256 in checked:
+        by_hookpoint.setdefault(hookpoint, []).append((spec, sha256))
+
+    report = RunReport()
+    for hookpoint, group in by_hookpoint.items():
+        source = ActivationSource(model, hookpoint, corpus, cache_dir=config.cache_dir,
+                                  batch_size=config.batch_size, show_progress=config.show_progress)
+        ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source,
+                          device=torch.device(config.device), seed=config.seed, resources=dict(config.resources),
+                          batch_size=config.batch_size, show_progress=config.show_progress)
+        for spec, sha256 in group:
+            pending = []
+            for task in tasks:
+                path = record_path(config.results_dir, spec.display_id, hookpoint, task.name)
+                existing = None if config.overwrite else _existing(path, task, sha256, corpus)
+                if existing is not None:
+                    report.records.append(existing)
+                    report.reused += 1
+                    if on_record:
+                        on_record(existing)
+                else:
+                    pending.append(task)
+            if not pending:
+                continue
+            sae = _load_checkpoint(spec, config.device)
+            for task in pending:
+                reason = task.skip_reason(sae, ctx)
+                if reason:
+                    report.skipped.append((spec.display_id, hookpoint, task.name, reason))
+                    continue
+                torch.manual_seed(config.seed)
+                start = time.perf_counter()
+                output = task.run(sae, ctx)
+                data = make_record(task=task, output=output, sae=sae, spec=spec, model=model, hookpoint=hookpoint,
+                                   corpus=corpus, config=config, corpus_label=corpus_label,
+                                   model_label=model_label, seconds=time.perf_counter() - start)
+                path = write_record(config.results_dir, data)
+                record = read_record(path)
+                report.records.append(record)
+                if on_record:
+                    on_record(record)
+            del sae
+    return report
+
+
+def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:
+    """A suite file: {"model", "corpus", "seq_len", "checkpoints": [{"path", "hookpoint", ...}]},
+    paths resolved against the suite file's folder (never the current directory)."""
+    path = Path(path)
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot read suite: {exc}") from exc
+    if not isinstance(suite, dict) or not isinstance(suite.get("checkpoints"), list):
+        raise InputError(path, "suite must be an object with a 'checkpoints' list")
+    base = path.parent
+    specs = []
+    for i, entry in enumerate(suite["checkpoints"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise InputError(path, f"checkpoints[{i}] needs a string 'path'")
+        options = {k: v for k, v in entry.items() if k not in ("path", "hookpoint", "format", "label")}
+        specs.append(CheckpointSpec(ref=str(base / entry["path"]), hookpoint=entry.get("hookpoint"),
+                                    format=entry.get("format"), label=entry.get("label") or entry["path"],
+                                    options=options))
+    return suite, specs

@@ -1,0 +1,42 @@
+"""Task `reconstruction`: how well the SAE reproduces the activations it encodes.
+
+Metrics (definitions in `sae_bench.metrics.reconstruction`): mse, fvu, explained_variance,
+cossim, l2_ratio, relative_reconstruction_bias, each with a sequence-clustered standard error.
+Measured in the SAE's input space (after its preprocessing, e.g. ErnOS's L2 + standardise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sae_bench.metrics.reconstruction import ReconstructionAccumulator
+from sae_bench.registry import register_task
+from sae_bench.task_api import Task, TaskConfig, TaskOutput
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig(TaskConfig):
+    batch_tokens: int = 4096  # vectors per SAE call; does not change any number
+
+
+@register_task
+class ReconstructionTask(Task):
+    name = "reconstruction"
+    version = "1"
+    Config = ReconstructionConfig
+    description = "mse, fvu, explained variance (about the mean), cosine, norm ratio, bias"
+
+    def run(self, sae, ctx) -> TaskOutput:
+        source = ctx.activations
+        acc = ReconstructionAccumulator(ctx.corpus.n_sequences, sae.d_in)
+        for batch in source.batches(self.config.batch_tokens, device=sae.device):
+            x_in, _ = sae.preprocess(batch.x.to(sae.dtype))
+            x_hat = sae.decode(sae.encode(x_in), x_in)
+            acc.update(x_in, x_hat, batch.sequence)
+        return TaskOutput(
+            metrics=acc.finalize(),
+            counts={"tokens": int(acc.tokens.sum()), "sequences": int((acc.tokens > 0).sum())},
+            artifacts={"per_sequence": acc.per_sequence()},
+            notes=["batch-standardised preprocessing depends on batch_tokens"]
+            if sae.metadata.preprocessing.standardise == "batch" else [],
+        )
