@@ -155,9 +155,10 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_fixtures_build(args) -> int:
+    from sae_bench.fixtures import FIXTURES_DIR
     from sae_bench.fixtures.build import build
 
-    build(args.out)
+    build(args.out or FIXTURES_DIR)
     return 0
 
 
