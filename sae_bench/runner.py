@@ -29,7 +29,8 @@ from sae_bench.activations import ActivationSource
 from sae_bench.activations.source import POOLED_HOOKPOINT
 from sae_bench.context import EvalContext, TokenizedCorpus
 from sae_bench.errors import CheckpointError, InputError
-from sae_bench.results import SCHEMA_VERSION, ResultRecord, read_record, record_path, write_record
+from sae_bench.results import (SCHEMA_VERSION, ResultRecord, read_record, record_path, remove_stale_temp_files,
+                               write_record)
 from sae_bench.task_api import Task, TaskOutput
 
 
@@ -202,6 +203,10 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     model = ModelAdapter.load(config.model, revision=config.model_revision, gguf_file=config.gguf_file,
                               device=config.device, dtype=dtype, trust_remote_code=config.trust_remote_code)
     checked = preflight(model, checkpoints, config.device)
+    # Leftovers of killed runs: temp files whose writer is gone (live concurrent writers are kept).
+    remove_stale_temp_files(config.results_dir)
+    if config.cache_dir is not None:
+        remove_stale_temp_files(config.cache_dir)
     corpus = load_corpus(config.corpus, model.tokenizer, seq_len=config.seq_len, split=config.corpus_split,
                          column=config.corpus_column, max_documents=config.max_documents)
     corpus_label = config.corpus_label or str(config.corpus)

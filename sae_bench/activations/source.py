@@ -41,7 +41,7 @@ def cache_key(model_id: str, revision: str | None, corpus: TokenizedCorpus, hook
 
 
 def _atomic_save_shard(tensors: dict[str, Tensor], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.pid{os.getpid()}.tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, path)
 
