@@ -136,6 +136,10 @@ def cmd_run(args) -> int:
 
     config, specs = run_config_from_args(args)
     report = evaluate(config, specs)
+    from sae_bench import distributed
+
+    if not distributed.is_writer():
+        return 0
     print(format_table(report.records))
     for checkpoint, hookpoint, task, reason in report.skipped:
         print(f"skipped {task} for {checkpoint} @ {hookpoint}: {reason}")

@@ -24,13 +24,13 @@ from typing import Any, Callable
 import torch
 
 import sae_bench
-from sae_bench import registry
+from sae_bench import distributed, registry
 from sae_bench.activations import ActivationSource
 from sae_bench.activations.source import POOLED_HOOKPOINT
 from sae_bench.context import EvalContext, TokenizedCorpus
 from sae_bench.errors import CheckpointError, InputError
 from sae_bench.results import (SCHEMA_VERSION, ResultRecord, read_record, record_path, remove_stale_temp_files,
-                               write_record)
+                               validate, write_record)
 from sae_bench.task_api import Task, TaskOutput
 
 
@@ -193,6 +193,8 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     from sae_bench.corpus import load_corpus
     from sae_bench.models import ModelAdapter
 
+    if distributed.init_from_env(config.device):  # under torchrun: batches are sharded across ranks
+        config = dataclasses.replace(config, device=distributed.local_device(config.device))
     torch.manual_seed(config.seed)
     tasks = build_tasks(config.tasks, config.task_options)
     if not checkpoints:
@@ -204,9 +206,10 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                               device=config.device, dtype=dtype, trust_remote_code=config.trust_remote_code)
     checked = preflight(model, checkpoints, config.device)
     # Leftovers of killed runs: temp files whose writer is gone (live concurrent writers are kept).
-    remove_stale_temp_files(config.results_dir)
-    if config.cache_dir is not None:
-        remove_stale_temp_files(config.cache_dir)
+    if distributed.is_writer():
+        remove_stale_temp_files(config.results_dir)
+        if config.cache_dir is not None:
+            remove_stale_temp_files(config.cache_dir)
     corpus = load_corpus(config.corpus, model.tokenizer, seq_len=config.seq_len, split=config.corpus_split,
                          column=config.corpus_column, max_documents=config.max_documents)
     corpus_label = config.corpus_label or str(config.corpus)
@@ -249,12 +252,16 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                 data = make_record(task=task, output=output, sae=sae, spec=spec, model=model, hookpoint=hookpoint,
                                    corpus=corpus, config=config, corpus_label=corpus_label,
                                    model_label=model_label, seconds=time.perf_counter() - start)
+                if not distributed.is_writer():  # other ranks only lend their share of the forwards
+                    report.records.append(validate(data, f"rank {distributed.rank()}"))
+                    continue
                 path = write_record(config.results_dir, data)
                 record = read_record(path)
                 report.records.append(record)
                 if on_record:
                     on_record(record)
             del sae
+    distributed.barrier()
     return report
 
 

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from sae_bench import distributed
 from sae_bench.context import ActivationBatch, TokenizedCorpus
 from sae_bench.results import atomic_write_text
 
@@ -88,14 +89,14 @@ class ActivationSource:
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         batches = list(self.corpus.batches(self.batch_size))
-        shards = []
-        progress = tqdm(batches, desc=f"activations @ {self.hookpoint}", unit="batch",
+        local = []  # (batch index, shard) for the batches this rank handles (all of them without torchrun)
+        progress = tqdm(list(distributed.shard(batches)), desc=f"activations @ {self.hookpoint}", unit="batch",
                         disable=not self.show_progress, leave=False)
-        for index, (rows, ids, mask, keep) in enumerate(progress):
+        for index, (rows, ids, mask, keep) in progress:
             path = self._shard_path(index) if self.cache_dir is not None else None
             if path is not None and path.exists():
                 try:
-                    shards.append(load_file(str(path)))
+                    local.append((index, load_file(str(path))))
                     continue
                 except Exception:  # a damaged shard is recomputed, never trusted
                     path.unlink(missing_ok=True)
@@ -103,8 +104,9 @@ class ActivationSource:
                 shard = self._extract_batch(ids, mask, keep, rows)
             if path is not None:
                 _atomic_save_shard(shard, path)
-            shards.append(shard)
-        if self.cache_dir is not None:
+            local.append((index, shard))
+        shards = distributed.gather_ordered(local)
+        if self.cache_dir is not None and distributed.is_writer():
             atomic_write_text(self.cache_dir / "complete.json", json.dumps(
                 {"key": self.key, "hookpoint": self.hookpoint, "shards": len(shards),
                  "corpus_hash": self.corpus.corpus_hash, "model": self.model.model_id}, sort_keys=True) + "\n")
