@@ -1,0 +1,177 @@
+"""Sparsity metrics of SAE codes: the definitions of DESIGN.md, streamed, never densifying TopK codes.
+
+Over evaluated vectors t (kept tokens; for a pooled source, one vector per text), f_t the codes,
+F = d_sae, T the number of vectors, c_j = #{t : f_tj ≠ 0} the firing count of latent j:
+
+    l0              = (1/T) Σ_t #{j : f_tj ≠ 0}
+    l1              = (1/T) Σ_t Σ_j |f_tj|
+    dead_fraction   = (1/F) #{j : c_j = 0}                  (never fired on these T vectors)
+    dense_fraction  = (1/F) #{j : c_j / T > threshold}      (threshold 0.1 by default)
+    histogram       = counts of log10(c_j / T) over the alive latents, in fixed bins (the dead
+                      ones, whose log10 frequency is −∞, are counted apart)
+
+Standard errors:
+  * l0, l1: ratios of per-sequence sums, so the sequence-clustered (delta-method) standard error
+    of `sae_bench.metrics.stats`.
+  * dead_fraction, dense_fraction: a **sequence bootstrap** (not a binomial SE over latents): the
+    sequences are resampled with replacement `replicates` times with a caller-supplied seeded
+    torch.Generator, each latent's firing count and the token count are recomputed from
+    per-(sequence, latent) firing counts, and the standard error is the standard deviation of the
+    replicate fractions. This measures how much the fraction would move on another sample of texts
+    of the same size, which is what a gate comparing two runs needs; a binomial SE over latents
+    would only measure the finiteness of F. With fewer than two sequences the SE is None.
+
+Sparse-awareness: per-(sequence, latent) firing counts are gathered from `Codes.indices` when the
+codes are TopK-style (values, indices); a dense [N, F] matrix is never built for them. Memory is
+O(number of distinct (sequence, latent) pairs that fire).
+
+This module is pure (codes in, numbers out): it never loads models or checkpoints. Which vectors
+are evaluated is the caller's choice; the activation source already excludes BOS/pad/EOS.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from sae_bench.metrics.stats import per_unit_ratio, ratio_metric
+from sae_bench.sae import Codes
+from sae_bench.task_api import Metric
+
+DEFAULT_DENSE_THRESHOLD = 0.1
+
+
+def firing_pairs(codes: Codes, sequence: Tensor) -> tuple[Tensor, Tensor]:
+    """(sequence id, latent index) of every nonzero code entry, without densifying sparse codes."""
+    seq = sequence.to(codes.values.device, torch.int64)
+    nonzero = codes.values != 0
+    if codes.indices is None:
+        rows, latents = nonzero.nonzero(as_tuple=True)
+    else:
+        rows = torch.arange(codes.values.shape[0], device=codes.values.device)[:, None].expand_as(nonzero)[nonzero]
+        latents = codes.indices[nonzero]
+    return seq[rows].cpu(), latents.to(torch.int64).cpu()
+
+
+def log10_histogram(fire_counts: Tensor, n_vectors: int, bins_per_decade: int = 4) -> dict:
+    """Histogram of log10 firing frequency of the alive latents.
+
+    Bin edges run from floor(log10(1/T)) to 0 in steps of 1/bins_per_decade; the last bin is
+    closed on the right, so frequency 1 (fires on every vector) is counted. Dead latents are
+    reported as `dead`, never as a bin."""
+    counts = fire_counts.to(torch.float64)
+    alive = counts[counts > 0]
+    if n_vectors <= 0:
+        return {"log10_bin_edges": [], "counts": [], "dead": int((counts == 0).sum()), "alive": 0, "tokens": 0}
+    low = math.floor(math.log10(1.0 / n_vectors))
+    n_bins = max(1, -low * bins_per_decade)
+    edges = torch.linspace(float(low), 0.0, n_bins + 1, dtype=torch.float64)
+    logf = torch.log10(alive / n_vectors)
+    index = torch.bucketize(logf, edges, right=True) - 1  # bin i holds edges[i] <= v < edges[i+1]
+    index = index.clamp(0, n_bins - 1)  # v == 0 goes to the last (closed) bin
+    hist = torch.bincount(index, minlength=n_bins)
+    return {"log10_bin_edges": [round(float(e), 6) for e in edges], "counts": [int(c) for c in hist],
+            "dead": int((counts == 0).sum()), "alive": int(alive.numel()), "tokens": int(n_vectors)}
+
+
+class SparsityAccumulator:
+    """Streams (codes, sequence id) batches; `finalize` gives the metrics of the module docstring."""
+
+    def __init__(self, n_sequences: int, d_sae: int, *, dense_threshold: float = DEFAULT_DENSE_THRESHOLD):
+        if not 0.0 <= dense_threshold <= 1.0:
+            raise ValueError(f"dense_threshold must lie in [0, 1], got {dense_threshold}")
+        self.n_sequences, self.d_sae, self.dense_threshold = n_sequences, d_sae, dense_threshold
+        self.tokens = torch.zeros(n_sequences, dtype=torch.float64)
+        self.l0 = torch.zeros(n_sequences, dtype=torch.float64)
+        self.l1 = torch.zeros(n_sequences, dtype=torch.float64)
+        self.fire_counts = torch.zeros(d_sae, dtype=torch.int64)
+        self._pair_keys: list[Tensor] = []  # sequence * d_sae + latent, one entry per firing
+        self._pair_counts: list[Tensor] = []
+
+    def update(self, codes: Codes, sequence: Tensor) -> None:
+        if codes.d_sae != self.d_sae:
+            raise ValueError(f"codes have d_sae={codes.d_sae}, accumulator expects {self.d_sae}")
+        seq = sequence.to("cpu", torch.int64)
+        self.tokens.index_add_(0, seq, torch.ones(seq.shape[0], dtype=torch.float64))
+        self.l0.index_add_(0, seq, codes.active_count().cpu())
+        self.l1.index_add_(0, seq, codes.abs_sum().cpu())
+        self.fire_counts += codes.fire_counts().cpu()
+        pair_seq, latents = firing_pairs(codes, seq)
+        keys, counts = torch.unique(pair_seq * self.d_sae + latents, return_counts=True)
+        self._pair_keys.append(keys)
+        self._pair_counts.append(counts)
+
+    @property
+    def n_vectors(self) -> int:
+        return int(self.tokens.sum())
+
+    def sequence_latent_counts(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Coalesced (sequence, latent, firing count) triples."""
+        if not self._pair_keys:
+            empty = torch.zeros(0, dtype=torch.int64)
+            return empty, empty, empty
+        keys, inverse = torch.unique(torch.cat(self._pair_keys), return_inverse=True)
+        counts = torch.zeros(keys.shape[0], dtype=torch.int64).index_add_(0, inverse, torch.cat(self._pair_counts))
+        self._pair_keys, self._pair_counts = [keys], [counts]
+        return keys // self.d_sae, keys % self.d_sae, counts
+
+    def _fractions(self, fire_counts: Tensor, n_vectors: float) -> tuple[float, float]:
+        dead = float((fire_counts == 0).to(torch.float64).mean())
+        dense = float((fire_counts.to(torch.float64) > self.dense_threshold * n_vectors).to(torch.float64).mean())
+        return dead, dense
+
+    def bootstrap(self, replicates: int, generator: torch.Generator) -> tuple[float | None, float | None]:
+        """Sequence-bootstrap standard errors of (dead_fraction, dense_fraction)."""
+        present = torch.nonzero(self.tokens > 0).flatten()
+        n = present.numel()
+        if replicates < 2 or n < 2:
+            return None, None
+        seqs, latents, counts = self.sequence_latent_counts()
+        # Re-index sequences to 0..n-1 over those with vectors.
+        position = torch.full((self.n_sequences,), -1, dtype=torch.int64)
+        position[present] = torch.arange(n)
+        seqs = position[seqs]
+        tokens = self.tokens[present]
+        dead, dense = [], []
+        for _ in range(replicates):
+            weights = torch.bincount(torch.randint(0, n, (n,), generator=generator), minlength=n).to(torch.float64)
+            fire = torch.zeros(self.d_sae, dtype=torch.float64).index_add_(0, latents, weights[seqs] * counts)
+            d, s = self._fractions(fire, float((weights * tokens).sum()))
+            dead.append(d)
+            dense.append(s)
+        sd = lambda v: float(torch.tensor(v, dtype=torch.float64).std(unbiased=True))  # noqa: E731
+        return sd(dead), sd(dense)
+
+    def finalize(self, *, replicates: int = 200, generator: torch.Generator | None = None) -> dict[str, Metric]:
+        if self.n_vectors == 0:
+            none = Metric.null("no evaluated tokens")
+            return {"l0": none, "l1": none, "dead_fraction": none, "dense_fraction": none}
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        dead, dense = self._fractions(self.fire_counts, float(self.n_vectors))
+        dead_se, dense_se = self.bootstrap(replicates, generator)
+        return {
+            "l0": ratio_metric(self.l0, self.tokens, "no evaluated tokens"),
+            "l1": ratio_metric(self.l1, self.tokens, "no evaluated tokens"),
+            "dead_fraction": Metric(dead, dead_se),
+            "dense_fraction": Metric(dense, dense_se),
+        }
+
+    def histogram(self, bins_per_decade: int = 4) -> dict:
+        return log10_histogram(self.fire_counts, self.n_vectors, bins_per_decade)
+
+    def per_sequence(self) -> dict[str, list[float | None]]:
+        """Per-sequence l0 and l1, for paired comparisons."""
+        return {"l0": per_unit_ratio(self.l0, self.tokens), "l1": per_unit_ratio(self.l1, self.tokens)}
+
+
+def sparsity_metrics(codes: Codes, sequence: Tensor | None = None, *, dense_threshold: float = DEFAULT_DENSE_THRESHOLD,
+                     replicates: int = 200, seed: int = 0) -> dict[str, Metric]:
+    """One-shot metrics for codes of N vectors; `sequence` [N] groups them (default: each its own)."""
+    n = codes.values.shape[0]
+    if sequence is None:
+        sequence = torch.arange(n)
+    acc = SparsityAccumulator(int(sequence.max()) + 1 if n else 0, codes.d_sae, dense_threshold=dense_threshold)
+    acc.update(codes, sequence)
+    return acc.finalize(replicates=replicates, generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,58 @@
+"""Task `sparsity`: how sparse the SAE's codes are on the evaluated tokens.
+
+Metrics (definitions in `sae_bench.metrics.sparsity`): l0, l1 (sequence-clustered standard
+errors), dead_fraction, dense_fraction (sequence-bootstrap standard errors seeded from
+`ctx.generator`). Artifacts: the log10 firing-frequency histogram (bin edges, counts, dead count)
+and per-sequence l0/l1. `counts.tokens` is the number of vectors the fractions rest on: a dead
+fraction is meaningless without it.
+
+The vectors are those of `ctx.activations`, which already excludes BOS, pad and EOS positions
+(the corpus keep mask); for the pooled source each "token" is one text. TopK codes stay sparse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sae_bench.metrics.sparsity import DEFAULT_DENSE_THRESHOLD, SparsityAccumulator
+from sae_bench.registry import register_task
+from sae_bench.task_api import Task, TaskConfig, TaskOutput
+
+_RNG_OFFSET = 7_001  # this task's stream of ctx.generator
+
+
+@dataclass(frozen=True)
+class SparsityConfig(TaskConfig):
+    dense_threshold: float = DEFAULT_DENSE_THRESHOLD  # a latent is dense if it fires on more than this share
+    bootstrap_replicates: int = 200  # sequence-bootstrap replicates for dead/dense standard errors
+    histogram_bins_per_decade: int = 4
+    batch_tokens: int = 4096  # vectors per SAE call; does not change any number
+
+
+@register_task
+class SparsityTask(Task):
+    name = "sparsity"
+    version = "1"
+    Config = SparsityConfig
+    description = "l0, l1, dead and dense latent fractions, firing-frequency histogram"
+
+    def run(self, sae, ctx) -> TaskOutput:
+        cfg = self.config
+        acc = SparsityAccumulator(ctx.corpus.n_sequences, sae.d_sae, dense_threshold=cfg.dense_threshold)
+        for batch in ctx.activations.batches(cfg.batch_tokens, device=sae.device):
+            x_in, _ = sae.preprocess(batch.x.to(sae.dtype))
+            acc.update(sae.encode(x_in), batch.sequence)
+        metrics = acc.finalize(replicates=cfg.bootstrap_replicates, generator=ctx.generator(_RNG_OFFSET))
+        notes = ["dead/dense standard errors: sequence bootstrap, "
+                 f"{cfg.bootstrap_replicates} replicates, seed {ctx.seed}+{_RNG_OFFSET}"]
+        if ctx.is_pooled:
+            notes.append("pooled source: every 'token' is one text's pooled vector")
+        if sae.metadata.preprocessing.standardise == "batch":
+            notes.append("batch-standardised preprocessing depends on batch_tokens")
+        return TaskOutput(
+            metrics=metrics,
+            counts={"tokens": acc.n_vectors, "sequences": int((acc.tokens > 0).sum()), "latents": sae.d_sae},
+            artifacts={"firing_histogram": acc.histogram(cfg.histogram_bins_per_decade),
+                       "per_sequence": acc.per_sequence()},
+            notes=notes,
+        )
