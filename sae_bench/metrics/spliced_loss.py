@@ -1,0 +1,137 @@
+"""Spliced-loss metrics: next-token cross-entropy and KL with the SAE's reconstruction spliced in.
+
+Which predictions count. For a sequence of tokens w_0 … w_{T−1} with keep mask k (True for real
+tokens that are not BOS, pad or EOS), the logits at position t predict w_{t+1}. A prediction
+counts iff k_t and k_{t+1}: its input position is one whose activation was replaced (so clean
+and spliced runs can differ there) and its target is a kept token. The prediction made at BOS
+(whose activation is never replaced, and whose output a causal model cannot change) and
+predictions of EOS/pad are excluded. `prediction_mask` is that definition.
+
+Per counted prediction t, with log-probabilities ℓ = log_softmax(logits) in float32,
+
+    CE_run(t)   = −ℓ_run(t)[w_{t+1}]
+    KL_run(t)   = Σ_v p_clean(t)[v] (ℓ_clean(t)[v] − ℓ_run(t)[v])       (KL(p_clean ‖ p_run) ≥ 0)
+
+and over all counted predictions (N of them; sums per sequence i: C_i, S_i, Z_i, M_i for the
+clean, spliced, zero-ablated and mean-ablated CE, K_i^s and K_i^z for the KLs, n_i counts):
+
+    ce_clean, ce_spliced, ce_zero, ce_mean = Σ_i C_i / Σ_i n_i, …
+    delta_ce           = Σ_i (S_i − C_i) / Σ_i n_i                 = ce_spliced − ce_clean
+    ce_loss_recovered  = Σ_i (Z_i − S_i) / Σ_i (Z_i − C_i)         = (CE_zero − CE_spliced)/(CE_zero − CE_clean)
+    kl_spliced, kl_zero = Σ_i K_i / Σ_i n_i
+    kl_score           = Σ_i (K_i^z − K_i^s) / Σ_i K_i^z            = (KL_zero − KL_spliced)/KL_zero
+
+Every metric is a ratio of per-sequence sums, so its standard error is the sequence-clustered
+delta-method one of `sae_bench.metrics.stats`. A zero denominator (e.g. zero-ablation changes
+nothing) gives `Metric.null(reason)`, never NaN. Logits are taken in chunks of positions through
+a caller-supplied function, so [B, T, V] float32 logits are never materialised.
+
+Pure: tensors and a logits function in, numbers out. Never loads models or checkpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from sae_bench.metrics.stats import per_unit_ratio, ratio_metric
+from sae_bench.task_api import Metric
+
+RUNS = ("clean", "spliced", "zero", "mean")
+
+
+def prediction_mask(keep_mask: Tensor) -> Tensor:
+    """[B, T] bool: position t's prediction counts iff keep[t] and keep[t+1] (last column False)."""
+    keep = keep_mask.bool()
+    out = torch.zeros_like(keep)
+    out[:, :-1] = keep[:, :-1] & keep[:, 1:]
+    return out
+
+
+def next_token_targets(input_ids: Tensor) -> Tensor:
+    """[B, T] target ids: targets[:, t] = input_ids[:, t+1] (last column: a placeholder 0)."""
+    out = torch.zeros_like(input_ids)
+    out[:, :-1] = input_ids[:, 1:]
+    return out
+
+
+def token_ce_kl(logits: Tensor, targets: Tensor, clean_log_probs: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Per-row CE (−log p[target]) and, given clean log-probs, KL(p_clean ‖ p) — both float32 [n]."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    ce = -log_probs.gather(-1, targets[:, None].to(torch.int64)).squeeze(-1)
+    if clean_log_probs is None:
+        return ce, None
+    kl = (clean_log_probs.exp() * (clean_log_probs - log_probs)).sum(dim=-1)
+    return ce, kl.clamp_min(0.0)  # rounding can leave −1e-7; KL is ≥ 0 by definition
+
+
+def chunked_ce_kl(hidden: Tensor, targets: Tensor, logits_fn: Callable[[Tensor], Tensor], *,
+                  clean_hidden: Tensor | None = None, chunk: int = 512) -> tuple[Tensor, Tensor | None]:
+    """CE (and KL against the run given by `clean_hidden`) for n final hidden states [n, d].
+
+    Only `chunk` rows of logits exist at a time (two chunks when KL is asked for)."""
+    ces, kls = [], []
+    for start in range(0, hidden.shape[0], chunk):
+        part = slice(start, start + chunk)
+        clean_lp = None
+        if clean_hidden is not None:
+            clean_lp = torch.log_softmax(logits_fn(clean_hidden[part]).float(), dim=-1)
+        ce, kl = token_ce_kl(logits_fn(hidden[part]), targets[part], clean_lp)
+        ces.append(ce.detach().cpu())
+        if kl is not None:
+            kls.append(kl.detach().cpu())
+        del clean_lp
+    empty = torch.zeros(0, dtype=torch.float32)
+    ce_all = torch.cat(ces) if ces else empty
+    return ce_all, ((torch.cat(kls) if kls else empty) if clean_hidden is not None else None)
+
+
+class SplicedLossAccumulator:
+    """Per-sequence sums of CE (per run) and KL (spliced, zero), and prediction counts."""
+
+    def __init__(self, n_sequences: int):
+        self.n_sequences = n_sequences
+        z = lambda: torch.zeros(n_sequences, dtype=torch.float64)  # noqa: E731
+        self.count = z()
+        self.ce = {run: z() for run in RUNS}
+        self.kl = {"spliced": z(), "zero": z()}
+
+    def add_count(self, sequence: Tensor) -> None:
+        seq = sequence.to("cpu", torch.int64)
+        self.count.index_add_(0, seq, torch.ones(seq.shape[0], dtype=torch.float64))
+
+    def add(self, run: str, sequence: Tensor, ce: Tensor, kl: Tensor | None = None) -> None:
+        seq = sequence.to("cpu", torch.int64)
+        self.ce[run].index_add_(0, seq, ce.to("cpu", torch.float64))
+        if kl is not None:
+            self.kl[run].index_add_(0, seq, kl.to("cpu", torch.float64))
+
+    @property
+    def n_predictions(self) -> int:
+        return int(self.count.sum())
+
+    def finalize(self) -> dict[str, Metric]:
+        return spliced_loss_metrics(self.ce, self.kl, self.count)
+
+    def per_sequence(self) -> dict[str, list[float | None]]:
+        """Per-sequence delta CE (and KL), for paired comparisons."""
+        return {"delta_ce": per_unit_ratio(self.ce["spliced"] - self.ce["clean"], self.count),
+                "kl_spliced": per_unit_ratio(self.kl["spliced"], self.count)}
+
+
+def spliced_loss_metrics(ce: dict[str, Tensor], kl: dict[str, Tensor], count: Tensor) -> dict[str, Metric]:
+    """The module docstring's metrics from per-sequence sums (ce[run], kl[run], count) [n_seq]."""
+    none = "no counted next-token predictions"
+    out = {f"ce_{run}": ratio_metric(ce[run], count, none) for run in RUNS}
+    out["delta_ce"] = ratio_metric(ce["spliced"] - ce["clean"], count, none)
+    out["ce_loss_recovered"] = ratio_metric(
+        ce["zero"] - ce["spliced"], ce["zero"] - ce["clean"],
+        "CE_zero equals CE_clean (zero-ablation changes nothing): ce_loss_recovered is undefined")
+    out["kl_spliced"] = ratio_metric(kl["spliced"], count, none)
+    out["kl_zero"] = ratio_metric(kl["zero"], count, none)
+    out["kl_score"] = ratio_metric(
+        kl["zero"] - kl["spliced"], kl["zero"],
+        "KL_zero is zero (zero-ablation changes nothing): kl_score is undefined")
+    return out
