@@ -27,7 +27,7 @@ from sae_bench import distributed
 from sae_bench.context import ActivationBatch, TokenizedCorpus
 from sae_bench.results import atomic_write_text
 
-POOLED_HOOKPOINT = "pooled_final_norm"
+from sae_bench.models.hookpoints import POOLED_HOOKPOINT  # noqa: F401  (re-exported; defined once there)
 CACHE_FORMAT_VERSION = 1
 
 
