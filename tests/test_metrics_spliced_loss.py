@@ -111,3 +111,135 @@ def test_kl_is_nonnegative_and_zero_only_for_equal_distributions(seed, vocab, sc
     assert bool((kl >= 0).all())
     _, kl_same = token_ce_kl(a, torch.zeros(7, dtype=torch.int64), torch.log_softmax(a, -1))
     assert float(kl_same.max()) < 1e-5
+
+
+# ---------------------------------------------------------------- the task on the fixture model
+import functools  # noqa: E402
+
+from sae_bench.sae import ActivationSpec, SaeMetadata, SparseAutoencoder  # noqa: E402
+
+
+@functools.lru_cache(maxsize=None)
+def _fixture_context(hookpoint: str = "layers.2", n_docs: int = 24):
+    from sae_bench.activations import ActivationSource
+    from sae_bench.context import EvalContext
+    from sae_bench.corpus import load_corpus
+    from sae_bench.fixtures import EVAL_CORPUS_PATH, TINY_MODEL_DIR
+    from sae_bench.models import ModelAdapter
+
+    model = ModelAdapter.load(TINY_MODEL_DIR)
+    corpus = load_corpus(EVAL_CORPUS_PATH, model.tokenizer, seq_len=64, max_documents=n_docs)
+    source = ActivationSource(model, hookpoint, corpus, batch_size=8, show_progress=False)
+    return EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source,
+                       batch_size=8, show_progress=False)
+
+
+def _test_sae(W_enc, W_dec, d):
+    F = W_enc.shape[0]
+    meta = SaeMetadata(checkpoint_id="test", format="test", d_in=d, d_sae=F, activation=ActivationSpec("relu"))
+    return SparseAutoencoder(W_enc, torch.zeros(F), W_dec, torch.zeros(d), meta)
+
+
+def identity_sae(d):
+    """relu(x) − relu(−x) = x exactly: W_enc = W_dec = [I; −I], no biases."""
+    eye = torch.eye(d)
+    both = torch.cat([eye, -eye])
+    return _test_sae(both, both.clone(), d)
+
+
+def zero_sae(d):
+    """Decodes everything to exactly 0."""
+    return _test_sae(torch.eye(d), torch.zeros(d, d), d)
+
+
+def _run(sae, ctx, **config):
+    from sae_bench.tasks.spliced_loss import SplicedLossTask
+
+    task = SplicedLossTask(**config)
+    assert task.skip_reason(sae, ctx) is None
+    return task.run(sae, ctx)
+
+
+def test_task_identity_and_zero_sae_on_fixture_model():
+    ctx = _fixture_context()
+    d = ctx.model.d_model
+    out = _run(identity_sae(d), ctx, chunk_positions=37)
+    m = out.metrics
+    assert m["ce_loss_recovered"].value == 1.0
+    assert m["kl_spliced"].value == 0.0 and m["delta_ce"].value == 0.0
+    assert m["kl_score"].value == 1.0
+    assert m["ce_zero"].value > m["ce_clean"].value and m["kl_zero"].value > 0
+    assert out.counts["tokens"] == int(prediction_mask(ctx.corpus.keep_mask).sum())
+    assert out.artifacts["per_sequence"]["delta_ce"] == [0.0] * ctx.corpus.n_sequences
+    # the memoised baseline is reused: zero SAE gives exactly the zero-ablation run
+    zero = _run(zero_sae(d), ctx).metrics
+    assert zero["ce_loss_recovered"].value == 0.0 and zero["kl_score"].value == 0.0
+    assert zero["ce_spliced"].value == m["ce_zero"].value
+    assert sum(k.startswith("spliced_loss/baseline") for k in ctx.shared) == 1
+
+
+def test_task_clean_ce_matches_full_forward_logits():
+    ctx = _fixture_context()
+    corpus = ctx.corpus
+    ids, mask = corpus.input_ids, corpus.attention_mask
+    with torch.no_grad():
+        logits = ctx.model.logits(ids, mask)
+    pred = prediction_mask(corpus.keep_mask)
+    ce, _ = token_ce_kl(logits[pred], next_token_targets(ids)[pred])
+    m = _run(identity_sae(ctx.model.d_model), ctx).metrics
+    assert m["ce_clean"].value == pytest.approx(float(ce.double().mean()), rel=1e-5)
+    # mean-ablation: replace kept positions by the mean kept activation, full forward with a splice
+    mu = ctx.activations.mean().float()
+    keep = corpus.keep_mask
+
+    def to_mean(x):
+        out = x.clone()
+        out[keep] = mu.to(x.dtype)
+        return out
+
+    with ctx.model.splice(ctx.hookpoint, to_mean), torch.no_grad():
+        logits_mean = ctx.model.logits(ids, mask)
+    ce_mean, _ = token_ce_kl(logits_mean[pred], next_token_targets(ids)[pred])
+    assert m["ce_mean"].value == pytest.approx(float(ce_mean.double().mean()), rel=1e-4)
+
+
+def test_task_skips_pooled_source():
+    from sae_bench.tasks.spliced_loss import SplicedLossTask
+
+    class _Pooled:
+        pooled = True
+
+    class _Ctx:
+        activations = _Pooled()
+        is_pooled = True
+
+    assert "pooled" in SplicedLossTask().skip_reason(None, _Ctx())
+
+
+def test_task_numbers_do_not_depend_on_batching():
+    import dataclasses
+
+    ctx = _fixture_context()
+    other = dataclasses.replace(ctx, batch_size=5, shared={})  # corpus batches cut across source shards
+    sae = zero_sae(ctx.model.d_model)
+    a, b = _run(sae, ctx, chunk_positions=64).metrics, _run(sae, other, chunk_positions=7).metrics
+    for name in a:
+        assert a[name].value == pytest.approx(b[name].value, rel=1e-5, abs=1e-7)
+
+
+def test_kept_vectors_out_of_order_are_an_error():
+    from sae_bench.context import ActivationBatch
+    from sae_bench.errors import DataError
+    from sae_bench.tasks.spliced_loss import iter_kept_by_batch
+
+    ctx = _fixture_context()
+    full = ctx.activations.all()
+
+    class _Shuffled:
+        d = full.x.shape[1]
+
+        def batches(self, _n):
+            yield ActivationBatch(full.x.flip(0), full.sequence.flip(0), full.position.flip(0))
+
+    with pytest.raises(DataError, match="corpus order"):
+        list(iter_kept_by_batch(_Shuffled(), ctx.corpus, 8))
