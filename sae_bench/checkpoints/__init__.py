@@ -1,1 +1,88 @@
-"""checkpoints"""
+"""Load any supported SAE checkpoint into the one `SparseAutoencoder` interface.
+
+`load_checkpoint(ref, hookpoint=None, format=None, revision=None, device="cpu", **options)`:
+`ref` is a local file/folder or a hub id "owner/name"; `format` one of sparsify | saelens | ernos
+or None to detect it from the file names. For hub ids only the hookpoint's subfolder is
+downloaded (`format="ernos"` fetches the repo's top-level .safetensors and JSON files instead).
+
+Modules, one job each: safe_tensors (safe reading, hashing), hub (ids, downloads), detect
+(format detection), sparsify / saelens / ernos (one format each), feature_map (ErnOS labels),
+assemble (metadata + the SAE object).
+
+Must never: unpickle anything (torch.load, pickle); copy weight matrices; let a bad input
+escape as anything other than a sae_bench.errors.InputError.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sae_bench.errors import CheckpointError
+from sae_bench.sae import SparseAutoencoder
+
+from .detect import FORMATS, check_format, detect_format, single_safetensors
+from .ernos import load_ernos
+from .feature_map import FeatureLabel, FeatureMap, load_feature_map
+from .hub import check_hub_id, check_relative_path, download, looks_like_hub_id
+from .saelens import load_saelens
+from .sparsify import load_sparsify
+
+__all__ = ["FORMATS", "FeatureLabel", "FeatureMap", "load_checkpoint", "load_feature_map", "detect_format"]
+
+LOADERS = {"sparsify": load_sparsify, "saelens": load_saelens, "ernos": load_ernos}
+ERNOS_HUB_PATTERNS = ["*.safetensors", "sae_config.json", "feature_map.json"]
+
+
+def _fetch(repo_id: str, hookpoint: str | None, fmt: str | None, revision: str | None, cache_dir) -> Path:
+    """Local snapshot for a hub id, downloading only what the format + hookpoint need."""
+    check_hub_id(repo_id)
+    if fmt == "ernos":
+        return download(repo_id, allow_patterns=ERNOS_HUB_PATTERNS, revision=revision, cache_dir=cache_dir)
+    if hookpoint is None:
+        raise CheckpointError(repo_id, "a hub checkpoint needs hookpoint= (the subfolder to download), or "
+                                       "format='ernos' for a single-file ErnOS repo")
+    snapshot = download(repo_id, allow_patterns=[f"{hookpoint}/*"], revision=revision, cache_dir=cache_dir)
+    if not (snapshot / hookpoint).is_dir():
+        raise CheckpointError(f"{repo_id}@{revision or 'main'}", f"has no files under {hookpoint}/")
+    return snapshot
+
+
+def load_checkpoint(ref: str | os.PathLike, *, hookpoint: str | None = None, format: str | None = None,
+                    revision: str | None = None, device: str = "cpu", **options) -> SparseAutoencoder:
+    """Load an SAE checkpoint (local path or hub id) as a SparseAutoencoder.
+
+    hookpoint: the sparsify/saelens subfolder (it may carry the run folder, "run/layers.3"), or for
+    ErnOS the activation site to record (default pooled_final_norm). options: format-specific
+    (ErnOS: activation, k, threshold, normalise, standardise, mean, std, source_model,
+    decoder_layout, subtract_decoder_bias, feature_map); `cache_dir` for hub downloads.
+    """
+    source = os.fspath(ref) if isinstance(ref, (str, os.PathLike)) else repr(ref)
+    if not isinstance(ref, (str, os.PathLike)) or not source:
+        raise CheckpointError(source, "a checkpoint reference must be a path or a hub id")
+    check_format(format, source)
+    if hookpoint is not None:
+        check_relative_path(hookpoint, "hookpoint", source)
+    cache_dir = options.pop("cache_dir", None)
+    path = Path(source).expanduser()
+    if path.exists():
+        checkpoint_id = source
+    elif isinstance(ref, str) and looks_like_hub_id(ref):
+        checkpoint_id = ref if revision is None else f"{ref}@{revision}"
+        path = _fetch(ref, hookpoint, format, revision, cache_dir)
+    elif isinstance(ref, str) and "/" in ref and not ref.startswith(("/", ".", "~")) and "\\" not in ref:
+        check_hub_id(ref)  # raises: looks like a hub id but with forbidden parts
+        raise AssertionError("unreachable")
+    else:
+        raise CheckpointError(source, "no such file or folder (and not a hub id 'owner/name')")
+    fmt = format or detect_format(path, hookpoint)
+    if fmt == "ernos" and path.is_dir():
+        single = single_safetensors(path)
+        if single is None:
+            raise CheckpointError(path, "format 'ernos' needs one .safetensors file; this folder has "
+                                        f"{len(list(path.glob('*.safetensors')))}")
+        path = single
+    sae = LOADERS[fmt](path, hookpoint=hookpoint, checkpoint_id=checkpoint_id, device=device, **options)
+    if revision is not None:
+        sae.metadata.extras["revision"] = revision
+    return sae
