@@ -133,3 +133,69 @@ def test_permuting_latents_changes_no_metric_and_l0_bounded(seed, kind, F, D):
     assert 0 <= ma["l0"].value <= F
     assert 0 <= ma["dead_fraction"].value <= 1 and 0 <= ma["dense_fraction"].value <= 1
     assert not any(m.value is not None and math.isnan(m.value) for m in ma.values())
+
+
+# ---------------------------------------------------------------- the task on fixture checkpoints
+def _context(hookpoint):
+    from sae_bench.activations import ActivationSource
+    from sae_bench.context import EvalContext
+    from sae_bench.corpus import load_corpus
+    from sae_bench.fixtures import EVAL_CORPUS_PATH, TINY_MODEL_DIR
+    from sae_bench.models import ModelAdapter
+
+    model = ModelAdapter.load(TINY_MODEL_DIR)
+    corpus = load_corpus(EVAL_CORPUS_PATH, model.tokenizer, seq_len=64, max_documents=40)
+    source = ActivationSource(model, hookpoint, corpus, show_progress=False)
+    return EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source, show_progress=False)
+
+
+def test_task_on_fixture_topk_checkpoint_never_densifies(monkeypatch):
+    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench.fixtures import SAES_DIR
+    from sae_bench.tasks.sparsity import SparsityTask
+
+    ctx = _context("layers.2")
+    sae = load_checkpoint(SAES_DIR / "sparsify" / "tiny-gemma4-8x", hookpoint="layers.2")
+    k = sae.activation.k
+
+    def no_dense(_self):
+        raise AssertionError("TopK codes were densified")
+
+    monkeypatch.setattr(Codes, "to_dense", no_dense)
+    out = SparsityTask(batch_tokens=100).run(sae, ctx)
+    m = out.metrics
+    assert out.counts["tokens"] == ctx.corpus.n_kept  # BOS/pad/EOS excluded by the source
+    assert 0 < m["l0"].value <= k and m["l0"].stderr is not None
+    assert m["l1"].value > 0
+    hist = out.artifacts["firing_histogram"]
+    assert sum(hist["counts"]) + hist["dead"] == sae.d_sae == out.counts["latents"]
+    assert m["dead_fraction"].value == pytest.approx(hist["dead"] / sae.d_sae)
+    assert m["dead_fraction"].stderr is not None and m["dense_fraction"].stderr is not None
+    # same numbers whatever the batching and the same seed
+    again = SparsityTask(batch_tokens=4096).run(sae, ctx).metrics
+    for name in m:
+        assert again[name].value == pytest.approx(m[name].value, rel=1e-9)
+        assert again[name].stderr == pytest.approx(m[name].stderr, rel=1e-9)
+
+
+def test_task_on_fixture_ernos_pooled_checkpoint():
+    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench.fixtures import SAES_DIR
+    from sae_bench.tasks.sparsity import SparsityTask
+
+    ctx = _context("pooled_final_norm")
+    sae = load_checkpoint(SAES_DIR / "ernos" / "tiny_sae.safetensors")
+    out = SparsityTask().run(sae, ctx)
+    assert out.counts["tokens"] == ctx.corpus.n_sequences  # one pooled vector per text
+    assert 0 <= out.metrics["l0"].value <= sae.d_sae
+    assert any("pooled" in note for note in out.notes)
+
+
+def test_identity_sae_reconstructs_exactly():
+    d = 6
+    both = torch.cat([torch.eye(d), -torch.eye(d)])
+    sae = _sae(both, torch.zeros(2 * d), both.clone(), torch.zeros(d), ActivationSpec("relu"))
+    x = torch.randn(50, d, generator=torch.Generator().manual_seed(0))
+    x_hat, codes = sae.reconstruct(x)
+    assert reconstruction_metrics(x, x_hat)["fvu"].value == 0.0
+    assert sparsity_metrics(codes)["l0"].value == d  # exactly one of ±x_i is positive per coordinate
