@@ -178,3 +178,20 @@ def test_same_seed_same_numbers(task_cls, model, pooled_ctx):
     b = task_cls(n_permutations=30, k_values=[2]).run(sae, _ctx(model, "pooled_final_norm", seed=7, shared=shared))
     assert a.metrics == b.metrics
     assert np.isfinite([v.value for v in a.metrics.values() if v.value is not None]).all()
+
+
+def test_runner_writes_a_valid_probing_record(tmp_path):
+    from sae_bench.fixtures import EVAL_CORPUS_PATH
+    from sae_bench.results import read_record
+    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+
+    config = RunConfig(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), results_dir=tmp_path,
+                       seq_len=16, max_documents=2, tasks=["probing"], show_progress=False,
+                       task_options={"probing": {"n_permutations": 20, "k_values": [1, 2]}})
+    report = evaluate(config, [CheckpointSpec(str(ERNOS), hookpoint="pooled_final_norm", format="ernos")])
+    (record,) = report.records
+    again = read_record(next(tmp_path.rglob("probing.json")))
+    assert again.metrics == record.metrics
+    assert "label_confirmed_fraction/safety:deception" in record.metrics
+    assert record.data["task"]["config"]["k_values"] == [1, 2]
+    assert record.data["artifacts"]["probe_set"]["sha256"] == load_probe_set().sha256
