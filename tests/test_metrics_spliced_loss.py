@@ -243,3 +243,18 @@ def test_kept_vectors_out_of_order_are_an_error():
 
     with pytest.raises(DataError, match="corpus order"):
         list(iter_kept_by_batch(_Shuffled(), ctx.corpus, 8))
+
+
+def test_task_on_fixture_checkpoints_trained_beats_untrained():
+    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench.fixtures import SAES_DIR
+
+    ctx = _fixture_context()
+    trained = _run(load_checkpoint(SAES_DIR / "sparsify" / "tiny-gemma4-8x", hookpoint="layers.2"), ctx).metrics
+    untrained = _run(load_checkpoint(SAES_DIR / "sparsify" / "untrained-8x", hookpoint="layers.2"), ctx).metrics
+    for m in (trained, untrained):
+        assert all(v.value is not None and math.isfinite(v.value) and v.stderr is not None for v in m.values())
+        assert m["kl_spliced"].value >= 0
+    assert trained["ce_loss_recovered"].value > untrained["ce_loss_recovered"].value
+    assert trained["kl_spliced"].value < untrained["kl_spliced"].value
+    assert trained["ce_clean"] == untrained["ce_clean"]  # one memoised baseline
