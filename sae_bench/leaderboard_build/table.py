@@ -1,0 +1,304 @@
+"""The leaderboard table: one row per checkpoint x hookpoint, one column per metric of each
+comparability group, and the files it is written to (rows.parquet, rows.csv, table.md).
+
+Columns:
+- identity columns (`ID_COLUMNS`): rank, row (a stable row number, used by the plots and the
+  page's anchors), checkpoint, hookpoint, format, d_in, d_sae, activation, model,
+  model_revision, checkpoint_sha256, corpus;
+- for every comparability group G and each metric m it reports: `G/m` (the value) and
+  `G/m_stderr`. G is the task name when that task has one comparability key in the build,
+  otherwise `task@v<version>.<config hash[:8]>.<corpus hash[:8]>`, so a column never holds numbers
+  of two keys and rows are only ever compared within one key.
+
+Ranking: by the first column of `RANKING_PREFERENCE` present in the build (lower-is-better or
+higher-is-better as stated there), competition ranking (ties share the smaller rank, "1224"),
+rows without a value unranked and last. Row order: rank, then checkpoint, then hookpoint.
+
+Output is byte-deterministic: parquet through pyarrow with an explicit schema and no pandas
+metadata, CSV with "\n" line ends, no timestamps. This module never computes a metric: values
+and standard errors are copied from the records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sae_bench.leaderboard_build.collect import Collection, ComparabilityKey, key_of
+from sae_bench.results import ResultRecord
+
+STDERR_SUFFIX = "_stderr"
+
+# (task, metric, True when higher is better); the first present in a build ranks the rows.
+RANKING_PREFERENCE: tuple[tuple[str, str, bool], ...] = (
+    ("spliced_loss", "ce_loss_recovered", True),
+    ("reconstruction", "fvu", False),
+    ("reconstruction", "explained_variance", True),
+)
+
+# Which way is better for the headline metrics (the page's first click on a header sorts best first).
+HIGHER_IS_BETTER = frozenset({"explained_variance", "cossim", "ce_loss_recovered", "kl_score",
+                              "label_confirmed_fraction", "reproduced_fraction"})
+LOWER_IS_BETTER = frozenset({"fvu", "mse", "delta_ce", "kl_spliced", "dead_fraction", "dense_fraction"})
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True/False for metrics with a known better direction, None otherwise (l0, l1 ...)."""
+    return True if metric in HIGHER_IS_BETTER else False if metric in LOWER_IS_BETTER else None
+
+
+ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("rank", pa.int64()),
+    ("row", pa.int64()),
+    ("checkpoint", pa.string()),
+    ("hookpoint", pa.string()),
+    ("format", pa.string()),
+    ("d_in", pa.int64()),
+    ("d_sae", pa.int64()),
+    ("activation", pa.string()),
+    ("model", pa.string()),
+    ("model_revision", pa.string()),
+    ("checkpoint_sha256", pa.string()),
+    ("corpus", pa.string()),
+)
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    """One metric of one comparability group: `name` holds values, `stderr_name` standard errors."""
+
+    group: str
+    key: ComparabilityKey
+    metric: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}/{self.metric}"
+
+    @property
+    def stderr_name(self) -> str:
+        return self.name + STDERR_SUFFIX
+
+
+@dataclass
+class Row:
+    row: int
+    checkpoint: str
+    hookpoint: str
+    records: list[ResultRecord]
+    rank: int | None = None
+
+    def record_for(self, key: ComparabilityKey) -> ResultRecord | None:
+        for record in self.records:
+            if key_of(record) == key:
+                return record
+        return None
+
+    def entry(self, column: MetricColumn) -> dict[str, Any] | None:
+        record = self.record_for(column.key)
+        return None if record is None else record.metrics.get(column.metric)
+
+
+@dataclass
+class LeaderboardTable:
+    rows: list[Row]  # in rank order
+    columns: list[MetricColumn]
+    groups: dict[ComparabilityKey, str]  # key -> column group label
+    ranked_by: MetricColumn | None = None
+    higher_is_better: bool | None = None
+    frame: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def column(self, name: str) -> MetricColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+def group_labels(keys: list[ComparabilityKey]) -> dict[ComparabilityKey, str]:
+    """Column group label per key: the task name, qualified only where a task has several keys."""
+    per_task: dict[str, list[ComparabilityKey]] = {}
+    for key in sorted(keys):
+        per_task.setdefault(key.task, []).append(key)
+    labels: dict[ComparabilityKey, str] = {}
+    for task, task_keys in per_task.items():
+        if len(task_keys) == 1:
+            labels[task_keys[0]] = task
+            continue
+        short = {k: f"{task}@v{k.task_version}.{k.config_hash[:8]}.{k.corpus_hash[:8]}" for k in task_keys}
+        if len(set(short.values())) < len(task_keys):
+            short = {k: f"{task}@v{k.task_version}.{k.config_hash}.{k.corpus_hash}" for k in task_keys}
+        labels.update(short)
+    return labels
+
+
+def _activation(data: dict[str, Any]) -> str:
+    act = data["checkpoint"].get("activation")
+    if not isinstance(act, dict):
+        return str(act or "")
+    kind = str(act.get("kind", ""))
+    if act.get("k") is not None:
+        return f"{kind} k={act['k']}"
+    if act.get("threshold") is not None and not isinstance(act["threshold"], (list, dict)):
+        return f"{kind} threshold={act['threshold']}"
+    return kind
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def number(entry: dict[str, Any] | None, field_name: str) -> float | None:
+    if entry is None:
+        return None
+    value = entry.get(field_name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _ranking_column(columns: list[MetricColumn]) -> tuple[MetricColumn | None, bool | None]:
+    for task, metric, higher in RANKING_PREFERENCE:
+        for column in columns:  # sorted: the first key of that task wins
+            if column.key.task == task and column.metric == metric:
+                return column, higher
+    return None, None
+
+
+def build_table(collection: Collection) -> LeaderboardTable:
+    groups = group_labels(collection.keys)
+    metric_names: dict[ComparabilityKey, set[str]] = {}
+    for record in collection.records:
+        metric_names.setdefault(key_of(record), set()).update(record.metrics)
+    columns = sorted((MetricColumn(groups[k], k, m) for k, names in metric_names.items() for m in names),
+                     key=lambda c: (c.group, c.metric))
+    rows = [Row(i + 1, ckpt, hp, records) for i, ((ckpt, hp), records) in enumerate(collection.by_row().items())]
+    ranked_by, higher = _ranking_column(columns)
+    if ranked_by is not None:
+        scored = [(v, r) for r in rows if (v := number(r.entry(ranked_by), "value")) is not None]
+        for row_ in rows:
+            value = number(row_.entry(ranked_by), "value")
+            if value is not None:
+                better = sum(1 for v, _ in scored if (v > value if higher else v < value))
+                row_.rank = better + 1
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.checkpoint, r.hookpoint))
+    table = LeaderboardTable(rows=rows, columns=columns, groups=groups, ranked_by=ranked_by, higher_is_better=higher)
+    table.frame = to_frame(table)
+    return table
+
+
+def _schema(table: LeaderboardTable) -> pa.Schema:
+    fields = [pa.field(name, kind) for name, kind in ID_COLUMNS]
+    for column in table.columns:
+        fields += [pa.field(column.name, pa.float64()), pa.field(column.stderr_name, pa.float64())]
+    return pa.schema(fields)
+
+
+def to_frame(table: LeaderboardTable) -> pd.DataFrame:
+    data: dict[str, list[Any]] = {name: [] for name, _ in ID_COLUMNS}
+    for column in table.columns:
+        data[column.name] = []
+        data[column.stderr_name] = []
+    for row in table.rows:
+        first = row.records[0].data
+        ids = {
+            "rank": row.rank, "row": row.row, "checkpoint": row.checkpoint, "hookpoint": row.hookpoint,
+            "format": str(first["checkpoint"].get("format", "")),
+            "d_in": _int_or_none(first["checkpoint"].get("d_in")),
+            "d_sae": _int_or_none(first["checkpoint"].get("d_sae")),
+            "activation": _activation(first), "model": str(first["model"].get("id", "")),
+            "model_revision": str(first["model"].get("revision") or ""),
+            "checkpoint_sha256": str(first["checkpoint"].get("sha256") or ""),
+            "corpus": ", ".join(sorted({str(r.data["corpus"].get("id", "")) for r in row.records})),
+        }
+        for name, value in ids.items():
+            data[name].append(value)
+        for column in table.columns:
+            entry = row.entry(column)
+            data[column.name].append(number(entry, "value"))
+            data[column.stderr_name].append(number(entry, "stderr"))
+    frame = pd.DataFrame(data)
+    for name, kind in ID_COLUMNS:
+        if kind == pa.int64():
+            frame[name] = frame[name].astype("Int64")
+    for column in table.columns:
+        for name in (column.name, column.stderr_name):
+            frame[name] = frame[name].astype("float64")
+    return frame
+
+
+def write_parquet(table: LeaderboardTable, path: Path) -> None:
+    """Fixed schema, no pandas metadata (no index, no library versions), deterministic bytes."""
+    schema = _schema(table)
+    arrays = []
+    for f in schema:
+        values = [None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v
+                  for v in table.frame[f.name].tolist()]
+        arrays.append(pa.array(values, type=f.type))
+    arrow = pa.Table.from_arrays(arrays, schema=schema)
+    pq.write_table(arrow, path, compression="snappy", store_schema=True, write_statistics=False)
+
+
+def write_csv(table: LeaderboardTable, path: Path) -> None:
+    text = table.frame.to_csv(index=False, lineterminator="\n", na_rep="")
+    path.write_text(text, encoding="utf-8", newline="")
+
+
+# ------------------------------------------------------------------------------- markdown
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|"})
+
+
+def md_escape(text: Any) -> str:
+    """Untrusted text for a Markdown table cell: HTML-escaped (so no tag survives a renderer),
+    Markdown punctuation backslash-escaped, newlines flattened."""
+    import html
+
+    flat = " ".join(str(text).split())
+    return html.escape(flat, quote=True).translate(_MD_SPECIAL)
+
+
+def format_value(entry: dict[str, Any] | None) -> str:
+    """`value ± stderr` (4 and 2 significant digits), `null` for a null metric, `-` when absent."""
+    if entry is None:
+        return "-"
+    value, stderr = number(entry, "value"), number(entry, "stderr")
+    if value is None:
+        return "null"
+    return f"{value:.4g}" if stderr is None else f"{value:.4g} ± {stderr:.2g}"
+
+
+def ranking_text(table: LeaderboardTable) -> str:
+    if table.ranked_by is None:
+        return ranking_text_for(None)
+    return f"ranked by {table.ranked_by.name} ({'higher' if table.higher_is_better else 'lower'} is better)"
+
+
+def ranking_text_for(column_name: str | None) -> str:
+    return "unranked (no ranking metric present)" if column_name is None else f"ranked by {column_name}"
+
+
+def key_text(key: ComparabilityKey) -> str:
+    return (f"task {key.task} version {key.task_version}, config {key.config_hash}, corpus {key.corpus_hash}")
+
+
+def render_markdown(table: LeaderboardTable, version: str) -> str:
+    header = ["rank", "#", "checkpoint", "hookpoint"] + [c.name for c in table.columns]
+    lines = [f"# sae-bench leaderboard {md_escape(version)}", "",
+             f"{len(table.rows)} rows (checkpoint x hookpoint), {md_escape(ranking_text(table))}. "
+             "Cells: value ± standard error; `null`: the task reported no value (see index.html); `-`: not run.", "",
+             "| " + " | ".join(md_escape(h) for h in header) + " |",
+             "|" + "|".join("---" if i < 4 else "--:" for i in range(len(header))) + "|"]
+    for row in table.rows:
+        cells = ["" if row.rank is None else str(row.rank), str(row.row), md_escape(row.checkpoint),
+                 md_escape(row.hookpoint)] + [md_escape(format_value(row.entry(c))) for c in table.columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Comparability groups", "",
+              "Numbers are compared only within a group: same task, task version, config hash and corpus hash.", "",
+              "| group | task | version | config hash | corpus hash |", "|---|---|---|---|---|"]
+    for key, label in sorted(table.groups.items(), key=lambda kv: kv[1]):
+        lines.append("| " + " | ".join(md_escape(x) for x in (label, key.task, key.task_version, key.config_hash,
+                                                                 key.corpus_hash)) + " |")
+    return "\n".join(lines) + "\n"
