@@ -189,3 +189,19 @@ def test_probe_set_needs_both_classes_in_both_splits(tmp_path):
         load_probe_set(path)
     with pytest.raises(DataError, match="not found"):
         load_probe_set(tmp_path / "missing.jsonl")
+
+
+def test_probe_set_ships_as_package_data():
+    """The wheel carries tasks/probing_data/*.jsonl via the recursive package-data patterns
+    (checked once by building a wheel; here the cheap invariant that keeps it so)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert config["package-dir"]["sae_bench.tasks"] == "tasks"
+    shipped = load_probe_set().path
+    relative = Path(shipped).resolve().relative_to((root / "tasks").resolve()).as_posix()
+    patterns = config["package-data"].get("*", []) + config["package-data"].get("sae_bench.tasks", [])
+    assert any(fnmatch.fnmatch(relative, p) for p in patterns), (relative, patterns)
