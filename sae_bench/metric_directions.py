@@ -1,0 +1,177 @@
+"""Which way is better for each metric, and how large a change matters: the one table for compare and gate.
+
+A `MetricRule` says whether higher or lower values are better (or neither: `none`, never gated)
+and the minimum effect below which a change is not a regression, either absolute (`0.01`) or
+relative to the baseline value (`5%`). Names are matched exactly first, then as shell patterns
+(`sae_accuracy_k*`); a key `task.metric` beats a bare `metric`. Metrics not in the table are
+reported by compare and gate but never gated.
+
+Rule text (command line, rules files): `direction[:min_effect]`, e.g. `lower:0.01`, `higher:2%`,
+`none`. This module holds the table and its parsing only; it never reads records or computes
+metrics.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from sae_bench.errors import InputError
+
+DIRECTIONS = ("higher", "lower", "none")
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """`direction`: higher | lower | none. `min_effect`: absolute, or a fraction of |baseline| when `relative`."""
+
+    direction: str
+    min_effect: float = 0.0
+    relative: bool = False
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if not math.isfinite(self.min_effect) or self.min_effect < 0:
+            raise ValueError(f"min_effect must be a finite number >= 0, got {self.min_effect!r}")
+
+    def threshold(self, baseline_value: float) -> float:
+        """The minimum effect in the metric's own units for this baseline value."""
+        return self.min_effect * abs(baseline_value) if self.relative else self.min_effect
+
+    def describe(self) -> str:
+        if self.direction == "none":
+            return "none"
+        effect = f"{self.min_effect * 100:g}%" if self.relative else f"{self.min_effect:g}"
+        return f"{self.direction}:{effect}"
+
+
+def _r(direction: str, effect: float = 0.0, relative: bool = False) -> MetricRule:
+    return MetricRule(direction, effect, relative)
+
+
+# The defaults. Absolute effects are in each metric's own units (fractions, nats); mse and l1 depend
+# on the activation scale, so their effects are relative to the baseline.
+DEFAULT_RULES: dict[str, MetricRule] = {
+    # reconstruction
+    "fvu": _r("lower", 0.01),
+    "explained_variance": _r("higher", 0.01),
+    "mse": _r("lower", 0.05, relative=True),
+    "cossim": _r("higher", 0.01),
+    "l2_ratio": _r("none"),  # ideal is 1, not an extreme
+    "relative_reconstruction_bias": _r("none"),  # ideal is 1
+    # sparsity: l0/l1 are a design choice, not a quality
+    "l0": _r("none"),
+    "l1": _r("none"),
+    "dead_fraction": _r("lower", 0.01),
+    "dense_fraction": _r("lower", 0.01),
+    # spliced loss
+    "ce_loss_recovered": _r("higher", 0.01),
+    "delta_ce": _r("lower", 0.01),
+    "ce_spliced": _r("lower", 0.01),
+    "ce_clean": _r("none"),  # a property of the model, not the SAE
+    "ce_zero": _r("none"),
+    "kl_spliced": _r("lower", 0.01),
+    "kl_zero": _r("none"),
+    "kl_score": _r("higher", 0.01),
+    # downstream / probing / max-activation reproduction
+    "acc_spliced*": _r("higher", 0.01),
+    "label_confirmed_fraction*": _r("higher", 0.02),
+    "sae_accuracy_k*": _r("higher", 0.02),
+    "reproduced_fraction*": _r("higher", 0.02),
+}
+
+
+def lookup(metric: str, rules: Mapping[str, MetricRule] | None = None, task: str | None = None) -> MetricRule | None:
+    """The rule for `metric` (of `task`): `task.metric` then `metric` exact, then patterns; None if unknown."""
+    table = DEFAULT_RULES if rules is None else rules
+    names = ([f"{task}.{metric}"] if task else []) + [metric]
+    for name in names:
+        if name in table:
+            return table[name]
+    for name in names:
+        for pattern, rule in table.items():
+            if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(name, pattern):
+                return rule
+    return None
+
+
+def merged(overrides: Mapping[str, MetricRule] | None) -> dict[str, MetricRule]:
+    """The defaults with `overrides` on top (an override replaces the default of the same key)."""
+    out = dict(DEFAULT_RULES)
+    out.update(overrides or {})
+    return out
+
+
+def parse_rule_text(text: str, source: str) -> MetricRule:
+    """`lower:0.01`, `higher:2%`, `higher` (effect 0), `none` -> MetricRule; InputError naming `source`."""
+    direction, _, effect = str(text).strip().partition(":")
+    direction = direction.strip().lower()
+    if direction not in DIRECTIONS:
+        raise InputError(source, f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    effect = effect.strip()
+    relative = effect.endswith("%")
+    try:
+        value = float(effect[:-1] if relative else effect) if effect else 0.0
+    except ValueError:
+        raise InputError(source, f"minimum effect {effect!r} is not a number (or a percentage like 5%)") from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(source, f"minimum effect {effect!r} must be a finite number >= 0")
+    return MetricRule(direction, value / 100 if relative else value, relative)
+
+
+def parse_rule_arg(text: str) -> tuple[str, MetricRule]:
+    """`metric=direction:min_effect` (the `--rule` option)."""
+    name, sep, rule = text.partition("=")
+    if not sep or not name.strip():
+        raise InputError(f"--rule {text}", "expected METRIC=DIRECTION[:MIN_EFFECT], e.g. fvu=lower:0.02")
+    return name.strip(), parse_rule_text(rule, f"--rule {text}")
+
+
+def _rule_from_value(value, source: str) -> MetricRule:
+    if isinstance(value, str):
+        return parse_rule_text(value, source)
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"direction", "min_effect"})
+        if unknown or "direction" not in value:
+            raise InputError(source, "a rule object needs 'direction' and optionally 'min_effect' (number or 'N%')")
+        effect = value.get("min_effect", 0)
+        if isinstance(effect, bool) or not isinstance(effect, (int, float, str)):
+            raise InputError(source, f"min_effect {effect!r} is not a number or a percentage string")
+        return parse_rule_text(f"{value['direction']}:{effect}", source)
+    raise InputError(source, "a rule is a string like 'lower:0.01' or an object {direction, min_effect}")
+
+
+def load_rules_file(path: str | os.PathLike) -> dict[str, MetricRule]:
+    """Rules from JSON or TOML: `{"fvu": "lower:0.02", "cossim": {"direction": "higher", "min_effect": 0.005}}`.
+
+    A top-level `rules` table is also accepted (so a TOML file can use `[rules]`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(path, f"cannot read rules file: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(path, f"malformed TOML: {exc}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputError(path, f"malformed JSON: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("rules"), dict) and len(data) == 1:
+        data = data["rules"]
+    if not isinstance(data, dict):
+        raise InputError(path, "a rules file is an object mapping metric names to rules")
+    return {str(name): _rule_from_value(value, f"{path} [{name}]") for name, value in data.items()}

@@ -1,0 +1,150 @@
+"""Pairing two sets of result records and the standard error of a metric's difference (used by compare and gate).
+
+Records of side A and side B are matched by (hookpoint, task) when each side holds a single
+checkpoint, else by (checkpoint id, hookpoint, task). A matched pair is comparable only when its
+comparability keys (task name, task version, config hash, corpus hash) agree; otherwise the
+reason names the first difference, e.g. "reconstruction: task version 1 vs 2".
+
+Difference of one metric, d = value_B − value_A, with standard error
+
+    paired:    se = sd(δ) / √n,  δ_i = B_i − A_i over the n sequences where both per-sequence
+               values exist (`artifacts.per_sequence[metric]`, same corpus hash, same length, n ≥ 2;
+               sd with ddof = 1). Both sides were measured on the same tokens, so their shared
+               noise cancels.
+    unpaired:  se = √(se_A² + se_B²)   (missing stderrs count as 0).
+
+The centre is always the metric difference itself (value_B − value_A, ratios of sums); the
+per-sequence values only estimate its spread. This module never reads files or computes metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from sae_bench.errors import ResultError
+from sae_bench.results import ResultRecord
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordPair:
+    key: Key  # (hookpoint, task) or (checkpoint, hookpoint, task)
+    a: ResultRecord | None
+    b: ResultRecord | None
+    reason: str | None = None  # why the pair is not comparable (None: comparable)
+
+    @property
+    def comparable(self) -> bool:
+        return self.a is not None and self.b is not None and self.reason is None
+
+    @property
+    def task(self) -> str:
+        return self.key[-1]
+
+    @property
+    def hookpoint(self) -> str:
+        return self.key[-2]
+
+
+@dataclass(frozen=True)
+class Difference:
+    diff: float  # value_B − value_A
+    se: float
+    paired: bool
+    n_pairs: int | None = None  # sequences used by the paired se
+
+
+def incomparability(a: ResultRecord, b: ResultRecord) -> str | None:
+    """None when `a` and `b` may be compared, else the first difference in words."""
+    task = a.task_name
+    checks = (("task", a.task_name, b.task_name), ("task version", a.task_version, b.task_version),
+              ("config hash", a.config_hash, b.config_hash), ("corpus hash", a.corpus_hash, b.corpus_hash))
+    for what, left, right in checks:
+        if left != right:
+            return f"{task}: {what} {left} vs {right}"
+    return None
+
+
+def _single_checkpoint(records: Sequence[ResultRecord]) -> bool:
+    return len({r.checkpoint_id for r in records}) <= 1
+
+
+def pair_records(a_records: Iterable[ResultRecord], b_records: Iterable[ResultRecord]) -> list[RecordPair]:
+    """Match A's and B's records (see module docstring); unmatched records come back with the other side None."""
+    a_records, b_records = list(a_records), list(b_records)
+    by_checkpoint = not (_single_checkpoint(a_records) and _single_checkpoint(b_records))
+
+    def key(record: ResultRecord) -> Key:
+        base = (record.hookpoint, record.task_name)
+        return (record.checkpoint_id, *base) if by_checkpoint else base
+
+    def index(records: list[ResultRecord], side: str) -> dict[Key, ResultRecord]:
+        out: dict[Key, ResultRecord] = {}
+        for record in records:
+            k = key(record)
+            if k in out:
+                raise ResultError(record.path or side, f"two records for {' / '.join(k)} on side {side}")
+            out[k] = record
+        return out
+
+    left, right = index(a_records, "A"), index(b_records, "B")
+    pairs = []
+    for k in sorted(set(left) | set(right)):
+        a, b = left.get(k), right.get(k)
+        if a is None:
+            reason = f"{k[-1]}: only in B"
+        elif b is None:
+            reason = f"{k[-1]}: only in A"
+        else:
+            reason = incomparability(a, b)
+        pairs.append(RecordPair(k, a, b, reason))
+    return pairs
+
+
+def per_sequence(record: ResultRecord, metric: str) -> list[Any] | None:
+    arts = record.data.get("artifacts")
+    table = arts.get("per_sequence") if isinstance(arts, dict) else None
+    values = table.get(metric) if isinstance(table, dict) else None
+    return values if isinstance(values, list) else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def paired_deltas(a: ResultRecord, b: ResultRecord, metric: str) -> list[float] | None:
+    """Per-sequence B − A for `metric`, or None when the two are not measured on the same sequences."""
+    if a.corpus_hash != b.corpus_hash:
+        return None
+    xs, ys = per_sequence(a, metric), per_sequence(b, metric)
+    if xs is None or ys is None or len(xs) != len(ys):
+        return None
+    deltas = [float(y) - float(x) for x, y in zip(xs, ys) if _number(x) and _number(y)]
+    return deltas if len(deltas) >= 2 else None
+
+
+def difference(a: ResultRecord, b: ResultRecord, metric: str) -> Difference | None:
+    """value_B − value_A with its standard error (paired when possible); None if either value is null/missing."""
+    ea, eb = a.metrics.get(metric), b.metrics.get(metric)
+    if ea is None or eb is None or ea.get("value") is None or eb.get("value") is None:
+        return None
+    diff = float(eb["value"]) - float(ea["value"])
+    deltas = paired_deltas(a, b, metric)
+    if deltas is not None:
+        n = len(deltas)
+        mean = sum(deltas) / n
+        sd = math.sqrt(sum((d - mean) ** 2 for d in deltas) / (n - 1))
+        return Difference(diff, sd / math.sqrt(n), True, n)
+    se_a, se_b = ea.get("stderr") or 0.0, eb.get("stderr") or 0.0
+    return Difference(diff, math.sqrt(float(se_a) ** 2 + float(se_b) ** 2), False)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned plain-text columns (shared by the compare and gate printouts)."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    fmt = lambda line: "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(line) for line in cells[1:]])
