@@ -110,3 +110,16 @@ def test_unknown_lm_eval_task_is_an_input_error():
     ctx = _ctx()
     with pytest.raises(InputError, match="not an lm-eval task"):
         _task(lm_eval_tasks="no_such_task_xyz", limit=2).run(identity_sae(ctx.model.d_model), ctx)
+
+
+def test_on_fixture_sparsify_checkpoint():
+    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench.fixtures import SAES_DIR
+
+    ctx = _ctx()
+    sae = load_checkpoint(SAES_DIR / "sparsify" / "tiny-gemma4-8x", hookpoint="layers.2")
+    out = _task(limit=30).run(sae, ctx)
+    m = out.metrics
+    assert all(v.value is not None and v.stderr is not None for v in m.values())
+    assert m["acc_delta"].value == pytest.approx(m["acc_spliced"].value - m["acc_clean"].value)
+    assert out.counts == {"documents": 30, "tasks": 1}
