@@ -1,8 +1,10 @@
 """Task `probing`: do labelled features fire on their concept, and how well do a few latents
 classify the labelled categories compared with the raw activations?
 
-Texts: a labeled probe set (`sae_bench.probe_set`; the shipped one, or `probe_set=PATH`, or the
-suite resource `probe_set`). One vector per text at the context's hookpoint:
+Texts: a labeled probe set (`sae_bench.probe_set`): option `probe_set=PATH`, else the suite
+resource `probe_set`, else the shipped `tasks/probing_data/probe_set.jsonl`. Its sha256 is in the
+artifacts; the config hash only sees the path, so edit a replacement file under a new name.
+One vector per text at the context's hookpoint:
 - pooled hookpoint (`pooled_final_norm`): the model's pooled final-norm vector per text, used
   for both the SAE and the raw baseline (one vector per text is what ErnOS trained on);
 - token hookpoints: per-token residuals over kept tokens (BOS/pad/EOS excluded); the SAE
@@ -15,7 +17,9 @@ checkpoint at the hookpoint shares one model pass.
 
 Metrics (definitions in `sae_bench.metrics.probing`):
 (a) needs a feature map: `label_confirmed_fraction`, `label_confirmed_fraction/<category>`
-    (AUROC >= min_auroc and permutation p < alpha), `label_auroc_mean`; null without a map.
+    (AUROC >= min_auroc and permutation p < alpha, over the category's texts of both splits),
+    `label_auroc_mean`; null without a map. Map categories absent from the probe set are
+    untested (listed in notes), never counted as failures.
 (b) any checkpoint: `sae_accuracy_k{k}` (k latents chosen by mean difference on the training
     split, logistic regression, held-out accuracy pooled over categories), `raw_accuracy_k{k}`
     (same on raw dimensions), `raw_accuracy_dense` (logistic regression on all raw dimensions).
@@ -38,8 +42,6 @@ from sae_bench.metrics.stats import mean_metric
 from sae_bench.probe_set import ProbeSet, load_probe_set
 from sae_bench.registry import register_task
 from sae_bench.task_api import Metric, Task, TaskConfig, TaskOutput
-
-POOLED = "pooled_final_norm"  # == sae_bench.models.POOLED_HOOKPOINT (kept import-light)
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ class PerTextActivations:
 
 def _extract(ctx, probe_set: ProbeSet, seq_len: int) -> PerTextActivations:
     from sae_bench.corpus import tokenize
+    from sae_bench.models.hookpoints import POOLED_HOOKPOINT  # lazy: task discovery stays light
 
     corpus = tokenize(probe_set.texts, ctx.model.tokenizer, seq_len=seq_len, corpus_id=probe_set.path)
-    pooled = ctx.hookpoint == POOLED or ctx.is_pooled
+    pooled = ctx.hookpoint == POOLED_HOOKPOINT or ctx.is_pooled
     device = ctx.model.device
     vectors, counts = [], []
     batches = list(corpus.batches(ctx.batch_size))
