@@ -220,7 +220,7 @@ def _metrics_table(record: ResultRecord) -> str:
 def _record_details(record: ResultRecord, group: str) -> list[str]:
     data = record.data
     task, corpus = data["task"], data["corpus"]
-    out = [f"<h4>{esc(group)}</h4>",
+    out = [f'<h4>{esc(group)} <a href="{esc(_record_link(record))}">(record)</a></h4>',
            _dl([("task", f"{task['name']} version {task['version']}"), ("config hash", task["config_hash"]),
                 ("config", task.get("config", {})),
                 ("corpus", f"{corpus.get('id', '')} (hash {corpus['hash']}, seq_len {corpus.get('seq_len')}, "
