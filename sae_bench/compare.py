@@ -117,7 +117,7 @@ def _pm(value: float | None, stderr: float | None) -> str:
 
 
 def _better(direction: str, diff: float, low: float, high: float) -> str:
-    if diff == 0 and low == 0 and high == 0:
+    if diff == 0:
         return "same"
     if direction == "none":
         return "-"
