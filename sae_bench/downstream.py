@@ -25,7 +25,7 @@ import torch
 
 from sae_bench.errors import InputError
 
-DEFAULT_TASK = "sae_bench_categories"
+DEFAULT_TASK = "sae_bench_continuation"  # shipped in tasks/lm_eval_tasks/, runs offline
 
 
 def local_tasks_dir() -> Path:

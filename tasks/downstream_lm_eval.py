@@ -3,7 +3,7 @@
 Runs lm-evaluation-harness in-process (`sae_bench.downstream`) on the context's model twice:
 clean (memoised per hookpoint and config: it does not depend on the checkpoint) and with
 `sae.splice` replacing the residual at the hookpoint (non-BOS/pad/EOS positions). Default task:
-the shipped local `sae_bench_categories` (10-way topic multiple choice over the fixture corpus);
+the shipped local `sae_bench_continuation` (4-way: which ending continues this fixture text);
 any lm-eval task name with an `acc` metric works for real models (`lm_eval_tasks` option).
 
 Metrics, for one task: acc_clean, acc_spliced (stderr: lm-eval's acc_stderr) and
@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 import torch
 
+from sae_bench.downstream import DEFAULT_TASK
 from sae_bench.registry import register_task
 from sae_bench.task_api import Metric, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)
 class DownstreamConfig(TaskConfig):
-    lm_eval_tasks: tuple[str, ...] | str = ("sae_bench_categories",)  # lm-eval task names (comma-separated string ok)
+    lm_eval_tasks: tuple[str, ...] | str = (DEFAULT_TASK,)  # lm-eval task names (comma-separated string ok)
     include_path: str | None = None  # extra lm-eval task folder(s), os.pathsep-separated
     limit: int | float | None = None  # documents per task (lm-eval's limit)
     num_fewshot: int | None = None

@@ -54,7 +54,7 @@ def test_identity_sae_keeps_accuracy_and_zero_sae_is_measured():
     assert m["acc_delta"].value == 0.0 and m["acc_delta"].stderr == 0.0
     assert 0.0 <= m["acc_clean"].value <= 1.0 and m["acc_clean"].stderr > 0
     assert out.counts["documents"] == 30
-    assert out.artifacts["per_document"]["acc_delta"]["sae_bench_categories"] == [0.0] * 30
+    assert out.artifacts["per_document"]["acc_delta"]["sae_bench_continuation"] == [0.0] * 30
     zero = task.run(zero_sae(ctx.model.d_model), ctx).metrics
     assert zero["acc_clean"] == m["acc_clean"]  # clean run memoised per hookpoint and config
     deltas = zero["acc_delta"]
@@ -87,20 +87,26 @@ def test_skip_for_pooled_and_options():
 
     assert "pooled" in _task().skip_reason(None, _C())
     assert _task(lm_eval_tasks="a, b").config.task_names() == ["a", "b"]
-    assert _task().config.task_names() == ["sae_bench_categories"]
+    assert _task().config.task_names() == ["sae_bench_continuation"]
 
 
-def test_local_task_dataset_is_the_fixture_corpus():
+def test_local_task_dataset_is_built_from_the_fixture_corpus():
+    import importlib.util
+
     from sae_bench.downstream import local_tasks_dir
     from sae_bench.fixtures import EVAL_CORPUS_PATH
 
-    folder = local_tasks_dir() / "sae_bench_categories"
-    rows = [json.loads(line) for line in (folder / "categories.jsonl").read_text().splitlines()]
+    folder = local_tasks_dir() / "sae_bench_continuation"
+    rows = [json.loads(line) for line in (folder / "continuation.jsonl").read_text().splitlines()]
+    spec = importlib.util.spec_from_file_location("continuation_build", folder / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert build.build(EVAL_CORPUS_PATH) == rows  # the shipped file is what build.py makes
     corpus = [json.loads(line) for line in EVAL_CORPUS_PATH.read_text().splitlines()]
-    assert [(r["text"], r["category"]) for r in rows] == [(c["text"], c["category"]) for c in corpus]
-    assert len({r["label"] for r in rows}) == 10
-    # labels are consistent: one category <-> one choice index
-    assert len({(r["category"], r["label"]) for r in rows}) == 10
+    assert len(rows) == len(corpus) == 100
+    for row, doc in zip(rows, corpus):
+        assert f"{row['context']} {row['choices'][row['label']]}" == " ".join(doc["text"].split())
+        assert len(row["choices"]) == 4 and len(set(row["choices"])) == 4
 
 
 @pytest.mark.slow
@@ -118,8 +124,12 @@ def test_on_fixture_sparsify_checkpoint():
 
     ctx = _ctx()
     sae = load_checkpoint(SAES_DIR / "sparsify" / "tiny-gemma4-8x", hookpoint="layers.2")
-    out = _task(limit=30).run(sae, ctx)
+    out = _task().run(sae, ctx)
     m = out.metrics
     assert all(v.value is not None and v.stderr is not None for v in m.values())
     assert m["acc_delta"].value == pytest.approx(m["acc_spliced"].value - m["acc_clean"].value)
-    assert out.counts == {"documents": 30, "tasks": 1}
+    assert out.counts == {"documents": 100, "tasks": 1}
+    assert m["acc_clean"].value > 0.4  # well above the 0.25 chance level: the task can detect damage
+    untrained = load_checkpoint(SAES_DIR / "sparsify" / "untrained-8x", hookpoint="layers.2")
+    worse = _task().run(untrained, ctx).metrics["acc_delta"]
+    assert worse.value < m["acc_delta"].value and worse.value + 2 * worse.stderr < 0

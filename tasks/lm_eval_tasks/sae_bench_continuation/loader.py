@@ -1,4 +1,4 @@
-"""Dataset loader of the `sae_bench_categories` lm-eval task: the jsonl beside this file.
+"""Dataset loader of the `sae_bench_continuation` lm-eval task: the jsonl beside this file.
 
 lm-eval imports this file by path (`!function loader.load`); it is not a sae_bench module and the
 task registry never imports it. It only reads; it never downloads.
@@ -6,7 +6,7 @@ task registry never imports it. It only reads; it never downloads.
 
 from pathlib import Path
 
-DATA_FILE = Path(__file__).resolve().parent / "categories.jsonl"
+DATA_FILE = Path(__file__).resolve().parent / "continuation.jsonl"
 
 
 def load(**_metadata):
