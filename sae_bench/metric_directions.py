@@ -133,7 +133,10 @@ def parse_rule_arg(text: str) -> tuple[str, MetricRule]:
     return name.strip(), parse_rule_text(rule, f"--rule {text}")
 
 
-def _rule_from_value(value, source: str) -> MetricRule:
+def rule_from_value(value, source: str) -> MetricRule:
+    """A MetricRule, rule text (`lower:0.01`) or an object {direction, min_effect} -> MetricRule."""
+    if isinstance(value, MetricRule):
+        return value
     if isinstance(value, str):
         return parse_rule_text(value, source)
     if isinstance(value, dict):
@@ -174,4 +177,4 @@ def load_rules_file(path: str | os.PathLike) -> dict[str, MetricRule]:
         data = data["rules"]
     if not isinstance(data, dict):
         raise InputError(path, "a rules file is an object mapping metric names to rules")
-    return {str(name): _rule_from_value(value, f"{path} [{name}]") for name, value in data.items()}
+    return {str(name): rule_from_value(value, f"{path} [{name}]") for name, value in data.items()}
