@@ -136,3 +136,12 @@ def test_feature_map_option_and_folder_ref(tmp_path):
     assert sae.metadata.weights_path == str(path.resolve())
     assert [e.sae_index for e in sae.feature_map.entries] == [2]
     assert sae.metadata.extras["feature_map_path"] == str(fmap)
+
+
+def test_half_precision_checkpoints_keep_their_dtype(tmp_path):
+    w = {k: v.to(torch.bfloat16) for k, v in weights().items()}
+    sae = load_checkpoint(save(tmp_path / "bf16.safetensors", w))
+    assert sae.metadata.dtype == "bfloat16" and sae.dtype == torch.bfloat16 and sae.b_dec.dtype == torch.bfloat16
+    mixed = {**weights(), "W_dec": weights()["W_dec"].half()}
+    with pytest.raises(CheckpointError, match="mixed-precision"):
+        load_checkpoint(save(tmp_path / "mixed.safetensors", mixed))

@@ -164,3 +164,28 @@ def test_device_moves_weights_and_tensors_are_shared_not_copied():
     if torch.cuda.is_available():  # pragma: no cover - exercised on GPU machines
         on_gpu = load_checkpoint(SPARSIFY_L2, device="cuda")
         assert on_gpu.W_enc.is_cuda and on_gpu.W_dec.is_cuda and on_gpu.b_dec.is_cuda
+
+
+@pytest.mark.parametrize("cfg_kwargs", [{"skip_connection": True}, {"multi_topk": True}, {"num_latents": 96}])
+def test_sparsify_variants_match_eai_sparsify(tmp_path, cfg_kwargs):
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    torch.manual_seed(0)
+    coder = SparseCoder(16, SparseCoderConfig(expansion_factor=4, k=5, **cfg_kwargs))
+    with torch.no_grad():
+        coder.encoder.bias.normal_()
+        coder.b_dec.normal_()
+        if coder.W_skip is not None:
+            coder.W_skip.normal_()
+    coder.save_to_disk(tmp_path / "layers.0")
+    ours = load_checkpoint(tmp_path, hookpoint="layers.0")
+    assert ours.d_sae == coder.num_latents and ours.metadata.activation.k == 5
+    x = torch.randn(32, 16)
+    with torch.no_grad():
+        enc = coder.encode(x)
+        expected = coder.decode(enc.top_acts, enc.top_indices)
+        if coder.W_skip is not None:
+            expected = coder(x).sae_out  # forward adds x @ W_skip.T
+    torch.testing.assert_close(ours.decode(ours.encode(x), x), expected, rtol=1e-5, atol=1e-5)
+    if cfg_kwargs.get("multi_topk"):
+        assert "multi_topk" in ours.metadata.extras["note"]
