@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from sae_bench.leaderboard_build.collect import ComparabilityKey, key_of
 from sae_bench.leaderboard_build.plots import Plot
 from sae_bench.leaderboard_build.table import (LeaderboardTable, Row, format_value, higher_is_better, number,
-                                               ranking_text)
+                                               MetricColumn, ranking_text)
 from sae_bench.results import ResultRecord, record_path
 
 ARTIFACT_PREVIEW_CHARS = 4000
@@ -53,8 +53,7 @@ pre { background: #f4f4f4; padding: 0.5em; white-space: pre-wrap; word-break: br
 SCRIPT = r"""
 (function () {
   "use strict";
-  var table = document.getElementById("leaderboard");
-  if (!table) { return; }
+  function sortable(table) {
   var body = table.tBodies[0];
   var headers = table.tHead.rows[0].cells;
   var current = -1, currentDir = 1;
@@ -96,6 +95,8 @@ SCRIPT = r"""
       if (header.getAttribute("data-key") === name) { sortBy(col, wanted[1] ? -1 : 1); }
     });
   }
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), sortable);
 })();
 """.lstrip()
 
@@ -145,16 +146,16 @@ def _header_cell(label: str, key: str, numeric: bool, first: int = 1, title: str
             f'aria-sort="none"{title_attr}><button type="button">{esc(label)}<span class="mark"></span></button></th>')
 
 
-def _table(table: LeaderboardTable) -> list[str]:
+def _table(table: LeaderboardTable, columns: list[MetricColumn], table_id: str) -> list[str]:
     heads = [_header_cell("rank", "rank", True), _header_cell("#", "row", True),
              _header_cell("checkpoint", "checkpoint", False), _header_cell("hookpoint", "hookpoint", False),
              _header_cell("d_sae", "d_sae", True)]
-    for column in table.columns:
+    for column in columns:
         better = higher_is_better(column.metric)
         hint = "" if better is None else (" (higher is better)" if better else " (lower is better)")
         heads.append(_header_cell(column.name, column.name, True, first=-1 if better else 1,
                                   title=f"{column.name}{hint}; value ± standard error"))
-    out = ['<div class="scroll"><table id="leaderboard">', "<thead><tr>" + "".join(heads) + "</tr></thead>", "<tbody>"]
+    out = [f'<div class="scroll"><table class="sortable" id="{table_id}">', "<thead><tr>" + "".join(heads) + "</tr></thead>", "<tbody>"]
     for order, row in enumerate(table.rows):
         d_sae = row.records[0].data["checkpoint"].get("d_sae")
         d_sae = d_sae if isinstance(d_sae, int) and not isinstance(d_sae, bool) else None
@@ -163,7 +164,7 @@ def _table(table: LeaderboardTable) -> list[str]:
                  f'<td data-sort="{esc(row.checkpoint)}"><a href="#row-{row.row}">{esc(row.checkpoint)}</a></td>',
                  f'<td data-sort="{esc(row.hookpoint)}">{esc(row.hookpoint)}</td>',
                  f'<td class="num" data-sort="{"" if d_sae is None else d_sae}">{"" if d_sae is None else d_sae}</td>']
-        for column in table.columns:
+        for column in columns:
             entry = row.entry(column)
             reason = (entry or {}).get("reason")
             title = f' title="{esc(reason)}"' if reason else ""
@@ -172,6 +173,13 @@ def _table(table: LeaderboardTable) -> list[str]:
         out.append(f'<tr data-order="{order}" data-row="{row.row}">' + "".join(cells) + "</tr>")
     out += ["</tbody></table></div>"]
     return out
+
+
+def _all_metrics(table: LeaderboardTable) -> list[str]:
+    if len(table.headline_columns()) == len(table.columns):
+        return []
+    return ([f"<details><summary>All {len(table.columns)} metric columns (rows.csv and rows.parquet hold them "
+             "with their standard errors)</summary>"] + _table(table, table.columns, "all-metrics") + ["</details>"])
 
 
 def _groups(table: LeaderboardTable) -> list[str]:
@@ -274,7 +282,7 @@ def render_version_page(table: LeaderboardTable, plots: list[Plot], version: str
         'Files: <a href="rows.parquet">rows.parquet</a>, <a href="rows.csv">rows.csv</a>, '
         '<a href="table.md">table.md</a>, <a href="results/">results/</a> (the records), '
         '<a href="../index.html">all versions</a>.</p>',
-        "<h2>Table</h2>"] + _table(table) + [
+        "<h2>Table</h2>"] + _table(table, table.headline_columns(), "leaderboard") + _all_metrics(table) + [
         "<h2>Frontier plots</h2>"] + _plots(plots) + [
         "<h2>Comparability groups</h2>",
         "<p>A column holds numbers of one group only: same task, task version, config hash and corpus hash.</p>"

@@ -70,6 +70,25 @@ def _points(table: LeaderboardTable, x: MetricColumn, y: MetricColumn):
     return points, dropped
 
 
+def _label_clusters(points, radius: float = 0.025) -> list[tuple[str, float, float]]:
+    """One label per group of points that would print on top of each other ("5,7" at the first),
+    judged in axis fractions (x on the log scale)."""
+    lx = [math.log10(p[1]) for p in points]
+    ys = [p[2] for p in points]
+    span_x = (max(lx) - min(lx)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    clusters: list[list[int]] = []
+    for i in range(len(points)):
+        for cluster in clusters:
+            j = cluster[0]
+            if abs(lx[i] - lx[j]) / span_x < radius and abs(ys[i] - ys[j]) / span_y < radius:
+                cluster.append(i)
+                break
+        else:
+            clusters.append([i])
+    return [(",".join(str(points[i][0]) for i in c), points[c[0]][1], points[c[0]][2]) for c in clusters]
+
+
 def draw(table: LeaderboardTable, x: MetricColumn, y: MetricColumn, path: Path) -> Plot:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -86,8 +105,8 @@ def draw(table: LeaderboardTable, x: MetricColumn, y: MetricColumn, path: Path) 
                 xerr_low = [min(e, v * 0.999) for v, e in zip(xs, xerr)]
                 ax.errorbar(xs, ys, xerr=[xerr_low, list(xerr)], yerr=list(yerr), fmt="o", markersize=5,
                             color="#1f5f9f", ecolor="#7f9fbf", elinewidth=1, capsize=2)
-                for row_id, xv, yv in zip(ids, xs, ys):
-                    ax.annotate(str(row_id), (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
+                for label, xv, yv in _label_clusters(points):
+                    ax.annotate(label, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
                 ax.set_xscale("log")
                 # Plain tick labels: mathtext is off (untrusted names), so no "$10^{1}$" labels.
                 ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))

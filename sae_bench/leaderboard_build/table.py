@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from sae_bench.leaderboard_build.collect import Collection, ComparabilityKey, key_of
 from sae_bench.results import ResultRecord
+from sae_bench.summary import HEADLINE_METRICS
 
 STDERR_SUFFIX = "_stderr"
 
@@ -116,6 +117,13 @@ class LeaderboardTable:
 
     def column(self, name: str) -> MetricColumn | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    def headline_columns(self) -> list[MetricColumn]:
+        """The headline metrics (`sae_bench.summary.HEADLINE_METRICS`, in that order) present in the
+        build, or every column when none is; the other columns are in "all metrics" and the files."""
+        order = {pair: i for i, pair in enumerate(HEADLINE_METRICS)}
+        chosen = [c for c in self.columns if (c.key.task, c.metric) in order]
+        return sorted(chosen, key=lambda c: (order[(c.key.task, c.metric)], c.group)) or list(self.columns)
 
 
 def group_labels(keys: list[ComparabilityKey]) -> dict[ComparabilityKey, str]:
@@ -284,17 +292,26 @@ def key_text(key: ComparabilityKey) -> str:
     return (f"task {key.task} version {key.task_version}, config {key.config_hash}, corpus {key.corpus_hash}")
 
 
-def render_markdown(table: LeaderboardTable, version: str) -> str:
-    header = ["rank", "#", "checkpoint", "hookpoint"] + [c.name for c in table.columns]
-    lines = [f"# sae-bench leaderboard {md_escape(version)}", "",
-             f"{len(table.rows)} rows (checkpoint x hookpoint), {md_escape(ranking_text(table))}. "
-             "Cells: value ± standard error; `null`: the task reported no value (see index.html); `-`: not run.", "",
-             "| " + " | ".join(md_escape(h) for h in header) + " |",
+def _markdown_table(table: LeaderboardTable, columns: list[MetricColumn]) -> list[str]:
+    header = ["rank", "#", "checkpoint", "hookpoint"] + [c.name for c in columns]
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
              "|" + "|".join("---" if i < 4 else "--:" for i in range(len(header))) + "|"]
     for row in table.rows:
         cells = ["" if row.rank is None else str(row.rank), str(row.row), md_escape(row.checkpoint),
-                 md_escape(row.hookpoint)] + [md_escape(format_value(row.entry(c))) for c in table.columns]
+                 md_escape(row.hookpoint)] + [md_escape(format_value(row.entry(c))) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(table: LeaderboardTable, version: str) -> str:
+    headline = table.headline_columns()
+    lines = [f"# sae-bench leaderboard {md_escape(version)}", "",
+             f"{len(table.rows)} rows (checkpoint x hookpoint), {md_escape(ranking_text(table))}; rows without "
+             "that metric are unranked. Cells: value ± standard error; `null`: the task reported no value "
+             "(the reason is in index.html); `-`: not run.", ""]
+    lines += _markdown_table(table, headline)
+    if len(headline) < len(table.columns):
+        lines += ["", "## All metrics", ""] + _markdown_table(table, table.columns)
     lines += ["", "## Comparability groups", "",
               "Numbers are compared only within a group: same task, task version, config hash and corpus hash.", "",
               "| group | task | version | config hash | corpus hash |", "|---|---|---|---|---|"]
