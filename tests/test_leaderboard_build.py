@@ -224,7 +224,7 @@ def test_untrusted_text_is_escaped_everywhere(tmp_path):
     assert page.count("<script") == 1  # ours only
     assert "&lt;/pre&gt;&lt;script&gt;alert(2)" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     # Markdown: a pipe in a name cannot open a new cell; every table line has the header's cell count.
-    main_table = markdown.split("## Comparability")[0]
+    main_table = markdown.split("## All metrics")[1].split("## Comparability")[0]
     lines = [line for line in main_table.splitlines() if line.startswith("| ")]
     assert len(lines) == 3 and "\\|&lt;svg" in lines[0]
     assert len({line.replace("\\|", "").count(" | ") for line in lines}) == 1
