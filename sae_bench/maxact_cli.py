@@ -69,11 +69,12 @@ def cmd_build(args) -> int:
     from sae_bench.corpus import load_corpus
     from sae_bench.maxact.build import BuildSettings, build_maxact
 
+    settings = BuildSettings(top_n=args.top_n, window=args.window, features=_features(args.features),
+                             batch_size=args.batch_size, show_progress=not args.quiet)
+    settings.check(d_sae=max(settings.features or [0]) + 1)  # cheap checks before loading anything
     model, sae, hookpoint = _load(args)
     corpus = load_corpus(args.corpus, model.tokenizer, seq_len=args.seq_len, split=args.corpus_split,
                          column=args.corpus_column, max_documents=args.max_documents)
-    settings = BuildSettings(top_n=args.top_n, window=args.window, features=_features(args.features),
-                             batch_size=args.batch_size, show_progress=not args.quiet)
     path = build_maxact(model, sae, hookpoint, corpus, args.out, settings, model_label=args.model)
     from sae_bench.maxact.schema import read_maxact
 
