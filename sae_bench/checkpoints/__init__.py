@@ -70,9 +70,9 @@ def load_checkpoint(ref: str | os.PathLike, *, hookpoint: str | None = None, for
     elif isinstance(ref, str) and looks_like_hub_id(ref):
         checkpoint_id = ref if revision is None else f"{ref}@{revision}"
         path = _fetch(ref, hookpoint, format, revision, cache_dir)
-    elif isinstance(ref, str) and "/" in ref and not ref.startswith(("/", ".", "~")) and "\\" not in ref:
-        check_hub_id(ref)  # raises: looks like a hub id but with forbidden parts
-        raise AssertionError("unreachable")
+    elif isinstance(ref, str) and "/" in ref and not ref.startswith(("/", "~")):
+        check_hub_id(ref)  # not a local path; as a hub id it has forbidden parts: this raises and says why
+        raise CheckpointError(source, "not a valid hub id")  # pragma: no cover - check_hub_id raised already
     else:
         raise CheckpointError(source, "no such file or folder (and not a hub id 'owner/name')")
     fmt = format or detect_format(path, hookpoint)
