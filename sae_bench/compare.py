@@ -243,6 +243,8 @@ def compare_checkpoints(a_ref: str, b_ref: str, *, model: str | None = None, cor
 
     Checkpoints are evaluated on `corpus` with `model` (into `results_dir`, a temporary folder if
     None); the dictionary comparison runs when both sides are checkpoints."""
+    if not -1.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold {threshold}", "a cosine threshold lies in [-1, 1]")
     a, b = resolve_side(a_ref), resolve_side(b_ref)
     checkpoints = [s for s in (a, b) if s.is_checkpoint]
     if checkpoints:

@@ -139,6 +139,8 @@ def test_cli_compare_result_folders(tmp_path, capsys):
     assert payload["rows"][0]["diff"] == pytest.approx(0.1) and payload["rows"][0]["better"] == "A"
     assert main(["compare", f"{TRAINED}@layers.2", str(b)]) == 2  # a checkpoint needs --model/--corpus
     assert "--model" in capsys.readouterr().err
+    assert main(["compare", str(a), str(b), "--threshold", "1.5"]) == 2
+    assert "--threshold 1.5" in capsys.readouterr().err
 
 
 def test_compare_checkpoint_with_itself(tmp_path):

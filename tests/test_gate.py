@@ -205,3 +205,44 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["gate", "--baseline", str(base), "--candidate", str(empty)]) == 2
     err = capsys.readouterr().err
     assert "no result records" in err and err.count("\n") == 3
+
+
+# ------------------------------------------------------------- end to end on fixture checkpoints
+def _perturbed_copy(folder, scale: float, seed: int):
+    """A copy of the trained fixture SAE (layers.2) with Gaussian noise of `scale`·‖row‖ on each decoder row."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from sae_bench.fixtures import SAES_DIR
+
+    source = SAES_DIR / "sparsify" / "tiny-gemma4-8x" / "layers.2"
+    target = folder / "layers.2"
+    target.mkdir(parents=True)
+    shutil.copy(source / "cfg.json", target / "cfg.json")
+    tensors = load_file(str(source / "sae.safetensors"))
+    w = tensors["W_dec"]
+    noise = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed)) / w.shape[1] ** 0.5
+    tensors["W_dec"] = torch.nn.functional.normalize(w + scale * w.norm(dim=1, keepdim=True) * noise, dim=1)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / "sae.safetensors"))
+    return folder
+
+
+def test_gate_end_to_end_fails_on_planted_regression_and_passes_on_noise(tmp_path, capsys):
+    from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
+
+    common = ["--model", str(TINY_MODEL_DIR), "--corpus", str(EVAL_CORPUS_PATH), "--seq-len", "32",
+              "--max-documents", "24", "--tasks", "reconstruction,sparsity", "--quiet", "--no-cache"]
+    checkpoints = {"base": SAES_DIR / "sparsify" / "tiny-gemma4-8x",
+                   "noise": _perturbed_copy(tmp_path / "noise-sae", 0.03, 1),
+                   "worse": _perturbed_copy(tmp_path / "worse-sae", 0.5, 2)}
+    for name, path in checkpoints.items():
+        assert main(["run", *common, "-c", f"{path}@layers.2", "--results", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    assert main(["gate", "--baseline", str(tmp_path / "base"), "--candidate", str(tmp_path / "noise")]) == 0
+    assert "gate PASSED" in capsys.readouterr().out
+    assert main(["gate", "--baseline", str(tmp_path / "base"), "--candidate", str(tmp_path / "worse")]) == 1
+    out = capsys.readouterr().out
+    failed = {line.split()[4] for line in out.splitlines() if line.startswith("FAIL")}
+    assert {"fvu", "explained_variance", "cossim", "mse"} <= failed
