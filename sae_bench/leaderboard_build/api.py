@@ -127,9 +127,15 @@ def build_leaderboard(results_dir: str | os.PathLike, out_dir: str | os.PathLike
         raise ResultError(target, "exists but is not listed in index.json: refusing to overwrite it")
     try:
         report = render_version(collection, name, staging)
-        if target.exists():
+        moved_away = target.exists()
+        if moved_away:
             os.replace(target, old)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            if moved_away:  # put the previous folder back rather than lose it
+                os.replace(old, target)
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
