@@ -258,3 +258,16 @@ def test_task_on_fixture_checkpoints_trained_beats_untrained():
     assert trained["ce_loss_recovered"].value > untrained["ce_loss_recovered"].value
     assert trained["kl_spliced"].value < untrained["kl_spliced"].value
     assert trained["ce_clean"] == untrained["ce_clean"]  # one memoised baseline
+
+
+def test_permuting_latents_changes_no_spliced_metric():
+    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench.fixtures import SAES_DIR
+
+    ctx = _fixture_context()
+    sae = load_checkpoint(SAES_DIR / "sparsify" / "tiny-gemma4-8x", hookpoint="layers.2")
+    perm = torch.randperm(sae.d_sae, generator=torch.Generator().manual_seed(5))
+    permuted = SparseAutoencoder(sae.W_enc[perm], sae.b_enc[perm], sae.W_dec[perm], sae.b_dec, sae.metadata)
+    a, b = _run(sae, ctx).metrics, _run(permuted, ctx).metrics
+    for name in a:
+        assert b[name].value == pytest.approx(a[name].value, rel=1e-4, abs=1e-6)
