@@ -71,11 +71,10 @@ def _top_documents(model, sae, hookpoint: str, corpus: TokenizedCorpus, features
     total = -(-corpus.n_sequences // settings.batch_size)
     for rows, ids, mask, keep in tqdm(batches, total=total, desc="maxact: scan", disable=not settings.show_progress):
         resid = model.residual(hookpoint, ids, mask).float().cpu()
-        doc_max = torch.zeros(ids.shape[0], m)
-        for b in range(ids.shape[0]):
-            acts = feature_activations(sae, resid[b][keep[b]], features)
-            if acts.shape[0]:
-                doc_max[b] = acts.max(dim=0).values
+        acts = feature_activations(sae, resid[keep], features)  # [kept tokens, m], every sequence at once
+        sequence = torch.arange(ids.shape[0])[:, None].expand_as(keep)[keep]
+        # Activations are >= 0, so a sequence with no kept token keeps its max at 0 (never selected).
+        doc_max = torch.zeros(ids.shape[0], m).scatter_reduce_(0, sequence[:, None].expand_as(acts), acts, "amax")
         docs = torch.arange(rows.start, rows.stop)[:, None].expand(-1, m)
         values = torch.cat([best_values, doc_max])
         all_docs = torch.cat([best_docs, docs])

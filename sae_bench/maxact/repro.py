@@ -143,13 +143,18 @@ def reproduce(table: MaxActTable, sae, model, hookpoint: str, *, corpus: Tokeniz
             ids[b, : len(c.ids)] = torch.tensor(c.ids)
             mask[b, : len(c.ids)] = 1
         resid = model.residual(hookpoint, ids, mask).float().cpu()
+        feats = sorted(set().union(*(c.features for c in batch)))
+        column = {f: j for j, f in enumerate(feats)}
+        # One SAE call for the whole batch: every context's real tokens, the union of its features.
+        acts = feature_activations(sae, resid[mask.bool()], torch.tensor(feats))
+        starts = [0]
+        for c in batch:
+            starts.append(starts[-1] + len(c.ids))
+        tokens_encoded += starts[-1]
         for b, c in enumerate(batch):
-            feats = sorted(c.features)
-            column = {f: j for j, f in enumerate(feats)}
-            acts = feature_activations(sae, resid[b, : len(c.ids)], torch.tensor(feats))
-            tokens_encoded += len(c.ids)
             for ex, first in c.members:
-                new = acts[first: first + len(ex.context_tokens), column[ex.feature]].tolist()
+                lo = starts[b] + first
+                new = acts[lo: lo + len(ex.context_tokens), column[ex.feature]].tolist()
                 scores.append(score_example(ex.feature, ex.token_activations, new, ex.activation,
                                             ex.peak_position, tol))
     features = score_features(scores, tol)
