@@ -197,6 +197,11 @@ def test_rows_must_describe_the_same_weights_and_cells_must_be_unique(tmp_path):
     write_records(dup / "two", [make_record_data("a", "reconstruction", {"fvu": 0.3})])
     with pytest.raises(ResultError, match="second record"):
         collect(dup)
+    clash = tmp_path / "clash"
+    write_records(clash / "one", [make_record_data("a/b", "reconstruction", {"fvu": 0.2})])
+    write_records(clash / "two", [make_record_data("a:b", "reconstruction", {"fvu": 0.3})])
+    with pytest.raises(ResultError, match="stores at a_b/layers.2/reconstruction.json"):
+        collect(clash)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResultError, match="no result records"):
         collect(tmp_path / "empty")

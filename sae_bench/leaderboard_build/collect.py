@@ -3,8 +3,9 @@
 The comparability key of a record is (task name, task version, task config hash, corpus hash):
 numbers are ranked against each other only when all four match. This module also refuses input
 that would put numbers of different things in one row: two records for the same
-checkpoint x hookpoint x task, or records of one checkpoint x hookpoint that disagree on the
-weights (sha256), the model (id, revision) or the SAE's shape.
+checkpoint x hookpoint x task (or two whose names map to one file name), or records of one
+checkpoint x hookpoint that disagree on the weights (sha256), the model (id, revision) or the
+SAE's shape.
 
 It only reads. It never writes a file and never computes a metric.
 """
@@ -88,12 +89,19 @@ def collect(results_dir: str | os.PathLike) -> Collection:
     if not records:
         raise ResultError(results_dir, "no result records (*.json) found")
     seen: dict[tuple[str, str, str], ResultRecord] = {}
+    paths: dict[Path, ResultRecord] = {}
     for record in records:
         cell = (record.checkpoint_id, record.hookpoint, record.task_name)
         if cell in seen:
             raise ResultError(record.path, f"second record for checkpoint {cell[0]!r} at {cell[1]!r}, task {cell[2]!r} "
                                            f"(first: {seen[cell].path}); keep one")
         seen[cell] = record
+        # The leaderboard stores each record at its canonical path: two must not share one.
+        stored = record.relative_path()
+        if stored in paths:
+            raise ResultError(record.path, f"stores at {stored.as_posix()} like {paths[stored].path} "
+                                           "(names that differ only in characters a file name cannot hold)")
+        paths[stored] = record
     records.sort(key=_sort_key)
     collection = Collection(source=results_dir, records=records)
     for (checkpoint, hookpoint), row in collection.by_row().items():
