@@ -144,3 +144,17 @@ def test_bundled_fixture_rebuilds_to_the_same_bytes_and_reproduces(env, tmp_path
     assert not any(str(v).startswith("/") for v in meta.values()), json.dumps(meta)
     result = reproduce(table, env["trained"], env["model"], "layers.2", corpus=env["corpus"], settings=QUIET)
     assert result.metrics["reproduced_fraction"].value == 1.0
+
+
+@pytest.mark.parametrize("ref", ["sparsify/tiny-gemma4-8x", "saelens/standard-layers.2", "saelens/jumprelu-layers.2"])
+def test_feature_activations_equal_the_dense_codes_whatever_the_chunking(env, monkeypatch, ref):
+    from sae_bench.maxact import encode
+
+    sae = load_checkpoint(str(SAES_DIR / ref), hookpoint="layers.2")
+    x = env["model"].residual("layers.2", env["corpus"].input_ids[:3], env["corpus"].attention_mask[:3])[0].float()
+    features = torch.tensor([0, 5, 77, 300, 511])
+    dense = sae.encode(sae.preprocess(x)[0]).to_dense()[:, features]
+    monkeypatch.setattr(encode, "CHUNK_VALUES", 512 * 7)  # 7 rows per chunk
+    got = encode.feature_activations(sae, x, features)
+    assert torch.allclose(got, dense, rtol=1e-5, atol=1e-5)  # chunked matmuls may differ in the last bits
+    assert torch.equal(got != 0, dense != 0)
