@@ -37,9 +37,12 @@ def _load(args):
     dtype = getattr(torch, args.dtype, None)
     if not isinstance(dtype, torch.dtype):
         raise InputError(f"--dtype {args.dtype}", "not a torch dtype")
+    ref, hookpoint_arg = args.checkpoint, args.hookpoint
+    if "@" in ref and not hookpoint_arg:  # REF@HOOKPOINT, as `sae-bench run --checkpoint` accepts
+        ref, _, hookpoint_arg = ref.rpartition("@")
     model = ModelAdapter.load(args.model, revision=args.revision, device=args.device, dtype=dtype)
-    sae = load_checkpoint(args.checkpoint, hookpoint=args.hookpoint, format=args.format, device=args.device)
-    name = args.hookpoint or sae.metadata.hookpoint
+    sae = load_checkpoint(ref, hookpoint=hookpoint_arg, format=args.format, device=args.device)
+    name = hookpoint_arg or sae.metadata.hookpoint
     if not name:
         raise CheckpointError(args.checkpoint, "no --hookpoint given and the checkpoint does not name one")
     if short_hookpoint(name) == "pooled_final_norm":
@@ -54,7 +57,7 @@ def _load(args):
 def _add_common(p) -> None:
     p.add_argument("--model", required=True, help="model folder or hub id")
     p.add_argument("--revision", help="model revision (hub)")
-    p.add_argument("--checkpoint", "-c", required=True, help="SAE checkpoint (folder, file or hub id)")
+    p.add_argument("--checkpoint", "-c", required=True, help="SAE checkpoint: folder, file or hub id, optionally REF@HOOKPOINT")
     p.add_argument("--hookpoint", help="hookpoint (default: the checkpoint's own)")
     p.add_argument("--format", help="checkpoint format (default: detected)")
     p.add_argument("--corpus-column", default="text")

@@ -121,7 +121,8 @@ def test_cli_build_and_bad_input_exit_codes(tmp_path, capsys):
     assert main(["maxact", "build", *common, "--corpus", str(EVAL_CORPUS_PATH), "--out", str(out),
                  "--top-n", "2", "--features", "0:16", "--window", "4"]) == 0
     assert out.is_file() and "examples of 16 features" in capsys.readouterr().out
-    assert main(["maxact", "repro", *common, "--parquet", str(out), "--corpus", str(EVAL_CORPUS_PATH)]) == 0
+    at = ["--model", str(TINY_MODEL_DIR), "--checkpoint", f"{TRAINED}@layers.2", "--quiet"]
+    assert main(["maxact", "repro", *at, "--parquet", str(out), "--corpus", str(EVAL_CORPUS_PATH)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["mode"] == "exact" and printed["metrics"]["reproduced_fraction"]["value"] == 1.0
     for argv, fragment in [
