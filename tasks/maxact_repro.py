@@ -37,7 +37,9 @@ class MaxActReproConfig(TaskConfig):
     parquet: str | None = None  # explicit file (used even if it names another checkpoint)
     corpus: str | None = None  # the build corpus, for exact re-runs when the run's corpus differs
     corpus_column: str = "text"
-    max_features: int | None = None  # the N lowest-numbered features of the file (None: all)
+    # The N lowest-numbered features of the file (None: all). gemma-loupe's layer files hold 49,152
+    # features x 20 examples; 1024 features keep a run to ~20k contexts.
+    max_features: int | None = 1024
     tol_rel: float = 0.1
     tol_rho: float = 0.7
     min_example_fraction: float = 0.5
