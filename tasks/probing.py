@@ -108,22 +108,28 @@ def _extract(ctx, probe_set: ProbeSet, seq_len: int) -> PerTextActivations:
 @torch.no_grad()
 def sae_per_text(sae, acts: PerTextActivations, batch_texts: int) -> torch.Tensor:
     """[n_texts, d_sae] float32: codes of the pooled vectors, or the max over each text's tokens.
-    Preprocessing sees the whole probe set at once (one batch for "batch" standardisation)."""
+    Preprocessing sees the whole probe set at once (one batch for "batch" standardisation).
+    Sparse (topk) codes are reduced without ever forming a dense [tokens, d_sae] tensor."""
     if acts.pooled is not None:
         x_in, _ = sae.preprocess(acts.pooled.to(sae.device, sae.dtype))
         return sae.encode(x_in).to_dense().float().cpu()
     x_in, _ = sae.preprocess(acts.tokens.to(sae.device, sae.dtype))
-    n_texts = len(acts.offsets) - 1
-    out = torch.empty(n_texts, sae.d_sae, dtype=torch.float32)
+    n_texts, n_latents = len(acts.offsets) - 1, sae.d_sae
+    lengths = acts.offsets[1:] - acts.offsets[:-1]
+    out = torch.empty(n_texts, n_latents, dtype=torch.float32)
     for start in range(0, n_texts, batch_texts):
         stop = min(start + batch_texts, n_texts)
         lo, hi = int(acts.offsets[start]), int(acts.offsets[stop])
-        codes = sae.encode(x_in[lo:hi]).to_dense().float().cpu()
-        segment = torch.repeat_interleave(torch.arange(stop - start), acts.offsets[start + 1: stop + 1]
-                                          - acts.offsets[start:stop])
-        block = torch.zeros(stop - start, sae.d_sae)
-        out[start:stop] = block.scatter_reduce_(0, segment[:, None].expand_as(codes), codes, "amax",
-                                                include_self=False)
+        codes = sae.encode(x_in[lo:hi])
+        segment = torch.repeat_interleave(torch.arange(stop - start), lengths[start:stop]).to(codes.values.device)
+        if codes.indices is not None:  # latents absent from a token's top k count as 0
+            flat = (segment[:, None] * n_latents + codes.indices).flatten()
+            block = codes.values.new_zeros((stop - start) * n_latents).scatter_reduce_(
+                0, flat, codes.values.flatten(), "amax", include_self=True).view(stop - start, n_latents)
+        else:
+            block = codes.values.new_zeros(stop - start, n_latents).scatter_reduce_(
+                0, segment[:, None].expand_as(codes.values), codes.values, "amax", include_self=False)
+        out[start:stop] = block.float().cpu()
     return out
 
 

@@ -195,3 +195,25 @@ def test_runner_writes_a_valid_probing_record(tmp_path):
     assert "label_confirmed_fraction/safety:deception" in record.metrics
     assert record.data["task"]["config"]["k_values"] == [1, 2]
     assert record.data["artifacts"]["probe_set"]["sha256"] == load_probe_set().sha256
+
+
+@pytest.mark.parametrize("kind", ["relu", "topk"])
+def test_per_text_max_matches_a_naive_loop(kind):
+    from sae_bench.sae import ActivationSpec, SaeMetadata
+    from sae_bench.tasks.probing import PerTextActivations, sae_per_text
+
+    g = torch.Generator().manual_seed(0)
+    d, F = 6, 20
+    meta = SaeMetadata("t", "x", d, F, ActivationSpec(kind, k=3 if kind == "topk" else None))
+    sae = SparseAutoencoder(torch.randn(F, d, generator=g), torch.randn(F, generator=g) - 0.5,
+                            torch.randn(F, d, generator=g), torch.zeros(d), meta)
+    lengths = torch.tensor([3, 1, 5, 2, 4])
+    tokens = torch.randn(int(lengths.sum()), d, generator=g)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+    acts = PerTextActivations(None, tokens, offsets)
+    dense = sae.encode(tokens).to_dense()
+    expected = torch.stack([dense[offsets[i]:offsets[i + 1]].max(0).values for i in range(5)])
+    for batch in (1, 2, 5):
+        assert torch.allclose(sae_per_text(sae, acts, batch), expected, atol=1e-5)  # matmul batching
+    means = torch.stack([tokens[offsets[i]:offsets[i + 1]].mean(0) for i in range(5)])
+    assert torch.allclose(acts.raw_per_text(), means, atol=1e-6)
