@@ -217,3 +217,23 @@ def test_per_text_max_matches_a_naive_loop(kind):
         assert torch.allclose(sae_per_text(sae, acts, batch), expected, atol=1e-5)  # matmul batching
     means = torch.stack([tokens[offsets[i]:offsets[i + 1]].mean(0) for i in range(5)])
     assert torch.allclose(acts.raw_per_text(), means, atol=1e-6)
+
+
+def test_permuting_latents_changes_nothing(task_cls, pooled_ctx):
+    from types import SimpleNamespace
+
+    sae = _load(ERNOS)
+    perm = torch.randperm(sae.d_sae, generator=torch.Generator().manual_seed(1))
+    where = torch.argsort(perm)  # old latent i now sits at where[i]
+    fmap = SimpleNamespace(path="p.json", entries=tuple(
+        SimpleNamespace(sae_index=int(where[e.sae_index]), label=e.label, category=e.category)
+        for e in sae.feature_map.entries))
+    permuted = SparseAutoencoder(sae.W_enc[perm], sae.b_enc[perm], sae.W_dec[perm], sae.b_dec, sae.metadata,
+                                 subtract_decoder_bias=sae.subtract_decoder_bias, feature_map=fmap)
+    task = task_cls(n_permutations=40, k_values=[1, 2, 5])
+    a, b = task.run(sae, pooled_ctx), task.run(permuted, pooled_ctx)
+    assert a.metrics.keys() == b.metrics.keys()
+    for name in a.metrics:
+        assert a.metrics[name].value == pytest.approx(b.metrics[name].value, abs=1e-9), name
+    for category, entry in a.artifacts["per_category"].items():
+        assert [int(where[i]) for i in entry["sae_latents_k5"]] == b.artifacts["per_category"][category]["sae_latents_k5"]
