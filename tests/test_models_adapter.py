@@ -69,6 +69,11 @@ def test_folder_without_model_is_input_error(tmp_path):
         ModelAdapter.load(tmp_path)
 
 
+def test_a_plain_file_is_not_a_model():
+    with pytest.raises(InputError, match="folder, a hub id or a .gguf file"):
+        ModelAdapter.load(TINY_MODEL_DIR / "config.json")
+
+
 def test_missing_gguf_file_is_input_error():
     with pytest.raises(InputError, match="GGUF"):
         ModelAdapter.load(TINY_MODEL_DIR, gguf_file="nope.gguf")

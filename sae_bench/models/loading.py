@@ -47,8 +47,10 @@ def load_model_and_tokenizer(ref: str | os.PathLike, *, revision: str | None = N
     local = Path(ref_str).expanduser()
     if local.exists():
         ref_str = str(local)
-        if local.is_file():
-            raise InputError(ref_str, "a model must be a folder or hub id; for a .gguf file pass the folder and gguf_file=")
+        if local.is_file() and local.suffix == ".gguf" and gguf_file is None:
+            local, gguf_file, ref_str = local.parent, local.name, str(local.parent)
+        elif local.is_file():
+            raise InputError(ref_str, "a model must be a folder, a hub id or a .gguf file")
     elif _looks_like_path(ref_str):
         raise InputError(ref_str, "model folder does not exist")
     if gguf_file is not None and local.is_dir() and not (local / gguf_file).is_file():

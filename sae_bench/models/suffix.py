@@ -15,6 +15,11 @@ what `Gemma4TextModel.forward` hands each later layer:
   that stops right after the last needed store layer computes them. No clean K/V are needed at all
   when every store layer a suffix layer reads from lies after L.
 
+Measured: bit-identical (torch.equal) to the spliced full forward for every layer of the tiny
+fixture (float32 and bfloat16, CPU, padded batch longer than the sliding window) and for an
+E2B-shaped random model (35 layers, 20 KV-shared) in bfloat16 on an H100, where the suffix from
+layer 20 took 62 ms against 144 ms for the full forward (B=8, T=1024, clean K/V cached).
+
 Other architectures (and hookpoints inside a layer, or while another splice is active) fall back to
 a full forward with the residual spliced in, which is correct but not cheaper. This module never
 changes weights and never keeps anything but clean (unspliced) K/V.
