@@ -15,7 +15,8 @@ from sae_bench.checkpoints import load_checkpoint
 from sae_bench.corpus import load_corpus
 from sae_bench.errors import DataError, HookpointError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR
-from sae_bench.fixtures.maxact_build import FILE_NAME, build_maxact_fixture
+from sae_bench.fixtures.maxact_build import (FILE_NAME, build_maxact_fixture, fixture_file_name,
+                                             residual_suite_entries)
 from sae_bench.maxact.build import BuildSettings, build_maxact, collect_examples
 from sae_bench.maxact.repro import ReproSettings, reproduce
 from sae_bench.maxact.schema import read_maxact, write_maxact
@@ -144,6 +145,15 @@ def test_bundled_fixture_rebuilds_to_the_same_bytes_and_reproduces(env, tmp_path
     assert not any(str(v).startswith("/") for v in meta.values()), json.dumps(meta)
     result = reproduce(table, env["trained"], env["model"], "layers.2", corpus=env["corpus"], settings=QUIET)
     assert result.metrics["reproduced_fraction"].value == 1.0
+
+
+@pytest.mark.parametrize("entry", residual_suite_entries(), ids=fixture_file_name)
+def test_every_residual_suite_checkpoint_has_a_byte_stable_bundled_parquet(entry, tmp_path):
+    rebuilt = build_maxact_fixture(tmp_path, entry=entry)
+    committed = MAXACT_DIR / fixture_file_name(entry)
+    assert committed.exists(), f"{committed.name} missing: run python -m sae_bench.fixtures.maxact_build"
+    assert rebuilt.read_bytes() == committed.read_bytes(), f"{committed.name} drifted: rebuild it"
+    assert read_maxact(committed).metadata["hookpoint"].endswith(entry["hookpoint"])
 
 
 @pytest.mark.parametrize("ref", ["sparsify/tiny-gemma4-8x", "saelens/standard-layers.2", "saelens/jumprelu-layers.2"])

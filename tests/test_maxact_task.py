@@ -41,6 +41,28 @@ def env():
             "untrained": load_checkpoint(str(UNTRAINED), hookpoint="layers.2"), "corpus": corpus}
 
 
+@pytest.fixture
+def only_trained_layer2_bundled(monkeypatch, tmp_path):
+    """A bundled folder holding just the trained layers.2 parquet, so other checkpoints have none."""
+    import sae_bench.fixtures
+
+    folder = tmp_path / "bundled"
+    folder.mkdir()
+    shutil.copy(FIXTURE_PARQUET, folder / FILE_NAME)
+    monkeypatch.setattr(sae_bench.fixtures, "MAXACT_DIR", folder)
+    return folder
+
+
+def test_every_residual_fixture_checkpoint_finds_its_own_bundled_parquet(env):
+    for sae in (env["trained"], env["untrained"]):
+        found = find_parquet(sae, "layers.2")
+        assert found is not None and found.how == "bundled fixtures"
+        assert found.metadata["checkpoint_sha256"] == sae.metadata.weights_sha256
+    layer1 = load_checkpoint(str(TRAINED), hookpoint="layers.1")
+    assert find_parquet(layer1, "layers.1").path.name == "tiny-gemma4-8x_layers.1.parquet"
+    assert find_parquet(env["trained"], "layers.1") is None  # layers.2 weights: no file names them there
+
+
 def test_fixture_checkpoint_finds_its_bundled_parquet_and_reproduces(env):
     task, ctx = MaxActReproTask(), env["ctx"]()
     assert task.skip_reason(env["trained"], ctx) is None
@@ -51,7 +73,7 @@ def test_fixture_checkpoint_finds_its_bundled_parquet_and_reproduces(env):
     assert all(m.value is not None for m in out.metrics.values())
 
 
-def test_other_checkpoints_skip_unless_given_a_parquet(env):
+def test_other_checkpoints_skip_unless_given_a_parquet(env, only_trained_layer2_bundled):
     ctx = env["ctx"]()
     assert MaxActReproTask().skip_reason(env["untrained"], ctx) == NO_PARQUET
     assert MaxActReproTask().skip_reason(env["trained"], env["ctx"]("layers.1")) == NO_PARQUET
@@ -104,7 +126,8 @@ def test_locate_rule_resources_mapping_and_sibling(env, tmp_path):
         find_parquet(sae, "layers.2", resources={"maxact": tmp_path / "nope.parquet"})
 
 
-def test_runner_writes_a_record_for_the_matching_checkpoint_and_skips_the_other(tmp_path):
+def test_runner_writes_a_record_for_the_matching_checkpoint_and_skips_the_other(tmp_path,
+                                                                               only_trained_layer2_bundled):
     config = RunConfig(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), results_dir=tmp_path,
                        tasks=["maxact_repro"], seq_len=64, show_progress=False)
     specs = [CheckpointSpec(str(TRAINED), "layers.2", "sparsify", "trained"),
