@@ -178,7 +178,7 @@ def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, mo
         "notes": output.notes,
         "seed": config.seed,
         "randomness": {"seed": config.seed, "torch_manual_seed": config.seed,
-                       "sources": "all task RNGs derive from the seed (EvalContext.generator)"},
+                       "sources": list(task.random_sources) or ["none: deterministic given the inputs"]},
         "dtype": config.dtype,
         "device": str(config.device),
         "libraries": library_versions(),

@@ -66,6 +66,8 @@ class Task:
     version: ClassVar[str]
     Config: ClassVar[type[TaskConfig]] = TaskConfig
     description: ClassVar[str] = ""
+    # What in this task is random and how it is seeded (recorded in every result); () = deterministic.
+    random_sources: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TaskConfig | None = None, **overrides: Any):
         base = config if config is not None else self.Config()

@@ -60,6 +60,7 @@ def _combine(metrics: list[Metric]) -> Metric:
 class DownstreamLmEvalTask(Task):
     name = "downstream_lm_eval"
     version = "1"
+    random_sources = ("lm-eval: random_seed, numpy_random_seed, torch_random_seed and fewshot_random_seed = seed",)
     Config = DownstreamConfig
     description = "lm-eval accuracy clean vs SAE-spliced (default: local topic multiple choice)"
 

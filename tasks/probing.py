@@ -148,6 +148,8 @@ def _feature_columns(sae) -> list[tuple[int, str, str]]:
 class ProbingTask(Task):
     name = "probing"
     version = "1"
+    random_sources = ("permutation test: torch.Generator(seed + 101)",
+                      "logistic regression: scikit-learn random_state = seed")
     Config = ProbingConfig
     description = "feature-map label check (AUROC + permutation test) and k-sparse probes vs raw activations"
 

@@ -33,6 +33,7 @@ class SparsityConfig(TaskConfig):
 class SparsityTask(Task):
     name = "sparsity"
     version = "1"
+    random_sources = ("bootstrap of dead/dense fractions: torch.Generator(seed + 7001)",)
     Config = SparsityConfig
     description = "l0, l1, dead and dense latent fractions, firing-frequency histogram"
 

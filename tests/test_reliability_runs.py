@@ -104,6 +104,12 @@ def test_records_state_the_seed_and_randomness(suite, reference, tmp_path):
     for record in iter_records(tmp_path / "r"):
         assert record.data["seed"] == 7
         assert record.data["randomness"]["seed"] == 7
+        sources = record.data["randomness"]["sources"]
+        task = record.data["task"]["name"]
+        if task == "sparsity":  # the bootstrap of dead/dense fractions is the only random part
+            assert len(sources) == 1 and "bootstrap" in sources[0] and "seed" in sources[0]
+        else:
+            assert sources == ["none: deterministic given the inputs"], (task, sources)
 
 
 @pytest.mark.parametrize("suffix, kill_at", [(".json", 3), (".safetensors", 2)], ids=["record", "cache-shard"])
