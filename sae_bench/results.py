@@ -165,7 +165,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (so its temporary files are not stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -186,7 +187,7 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     for tmp in folder.rglob(".*.tmp"):
         match = re.search(r"\.pid(\d+)\.", tmp.name)
         pid = int(match.group(1)) if match else None
-        if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+        if pid is not None and pid != os.getpid() and not pid_alive(pid):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

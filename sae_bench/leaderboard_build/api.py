@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sae_bench.errors import ResultError
+from sae_bench.results import pid_alive
 from sae_bench.leaderboard_build import page, plots, table, versioning
 from sae_bench.leaderboard_build.collect import Collection, ComparabilityKey, collect
 from sae_bench.results import atomic_write_text, dumps, record_path
@@ -59,20 +60,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_staging(out_dir: Path) -> None:
     for path in out_dir.glob(".*.pid*"):
         match = _STAGING.match(path.name)
-        if match and path.is_dir() and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+        if match and path.is_dir() and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
             shutil.rmtree(path, ignore_errors=True)
 
 
