@@ -20,7 +20,10 @@ memo, computed once per hookpoint with `ctx.memo` and reused for every checkpoin
   * the clean final hidden states at the counted prediction positions ([n, d], CPU) — chosen over
     storing clean log-probs, which would be [n, V] (V = 262,144 for Gemma 4): clean log-probs
     are recomputed per chunk with one extra lm_head product, the cheapest exact option;
-  * the per-sequence clean CE, zero- and mean-ablated CE, and zero-ablated KL sums.
+  * the per-sequence clean CE, zero- and mean-ablated CE, and zero-ablated KL sums;
+  * for Gemma 4 KV-shared layers, the clean K/V of the store layers at or before the hookpoint
+    that the suffix reads (`model.clean_kv`, CPU; they depend on the tokens only), so no
+    checkpoint ever pays for a clean prefix forward.
 Per checkpoint the cost is one suffix forward per batch plus two lm_head products per chunk.
 Logits exist for at most `chunk_positions` positions (two chunks for KL) at a time.
 
@@ -43,7 +46,7 @@ from sae_bench.metrics.spliced_loss import (SplicedLossAccumulator, chunked_ce_k
 from sae_bench.registry import register_task
 from sae_bench.task_api import Task, TaskConfig, TaskOutput
 
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,15 @@ def _residual(batch: _Batch, kept_values: Tensor, fill: Tensor, dtype: torch.dty
     return resid
 
 
-def _final_hidden(model, hookpoint: str, batch: _Batch, resid: Tensor) -> Tensor:
+def _final_hidden(model, hookpoint: str, batch: _Batch, resid: Tensor, clean_kv: dict | None = None) -> Tensor:
     device = resid.device
     with torch.no_grad():
-        h = model.final_hidden_from(hookpoint, resid, batch.ids.to(device), batch.mask.to(device))
+        h = model.final_hidden_from(hookpoint, resid, batch.ids.to(device), batch.mask.to(device), clean_kv=clean_kv)
     return h[batch.pred.to(device)]
+
+
+def _kv_to(clean_kv: dict, device) -> dict:
+    return {kind: tuple(t.to(device) for t in tensors) for kind, tensors in clean_kv.items()}
 
 
 def _baseline(ctx, chunk: int) -> dict:
@@ -136,7 +143,8 @@ def _baseline(ctx, chunk: int) -> dict:
         h_mean = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, means, fill, dtype, device))
         ce_mean, _ = chunked_ce_kl(h_mean, batch.targets.to(device), model.logits_from_hidden, chunk=chunk)
         acc.add("mean", batch.pred_sequence, ce_mean)
-        per_batch.append({"fill": fill, "clean_h": clean_h.cpu()})
+        clean_kv = _kv_to(model.clean_kv(ctx.hookpoint, ids.to(device), mask.to(device)), "cpu")
+        per_batch.append({"fill": fill, "clean_h": clean_h.cpu(), "clean_kv": clean_kv})
     return {"acc": acc, "per_batch": per_batch}
 
 
@@ -169,7 +177,8 @@ class SplicedLossTask(Task):
                                                           disable=not ctx.show_progress, leave=False):
             batch = _Batch(rows, ids, mask, keep, kept_x)
             spliced = sae.splice(kept_x.to(sae.device, sae.dtype)) if kept_x.shape[0] else kept_x
-            h = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, spliced, memo["fill"], model.dtype, device))
+            h = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, spliced, memo["fill"], model.dtype, device),
+                              clean_kv=_kv_to(memo["clean_kv"], device))
             ce, kl = chunked_ce_kl(h, batch.targets.to(device), model.logits_from_hidden,
                                    clean_hidden=memo["clean_h"].to(device), chunk=chunk)
             acc.add("spliced", batch.pred_sequence, ce, kl)

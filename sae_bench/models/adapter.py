@@ -154,36 +154,55 @@ class ModelAdapter:
         """[B, T, V] float32 (small models and tests; tasks chunk `logits_from_hidden` instead)."""
         return self.logits_from_hidden(self.final_hidden(input_ids, attention_mask))
 
+    def _suffix_applies(self, hook: Hookpoint) -> bool:
+        is_layer = hook.layer is not None and hook.name == f"layers.{hook.layer}"
+        return self._gemma4 and is_layer and self._active_splices == 0
+
+    def clean_kv(self, hookpoint: str | Hookpoint, input_ids: Tensor, attention_mask: Tensor) -> dict:
+        """The clean K/V a suffix forward from `hookpoint` reads for these tokens ({} if none).
+
+        Taken from the clean forwards kept so far, else computed by a clean prefix forward that
+        stops after the last store layer needed. Callers evaluating many residuals for the same
+        tokens (one per checkpoint) can keep this and pass it to `final_hidden_from(clean_kv=...)`,
+        so no prefix forward is ever repeated; it depends only on the tokens, never on a residual."""
+        hook = self.resolve_hookpoint(hookpoint)
+        if not (self._kv_sharing and self._suffix_applies(hook)):
+            return {}
+        needed = _suffix.needed_clean_kv(self._text.config, hook.layer)
+        if not needed:
+            return {}
+        ids, mask = input_ids.to(self.device), attention_mask.to(self.device)
+        clean_kv = self._clean_kv.get(ids, mask, needed)
+        if clean_kv is None:
+            last = self._modules[self.parts.layer_path(max(needed.values()))]
+            with _hooks.stop_after(last):
+                self._forward(ids, mask)
+            clean_kv = self._clean_kv.get(ids, mask, needed)
+            if clean_kv is None:
+                raise RuntimeError("clean K/V of the shared layers were not recorded")
+        return clean_kv
+
     def final_hidden_from(self, hookpoint: str | Hookpoint, resid: Tensor, input_ids: Tensor,
-                          attention_mask: Tensor) -> Tensor:
+                          attention_mask: Tensor, *, clean_kv: dict | None = None) -> Tensor:
         """Final normed hidden state [B, T, d] when the hookpoint's output is replaced by `resid`.
 
         Gemma 4 decoder-layer hookpoints run only the layers after the hookpoint (see
         `sae_bench.models.suffix`); any other case runs the full forward with `resid` spliced in.
+        `clean_kv`: what `clean_kv(hookpoint, input_ids, attention_mask)` returned for these same
+        tokens (moved to the model's device); None looks it up (or computes it) here.
         """
         hook = self.resolve_hookpoint(hookpoint)
         ids, mask = input_ids.to(self.device), attention_mask.to(self.device)
         expected = (*ids.shape, self.d_model)
         if tuple(resid.shape) != expected:
             raise ValueError(f"resid has shape {tuple(resid.shape)}, expected {expected}")
-        is_layer = hook.layer is not None and hook.name == f"layers.{hook.layer}"
-        if not (self._gemma4 and is_layer and self._active_splices == 0):
+        if not self._suffix_applies(hook):
             with self.splice(hook, lambda _h: resid):
                 return self.final_hidden(ids, mask)
         layer_module = self._modules[hook.module_path]
         resid = resid.to(dtype=self.dtype, device=next(layer_module.parameters()).device)
-        clean_kv = {}
-        if self._kv_sharing:
-            needed = _suffix.needed_clean_kv(self._text.config, hook.layer)
-            if needed:
-                clean_kv = self._clean_kv.get(ids, mask, needed)
-                if clean_kv is None:
-                    last = self._modules[self.parts.layer_path(max(needed.values()))]
-                    with _hooks.stop_after(last):
-                        self._forward(ids, mask)
-                    clean_kv = self._clean_kv.get(ids, mask, needed)
-                    if clean_kv is None:
-                        raise RuntimeError("clean K/V of the shared layers were not recorded")
+        if clean_kv is None:
+            clean_kv = self.clean_kv(hook, ids, mask)
         with torch.no_grad():
             return _suffix.gemma4_suffix(self.model, self._text, hook.layer, resid, ids, mask, clean_kv)
 
