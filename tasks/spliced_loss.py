@@ -40,13 +40,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from sae_bench import distributed
 from sae_bench.errors import DataError
 from sae_bench.metrics.spliced_loss import (SplicedLossAccumulator, chunked_ce_kl, next_token_targets,
                                             prediction_mask)
 from sae_bench.registry import register_task
 from sae_bench.task_api import Task, TaskConfig, TaskOutput
 
-MEMO_VERSION = 2
+MEMO_VERSION = 3  # 3: per_batch keyed by batch index (a rank holds only its own batches)
 
 
 @dataclass(frozen=True)
@@ -115,36 +116,44 @@ def _kv_to(clean_kv: dict, device) -> dict:
 
 
 def _baseline(ctx, chunk: int) -> dict:
-    """Everything that does not depend on the checkpoint (see the module docstring)."""
+    """Everything that does not depend on the checkpoint (see the module docstring).
+
+    Under torchrun each rank runs the forwards of its own batches (`distributed.shard`) and keeps
+    their memo; the per-prediction numbers are gathered in batch order and summed exactly as in
+    one process."""
     model, device = ctx.model, ctx.model.device
     dtype = model.dtype
     mean = ctx.activations.mean().to(torch.float32)
-    acc = SplicedLossAccumulator(ctx.corpus.n_sequences)
-    per_batch = []
-    batches = iter_kept_by_batch(ctx.activations, ctx.corpus, ctx.batch_size)
-    total = -(-ctx.corpus.n_sequences // ctx.batch_size)
-    for rows, ids, mask, keep, kept_x in tqdm(batches, total=total, desc=f"spliced_loss baseline @ {ctx.hookpoint}",
-                                              unit="batch", disable=not ctx.show_progress, leave=False):
+    per_batch: dict[int, dict] = {}  # batch index -> memo, for this rank's batches only
+    local = []
+    batches = distributed.shard(iter_kept_by_batch(ctx.activations, ctx.corpus, ctx.batch_size))
+    total = len(range(distributed.rank(), -(-ctx.corpus.n_sequences // ctx.batch_size), distributed.world_size()))
+    for index, (rows, ids, mask, keep, kept_x) in tqdm(batches, total=total,
+                                                       desc=f"spliced_loss baseline @ {ctx.hookpoint}",
+                                                       unit="batch", disable=not ctx.show_progress, leave=False):
         batch = _Batch(rows, ids, mask, keep, kept_x)
         with torch.no_grad():
             full = model.residual(ctx.hookpoint, ids.to(device), mask.to(device))
-        fill = full[batch.fill_mask.to(device)].cpu()
+        fill = full[batch.fill_mask.to(full.device)].cpu()
         del full
         clean_h = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, kept_x, fill, dtype, device))
         ce_clean, _ = chunked_ce_kl(clean_h, batch.targets.to(device), model.logits_from_hidden, chunk=chunk)
-        acc.add_count(batch.pred_sequence)
-        acc.add("clean", batch.pred_sequence, ce_clean)
         zeros = torch.zeros_like(kept_x)
         h_zero = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, zeros, fill, dtype, device))
         ce_zero, kl_zero = chunked_ce_kl(h_zero, batch.targets.to(device), model.logits_from_hidden,
                                          clean_hidden=clean_h, chunk=chunk)
-        acc.add("zero", batch.pred_sequence, ce_zero, kl_zero)
         means = mean.expand_as(kept_x)
         h_mean = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, means, fill, dtype, device))
         ce_mean, _ = chunked_ce_kl(h_mean, batch.targets.to(device), model.logits_from_hidden, chunk=chunk)
-        acc.add("mean", batch.pred_sequence, ce_mean)
         clean_kv = _kv_to(model.clean_kv(ctx.hookpoint, ids.to(device), mask.to(device)), "cpu")
-        per_batch.append({"fill": fill, "clean_h": clean_h.cpu(), "clean_kv": clean_kv})
+        per_batch[index] = {"fill": fill, "clean_h": clean_h.cpu(), "clean_kv": clean_kv}
+        local.append((index, (batch.pred_sequence, ce_clean, ce_zero, kl_zero, ce_mean)))
+    acc = SplicedLossAccumulator(ctx.corpus.n_sequences)
+    for sequence, ce_clean, ce_zero, kl_zero, ce_mean in distributed.gather_ordered(local):
+        acc.add_count(sequence)
+        acc.add("clean", sequence, ce_clean)
+        acc.add("zero", sequence, ce_zero, kl_zero)
+        acc.add("mean", sequence, ce_mean)
     return {"acc": acc, "per_batch": per_batch}
 
 
@@ -170,18 +179,21 @@ class SplicedLossTask(Task):
             acc.ce[run] = base["acc"].ce[run].clone()
         acc.kl["zero"] = base["acc"].kl["zero"].clone()
         acc.count = base["acc"].count.clone()
-        batches = iter_kept_by_batch(ctx.activations, ctx.corpus, ctx.batch_size)
-        total = len(base["per_batch"])
-        for memo, (rows, ids, mask, keep, kept_x) in tqdm(zip(base["per_batch"], batches), total=total,
-                                                          desc="spliced_loss", unit="batch",
-                                                          disable=not ctx.show_progress, leave=False):
+        batches = distributed.shard(iter_kept_by_batch(ctx.activations, ctx.corpus, ctx.batch_size))
+        local = []  # (batch index, per-prediction numbers) for this rank's batches
+        for index, (rows, ids, mask, keep, kept_x) in tqdm(batches, total=len(base["per_batch"]),
+                                                           desc="spliced_loss", unit="batch",
+                                                           disable=not ctx.show_progress, leave=False):
+            memo = base["per_batch"][index]
             batch = _Batch(rows, ids, mask, keep, kept_x)
             spliced = sae.splice(kept_x.to(sae.device, sae.dtype)) if kept_x.shape[0] else kept_x
             h = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, spliced, memo["fill"], model.dtype, device),
                               clean_kv=_kv_to(memo["clean_kv"], device))
             ce, kl = chunked_ce_kl(h, batch.targets.to(device), model.logits_from_hidden,
                                    clean_hidden=memo["clean_h"].to(device), chunk=chunk)
-            acc.add("spliced", batch.pred_sequence, ce, kl)
+            local.append((index, (batch.pred_sequence, ce, kl)))
+        for sequence, ce, kl in distributed.gather_ordered(local):  # corpus order on every rank
+            acc.add("spliced", sequence, ce, kl)
         notes = ["predictions counted: position t with t and t+1 both kept (not BOS/pad/EOS); "
                  "only kept positions are replaced"]
         if sae.metadata.preprocessing.standardise == "batch":
