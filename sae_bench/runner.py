@@ -118,11 +118,27 @@ def build_tasks(names: list[str] | None, options: dict[str, dict[str, Any]]) -> 
     return tasks
 
 
-def _load_checkpoint(spec: CheckpointSpec, device: str):
+def sae_compute_dtype(device: str, model_dtype: torch.dtype, hookpoint: str) -> torch.dtype | None:
+    """The dtype the SAE's weights are cast to for evaluation, None to keep the file's.
+
+    On CUDA with a bf16/fp16 model, residual-stream SAEs run in the model's dtype (their inputs
+    are that dtype's activations, so nothing is lost on the way in, and the encoder matmul runs on
+    the tensor cores); every metric still accumulates in float32/float64 (the accumulators upcast).
+    Pooled-source SAEs (ErnOS) keep their own dtype: their inputs are float32 means."""
+    if torch.device(device).type == "cuda" and model_dtype in (torch.bfloat16, torch.float16) \
+            and hookpoint != POOLED_HOOKPOINT:
+        return model_dtype
+    return None
+
+
+def _load_checkpoint(spec: CheckpointSpec, device: str, dtype: torch.dtype | None = None):
+    """The SAE on `device`; with `dtype`, memory-mapped on CPU first and cast while moving, so the
+    file-dtype copy never sits on the device beside the cast one."""
     from sae_bench.checkpoints import load_checkpoint
 
-    return load_checkpoint(spec.ref, hookpoint=spec.hookpoint, format=spec.format, revision=spec.revision,
-                           device=device, **spec.options)
+    sae = load_checkpoint(spec.ref, hookpoint=spec.hookpoint, format=spec.format, revision=spec.revision,
+                          device=device if dtype is None else "cpu", **spec.options)
+    return sae if dtype is None else sae.to(device=device, dtype=dtype)
 
 
 def _eval_hookpoint(spec: CheckpointSpec, sae) -> str:
@@ -247,7 +263,7 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                     pending.append(task)
             if not pending:
                 continue
-            sae = _load_checkpoint(spec, config.device)
+            sae = _load_checkpoint(spec, config.device, sae_compute_dtype(config.device, model.dtype, hookpoint))
             for task in pending:
                 reason = task.skip_reason(sae, ctx)
                 if reason:
