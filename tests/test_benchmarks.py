@@ -1,0 +1,52 @@
+"""benchmarks/bench_suite.py on a tiny setting: it exits 0 and the harness and the per-task reference
+agree on every metric. No timing assertions (speed targets live in benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+
+def _import_bench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_suite
+    finally:
+        sys.path.remove(str(BENCH))
+    return bench_suite
+
+
+def test_bench_suite_tiny_run_agrees_exactly(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_suite.py"), "--checkpoints", "2", "--max-documents", "6",
+                           "--no-warmup", "--no-progress", "--out", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["identical"] is True and result["problems"] == [] and result["rtol"] == 0.0
+    assert result["metrics_compared"] == 2 * 2 * (6 + 4 + 9)  # 2 checkpoints x (value, stderr) x metrics per task
+    assert result["harness_seconds"][0] > 0 and result["reference_seconds"][0] > 0
+    assert "metrics identical" in proc.stdout
+
+
+def test_compare_reports_any_difference():
+    bench = _import_bench()
+    metrics = {"mse": {"value": 0.5, "stderr": 0.01}, "fvu": {"value": None, "stderr": None}}
+    harness = {"a": {task: dict(metrics) for task in bench.TASKS}}
+    same = json.loads(json.dumps(harness))
+    assert bench.compare(harness, same) == []
+    off = json.loads(json.dumps(harness))
+    off["a"]["sparsity"]["mse"]["value"] = 0.5 + 1e-15
+    assert bench.compare(harness, off) == [f"a/sparsity/mse.value: harness 0.5 vs reference {0.5 + 1e-15!r}"]
+    assert bench.compare(harness, off, rtol=1e-12) == []
+    off["a"]["reconstruction"]["fvu"]["value"] = 1.0
+    assert any("fvu.value" in p for p in bench.compare(harness, off))
+    del off["a"]["spliced_loss"]
+    assert any("spliced_loss: missing on the reference side" in p for p in bench.compare(harness, off))
