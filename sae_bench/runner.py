@@ -220,6 +220,8 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         config = dataclasses.replace(config, device=distributed.local_device(config.device))
     torch.manual_seed(config.seed)
     tasks = build_tasks(config.tasks, config.task_options)
+    for task in tasks:  # input files named by task options (a parquet, a probe set) fail before any record
+        task.check_inputs(dict(config.resources))
     if not checkpoints:
         raise InputError("checkpoints", "nothing to evaluate: give at least one checkpoint")
     dtype = getattr(torch, config.dtype, None)

@@ -77,5 +77,10 @@ class Task:
         """Return why this task does not apply (e.g. no feature map), or None to run it."""
         return None
 
+    def check_inputs(self, resources: dict[str, Any]) -> None:
+        """Validate the task's options and the input files they (or `resources`) name, raising
+        InputError; the runner calls this for every task before any work, so that a bad file fails
+        the run before the first record is written. Must stay cheap: no model, no SAE."""
+
     def run(self, sae: "SparseAutoencoder", ctx: "EvalContext") -> TaskOutput:  # pragma: no cover
         raise NotImplementedError

@@ -78,6 +78,12 @@ class MaxActReproTask(Task):
                                                            "0 < min_example_fraction <= 1")
         return Tolerances(cfg.tol_rel, cfg.tol_rho, cfg.min_example_fraction)
 
+    def check_inputs(self, resources) -> None:
+        """Tolerances, and an explicit parquet read in full (schema and rows) before any work."""
+        self._check_config()
+        if self.config.parquet:
+            read_maxact(self.config.parquet, max_features=self.config.max_features)
+
     def _corpus(self, table, ctx):
         if corpus_mismatch(table, ctx.corpus) is None or not self.config.corpus or not table.has_offsets:
             return ctx.corpus

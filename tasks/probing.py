@@ -157,6 +157,11 @@ class ProbingTask(Task):
         path = self.config.probe_set or ctx.resources.get("probe_set")
         return load_probe_set(path)
 
+    def check_inputs(self, resources) -> None:
+        """k values, and the probe set (option or run resource) read and validated before any work."""
+        self._k_values()
+        load_probe_set(self.config.probe_set or resources.get("probe_set"))
+
     def _k_values(self) -> list[int]:
         ks = self.config.k_values
         if isinstance(ks, int):
