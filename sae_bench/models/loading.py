@@ -77,7 +77,11 @@ def load_model_and_tokenizer(ref: str | os.PathLike, *, revision: str | None = N
     except InputError:
         raise
     except Exception as exc:  # transformers raises OSError/ValueError/KeyError/... for missing or bad models
-        where = "offline (HF_HUB_OFFLINE=1), not in the local cache or folder" if hub_offline() else "cannot load"
+        if not trust_remote_code and "custom code" in str(exc):
+            raise InputError(ref_str, "the model needs custom code (auto_map in its config.json), which is never run "
+                                      "unless asked for: pass --trust-remote-code (trust_remote_code=True)") from exc
+        offline_miss = hub_offline() and not local.exists()
+        where = "offline (HF_HUB_OFFLINE=1), not in the local cache" if offline_miss else "cannot load"
         raise InputError(ref_str, f"{where}: {_first_line(exc)}") from exc
     if str(device) != "auto":
         model = model.to(device)
