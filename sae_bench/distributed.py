@@ -76,6 +76,15 @@ def gather_ordered(local: list[tuple[int, Any]]) -> list[Any]:
     return [value for _, value in sorted(merged, key=lambda pair: pair[0])]
 
 
+def from_writer(value: T) -> T:
+    """Rank 0's `value` on every rank (decisions that read files, so all ranks take the same branch)."""
+    if world_size() == 1:
+        return value
+    box = [value if is_writer() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

@@ -205,7 +205,7 @@ def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, mo
         "dtype": config.dtype,
         "device": str(config.device),
         "libraries": library_versions(),
-        "timings": {"task_seconds": round(seconds, 3)},
+        "timings": {"task_seconds": round(seconds, 3), "world_size": distributed.world_size()},
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -218,6 +218,9 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
 
     if distributed.init_from_env(config.device):  # under torchrun: batches are sharded across ranks
         config = dataclasses.replace(config, device=distributed.local_device(config.device))
+        if config.device == "auto":
+            raise InputError("--device auto", "not supported under torchrun (each rank would spread the model over "
+                                              "every GPU): use --device cuda, one GPU per rank, or one process")
     torch.manual_seed(config.seed)
     tasks = build_tasks(config.tasks, config.task_options)
     for task in tasks:  # input files named by task options (a parquet, a probe set) fail before any record
@@ -229,7 +232,9 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         raise InputError(f"--dtype {config.dtype}", "not a torch dtype")
     model = ModelAdapter.load(config.model, revision=config.model_revision, gguf_file=config.gguf_file,
                               device=config.device, dtype=dtype, trust_remote_code=config.trust_remote_code)
-    checked = preflight(model, checkpoints, config.device)
+    # `--device auto` spreads the model with device_map="auto"; SAEs and inputs go where its embeddings are.
+    device = str(model.device) if config.device == "auto" else config.device
+    checked = preflight(model, checkpoints, device)
     # Leftovers of killed runs: temp files whose writer is gone (live concurrent writers are kept).
     if distributed.is_writer():
         remove_stale_temp_files(config.results_dir)
@@ -249,13 +254,21 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         source = ActivationSource(model, hookpoint, corpus, cache_dir=config.cache_dir,
                                   batch_size=config.batch_size, show_progress=config.show_progress)
         ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source,
-                          device=torch.device(config.device), seed=config.seed, resources=dict(config.resources),
+                          device=torch.device(device), seed=config.seed, resources=dict(config.resources),
                           batch_size=config.batch_size, show_progress=config.show_progress)
         for spec, sha256 in group:
-            pending = []
+            found = {}
             for task in tasks:
                 path = record_path(config.results_dir, spec.display_id, hookpoint, task.name)
-                existing = None if config.overwrite else _existing(path, task, sha256, corpus)
+                reusable = distributed.is_writer() and not config.overwrite
+                existing = _existing(path, task, sha256, corpus) if reusable else None
+                if existing is not None:
+                    found[task.name] = existing
+            # Under torchrun every rank must run the same tasks (they share collectives): rank 0's files decide.
+            found = distributed.from_writer(found)
+            pending = []
+            for task in tasks:
+                existing = found.get(task.name)
                 if existing is not None:
                     report.records.append(existing)
                     report.reused += 1
@@ -265,7 +278,7 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                     pending.append(task)
             if not pending:
                 continue
-            sae = _load_checkpoint(spec, config.device, sae_compute_dtype(config.device, model.dtype, hookpoint))
+            sae = _load_checkpoint(spec, device, sae_compute_dtype(device, model.dtype, hookpoint))
             for task in pending:
                 reason = task.skip_reason(sae, ctx)
                 if reason:
