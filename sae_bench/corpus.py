@@ -38,7 +38,11 @@ def load_texts(ref: str | os.PathLike, *, split: str = "train", column: str = "t
     except DataError:
         raise
     except Exception as exc:  # datasets raises many kinds; the user needs one line
-        raise DataError(ref, f"cannot load corpus: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        def first(e):
+            return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+        why = first(exc) + (f" ({first(exc.__cause__)})" if exc.__cause__ is not None else "")  # the parse error itself
+        raise DataError(ref, f"cannot load corpus: {why}") from exc
     if column not in dataset.column_names:
         raise DataError(ref, f"corpus has no column {column!r} (columns: {', '.join(dataset.column_names)})")
     texts = dataset[column]
