@@ -254,7 +254,7 @@ def corpus_malformed(tmp):
     corpus.write_text("\n".join(lines[:2] + ['{"text": "unterminated', *lines[2:]]) + "\n")
     argv = run_argv(tmp)
     argv[argv.index("--corpus") + 1] = str(corpus)
-    return Invocation(argv, "broken.jsonl", ("cannot load corpus",), [tmp / "results"])
+    return Invocation(argv, "broken.jsonl", ("cannot load corpus", "JSON parse error", "row"), [tmp / "results"])
 
 
 def _bad_parquet(tmp: Path, kind: str) -> Path:
