@@ -13,7 +13,8 @@ One vector per text at the context's hookpoint:
 SAE inputs go through `sae.preprocess` for all probe texts (pooled) or all their kept tokens
 (token hookpoints) at once, so "batch" standardisation (ErnOS) uses one mean/std over the whole
 probe set. The raw per-text activations are memoised per hookpoint (`ctx.memo`), so every
-checkpoint at the hookpoint shares one model pass.
+checkpoint at the hookpoint shares one model pass; under torchrun each rank runs its share of
+the probe-text batches and the vectors are gathered back in text order.
 
 Metrics (definitions in `sae_bench.metrics.probing`):
 (a) needs a feature map: `label_confirmed_fraction`, `label_confirmed_fraction/<category>`
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sae_bench import distributed
 from sae_bench.errors import DataError, InputError
 from sae_bench.metrics.probing import (
     confirmed_fractions, label_check, pooled_accuracy, sparse_probe,
@@ -84,17 +86,19 @@ def _extract(ctx, probe_set: ProbeSet, seq_len: int) -> PerTextActivations:
     corpus = tokenize(probe_set.texts, ctx.model.tokenizer, seq_len=seq_len, corpus_id=probe_set.path)
     pooled = ctx.hookpoint == POOLED_HOOKPOINT or ctx.is_pooled
     device = ctx.model.device
-    vectors, counts = [], []
-    batches = list(corpus.batches(ctx.batch_size))
-    for _, ids, mask, keep in tqdm(batches, desc=f"probing activations @ {ctx.hookpoint}", unit="batch",
-                                   disable=not ctx.show_progress, leave=False):
+    local = []  # (batch index, vectors[, kept counts]) for this rank's batches (all of them without torchrun)
+    batches = list(distributed.shard(corpus.batches(ctx.batch_size)))
+    for index, (_, ids, mask, keep) in tqdm(batches, desc=f"probing activations @ {ctx.hookpoint}", unit="batch",
+                                            disable=not ctx.show_progress, leave=False):
         with torch.no_grad():
             if pooled:
-                vectors.append(ctx.model.pooled_final_norm(ids.to(device), mask.to(device)).float().cpu())
+                local.append((index, (ctx.model.pooled_final_norm(ids.to(device), mask.to(device)).float().cpu(),)))
             else:
                 resid = ctx.model.residual(ctx.hookpoint, ids.to(device), mask.to(device)).float().cpu()
-                vectors.append(resid[keep])
-                counts.append(keep.sum(dim=1))
+                local.append((index, (resid[keep], keep.sum(dim=1))))
+    gathered = distributed.gather_ordered(local)  # every batch, in text order, on every rank
+    vectors = [part[0] for part in gathered]
+    counts = [part[1] for part in gathered if len(part) > 1]
     if pooled:
         return PerTextActivations(torch.cat(vectors), None, torch.arange(corpus.n_sequences + 1))
     counts_all = torch.cat(counts)

@@ -10,9 +10,10 @@ Two ways to re-encode an example, chosen per example:
     documents, so the model now sees less context and activations change: this is why the
     scores are tolerances and rank statistics, never equality, and the notes say so.
 Contexts are deduplicated across features (one forward per distinct document prefix or window,
-reading every feature that refers to it) and batched. A window with token strings the tokenizer
-does not know is reported and not scored (never encoded with `<unk>`). Scores are defined in
-`sae_bench.metrics.maxact`. This module never writes files.
+reading every feature that refers to it) and batched; under torchrun each rank re-encodes its
+share of the batches and the scores are gathered back in batch order. A window with token
+strings the tokenizer does not know is reported and not scored (never encoded with `<unk>`).
+Scores are defined in `sae_bench.metrics.maxact`. This module never writes files.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from sae_bench import distributed
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import DataError
 from sae_bench.maxact.encode import feature_activations
@@ -133,9 +135,10 @@ def reproduce(table: MaxActTable, sae, model, hookpoint: str, *, corpus: Tokeniz
     # Longest first, then first appearance: similar lengths share a batch; order is deterministic.
     ordered = sorted(contexts.values(), key=lambda c: -len(c.ids))
     batches = [ordered[i:i + settings.batch_size] for i in range(0, len(ordered), settings.batch_size)]
-    scores: list[ExampleScore] = []
-    tokens_encoded = 0
-    for batch in tqdm(batches, desc="maxact: re-encode", disable=not settings.show_progress):
+    local = []  # (batch index, (scores, tokens)) for this rank's batches (all of them without torchrun)
+    mine = list(distributed.shard(batches))
+    for index, batch in tqdm(mine, desc="maxact: re-encode", disable=not settings.show_progress):
+        batch_scores: list[ExampleScore] = []
         length = max(len(c.ids) for c in batch)
         ids = torch.full((len(batch), length), pad, dtype=torch.int64)
         mask = torch.zeros((len(batch), length), dtype=torch.int64)
@@ -150,13 +153,16 @@ def reproduce(table: MaxActTable, sae, model, hookpoint: str, *, corpus: Tokeniz
         starts = [0]
         for c in batch:
             starts.append(starts[-1] + len(c.ids))
-        tokens_encoded += starts[-1]
         for b, c in enumerate(batch):
             for ex, first in c.members:
                 lo = starts[b] + first
                 new = acts[lo: lo + len(ex.context_tokens), column[ex.feature]].tolist()
-                scores.append(score_example(ex.feature, ex.token_activations, new, ex.activation,
-                                            ex.peak_position, tol))
+                batch_scores.append(score_example(ex.feature, ex.token_activations, new, ex.activation,
+                                                  ex.peak_position, tol))
+        local.append((index, (batch_scores, starts[-1])))
+    gathered = distributed.gather_ordered(local)  # batch order on every rank, as in one process
+    scores = [score for batch_scores, _ in gathered for score in batch_scores]
+    tokens_encoded = sum(tokens for _, tokens in gathered)
     features = score_features(scores, tol)
     metrics = summarize(features, scores)
     total = len(table.examples)
