@@ -103,6 +103,46 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+def _option_fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON-decoded task option fits its Config field's type (simple types, unions, tuple/list of
+    them); other types are left to the task."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_option_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and (not args or all(_option_fits(v, args[0]) for v in value))
+    return True
+
+
+def _check_option_types(name: str, cls, overrides: dict[str, Any]) -> None:
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.Config)
+    except Exception:  # an annotation we cannot resolve: the task checks its own options
+        return
+    for key, value in overrides.items():
+        hint = hints.get(key)
+        if hint is not None and not _option_fits(value, hint):
+            wanted = getattr(hint, "__name__", None) if typing.get_origin(hint) is None else None
+            raise InputError(f"--task-option {name}.{key}={json.dumps(value)}",
+                             f"expected {wanted or str(hint)}, got {type(value).__name__}")
+
+
 def build_tasks(names: list[str] | None, options: dict[str, dict[str, Any]]) -> list[Task]:
     registry.discover()
     chosen = names if names else list(registry.all_tasks())
@@ -114,6 +154,7 @@ def build_tasks(names: list[str] | None, options: dict[str, dict[str, Any]]) -> 
         unknown = sorted(set(overrides) - valid)
         if unknown:
             raise InputError(f"--task-option {name}.{unknown[0]}", f"unknown option; {name} accepts: {', '.join(sorted(valid))}")
+        _check_option_types(name, cls, overrides)
         tasks.append(cls(**overrides))
     return tasks
 
@@ -227,6 +268,8 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         task.check_inputs(dict(config.resources))
     if not checkpoints:
         raise InputError("checkpoints", "nothing to evaluate: give at least one checkpoint")
+    if isinstance(config.batch_size, bool) or not isinstance(config.batch_size, int) or config.batch_size < 1:
+        raise InputError(f"--batch-size {config.batch_size}", "must be a positive integer")
     dtype = getattr(torch, config.dtype, None)
     if not isinstance(dtype, torch.dtype):
         raise InputError(f"--dtype {config.dtype}", "not a torch dtype")
