@@ -304,6 +304,14 @@ def probe_set_malformed(tmp):
                 extra=("--task-option", f"probing.probe_set={path}"))
 
 
+# ------------------------------------------------------------------------------ options
+def _option(extra: tuple[str, ...], names: str, *problem: str, tasks: str = "reconstruction,sparsity"):
+    def make(tmp):
+        return Invocation(run_argv(tmp, tasks=tasks, extra=extra), names, problem, [tmp / "results"])
+
+    return make
+
+
 # ------------------------------------------------------------------------------ result records
 def _bad_records(tmp: Path) -> Path:
     results = tmp / "results"
@@ -359,6 +367,13 @@ CASES: list[BadInput] = [
     BadInput("maxact-task-missing-columns", _maxact_task("missing")),
     BadInput("maxact-task-wrong-types", _maxact_task("wrong_type")),
     BadInput("probe-set-malformed", probe_set_malformed),
+    BadInput("task-option-wrong-type-int", _option(("--task-option", "reconstruction.batch_tokens=abc"),
+                                                   "reconstruction.batch_tokens", "expected int", "got str")),
+    BadInput("task-option-wrong-type-float", _option(("--task-option", "sparsity.dense_threshold=[1]"),
+                                                     "sparsity.dense_threshold", "expected float", "got list")),
+    BadInput("task-option-unknown", _option(("--task-option", "sparsity.no_such_option=1"),
+                                            "sparsity.no_such_option", "unknown option")),
+    BadInput("batch-size-zero", _option(("--batch-size", "0"), "--batch-size 0", "positive integer")),
     BadInput("leaderboard-bad-record", leaderboard_bad_record),
     BadInput("gate-bad-record", gate_bad_record),
 ]
