@@ -45,6 +45,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _importable  # noqa: E402
+
+_importable.ensure()
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR  # noqa: E402
 
 TASKS = ("reconstruction", "sparsity", "spliced_loss")
@@ -77,13 +81,13 @@ class Setting:
 
 
 def fixture_setting(n_checkpoints: int, *, max_documents: int | None = None, batch_size: int = 8, device: str = "cpu",
-                    seed: int = 0, show_progress: bool = True) -> Setting:
+                    dtype: str = "float32", seed: int = 0, show_progress: bool = True) -> Setting:
     if not 1 <= n_checkpoints <= len(FIXTURE_CHECKPOINTS):
         raise SystemExit(f"--checkpoints must be 1..{len(FIXTURE_CHECKPOINTS)}")
     ckpts = [(rel, str(SAES_DIR / rel), fmt) for rel, fmt in FIXTURE_CHECKPOINTS[:n_checkpoints]]
     return Setting(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), hookpoint=HOOKPOINT, checkpoints=ckpts,
                    seq_len=SEQ_LEN, batch_size=batch_size, max_documents=max_documents, device=device,
-                   dtype="float32", seed=seed, show_progress=show_progress)
+                   dtype=dtype, seed=seed, show_progress=show_progress)
 
 
 # ----------------------------------------------------------------------------- harness
@@ -118,37 +122,49 @@ def _sequence_ids(rows: slice, keep: torch.Tensor) -> torch.Tensor:
 
 def run_reference(s: Setting, progress: bool = True) -> dict[str, dict[str, dict]]:
     """The same metrics, computed the way per-task evals do it (see the module docstring)."""
-    from sae_bench.checkpoints import load_checkpoint
     from sae_bench.corpus import load_corpus
+    from sae_bench.models import ModelAdapter
+    from sae_bench.runner import CheckpointSpec, _load_checkpoint, sae_compute_dtype
+
+    model = ModelAdapter.load(s.model, device=s.device, dtype=getattr(torch, s.dtype))
+    corpus = load_corpus(s.corpus, model.tokenizer, seq_len=s.seq_len, max_documents=s.max_documents)
+    sae_dtype = sae_compute_dtype(s.device, model.dtype, s.hookpoint)  # the same SAE dtype as the harness
+    loaders = [(label, lambda path=path, fmt=fmt: _load_checkpoint(
+                    CheckpointSpec(ref=path, hookpoint=s.hookpoint, format=fmt), s.device, sae_dtype))
+               for label, path, fmt in s.checkpoints]
+    return reference_metrics(model, corpus, s.hookpoint, loaders, batch_size=s.batch_size, seed=s.seed,
+                             progress=progress)
+
+
+def reference_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int, seed: int = 0,
+                      progress: bool = True) -> dict[str, dict[str, dict]]:
+    """Per-task reference on a loaded ModelAdapter and TokenizedCorpus; `loaders`: [(label, () -> SAE)]."""
     from sae_bench.metrics.reconstruction import ReconstructionAccumulator
     from sae_bench.metrics.sparsity import SparsityAccumulator
     from sae_bench.metrics.spliced_loss import (SplicedLossAccumulator, next_token_targets, prediction_mask,
                                                 token_ce_kl)
-    from sae_bench.models import ModelAdapter
     from sae_bench.tasks.reconstruction import ReconstructionConfig
     from sae_bench.tasks.sparsity import SparsityConfig
 
     rcfg, scfg = ReconstructionConfig(), SparsityConfig()
-    model = ModelAdapter.load(s.model, device=s.device, dtype=getattr(torch, s.dtype))
-    corpus = load_corpus(s.corpus, model.tokenizer, seq_len=s.seq_len, max_documents=s.max_documents)
-    hook = model.resolve_hookpoint(s.hookpoint)
+    hook = model.resolve_hookpoint(hookpoint)
     dev = model.device
     n_seq = corpus.n_sequences
-    n_batches = -(-n_seq // s.batch_size)
+    n_batches = -(-n_seq // batch_size)
     out: dict[str, dict[str, dict]] = {}
 
     def activations(ids, mask, keep):  # one forward stopped after the hooked layer, kept positions
         with torch.no_grad():
             return model.residual(hook, ids.to(dev), mask.to(dev)).float()[keep.to(dev)]
 
-    for label, path, fmt in tqdm(s.checkpoints, desc="reference", unit="ckpt", disable=not progress):
-        sae = load_checkpoint(path, hookpoint=s.hookpoint, format=fmt, device=s.device)
+    for label, load in tqdm(loaders, desc="reference", unit="ckpt", disable=not progress):
+        sae = load()
         results: dict[str, dict] = {}
 
         # reconstruction: its own pass over the corpus
-        torch.manual_seed(s.seed)
+        torch.manual_seed(seed)
         acc = ReconstructionAccumulator(n_seq, sae.d_in)
-        for rows, ids, mask, keep in corpus.batches(s.batch_size):
+        for rows, ids, mask, keep in corpus.batches(batch_size):
             x_all, seq_all = activations(ids, mask, keep), _sequence_ids(rows, keep)
             for part in _chunks(x_all.shape[0], rcfg.batch_tokens):
                 x_in, _ = sae.preprocess(x_all[part].to(sae.device, sae.dtype))
@@ -156,28 +172,28 @@ def run_reference(s: Setting, progress: bool = True) -> dict[str, dict[str, dict
         results["reconstruction"] = acc.finalize()
 
         # sparsity: its own pass over the corpus
-        torch.manual_seed(s.seed)
+        torch.manual_seed(seed)
         sacc = SparsityAccumulator(n_seq, sae.d_sae, dense_threshold=scfg.dense_threshold)
-        for rows, ids, mask, keep in corpus.batches(s.batch_size):
+        for rows, ids, mask, keep in corpus.batches(batch_size):
             x_all, seq_all = activations(ids, mask, keep), _sequence_ids(rows, keep)
             for part in _chunks(x_all.shape[0], scfg.batch_tokens):
                 x_in, _ = sae.preprocess(x_all[part].to(sae.device, sae.dtype))
                 sacc.update(sae.encode(x_in), seq_all[part])
         results["sparsity"] = sacc.finalize(replicates=scfg.bootstrap_replicates,
-                                            generator=torch.Generator().manual_seed(s.seed + SPARSITY_RNG_OFFSET))
+                                            generator=torch.Generator().manual_seed(seed + SPARSITY_RNG_OFFSET))
 
         # spliced loss: a pass for the mean activation, then four full forwards per batch
-        torch.manual_seed(s.seed)
+        torch.manual_seed(seed)
         total = torch.zeros(model.d_model, dtype=torch.float64)
         count = 0
-        for rows, ids, mask, keep in corpus.batches(s.batch_size):
+        for rows, ids, mask, keep in corpus.batches(batch_size):
             x_all = activations(ids, mask, keep).cpu()
             for part in _chunks(x_all.shape[0], 4096):  # ActivationSource.mean()'s summation order
                 total += x_all[part].to(torch.float64).sum(dim=0)
             count += x_all.shape[0]
         mean = (total / max(count, 1)).to(torch.float32)
         lacc = SplicedLossAccumulator(n_seq)
-        for rows, ids, mask, keep in tqdm(corpus.batches(s.batch_size), total=n_batches, desc=f"{label} spliced",
+        for rows, ids, mask, keep in tqdm(corpus.batches(batch_size), total=n_batches, desc=f"{label} spliced",
                                           leave=False, disable=not progress):
             ids_d, mask_d, keep_d = ids.to(dev), mask.to(dev), keep.to(dev)
             pred = prediction_mask(keep)
@@ -219,6 +235,31 @@ def run_reference(s: Setting, progress: bool = True) -> dict[str, dict[str, dict
     return out
 
 
+def harness_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int, seed: int = 0,
+                    show_progress: bool = False) -> dict[str, dict[str, dict]]:
+    """What `runner.evaluate` does at one hookpoint, on a loaded ModelAdapter and TokenizedCorpus
+    (no records, no preflight): one ActivationSource + EvalContext shared by every task and checkpoint."""
+    from sae_bench.activations import ActivationSource
+    from sae_bench.context import EvalContext
+    from sae_bench.tasks.reconstruction import ReconstructionTask
+    from sae_bench.tasks.sparsity import SparsityTask
+    from sae_bench.tasks.spliced_loss import SplicedLossTask
+
+    source = ActivationSource(model, hookpoint, corpus, batch_size=batch_size, show_progress=show_progress)
+    ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source, device=model.device,
+                      seed=seed, batch_size=batch_size, show_progress=show_progress)
+    out: dict[str, dict[str, dict]] = {}
+    for label, load in loaders:
+        sae = load()
+        for task in (ReconstructionTask(), SparsityTask(), SplicedLossTask()):
+            torch.manual_seed(seed)
+            metrics = task.run(sae, ctx).metrics
+            out.setdefault(label, {})[task.name] = {n: {"value": m.value, "stderr": m.stderr}
+                                                    for n, m in metrics.items()}
+        del sae
+    return out
+
+
 # ----------------------------------------------------------------------------- comparison
 def compare(harness: dict, reference: dict, rtol: float = 0.0) -> list[str]:
     """Every disagreement between the two metric sets (empty: they agree)."""
@@ -254,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-documents", type=int, default=None, help="corpus documents (default: all 100)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per forward, both sides")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="model dtype, both sides (bf16 on CUDA also runs the SAEs in bf16)")
     p.add_argument("--repeat", type=int, default=1, help="timed repetitions of each side (the minimum is reported)")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed 2-document warm-up of both sides")
     p.add_argument("--rtol", type=float, default=0.0, help="relative tolerance of the metric check (0: exact)")
@@ -263,9 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
 
     setting = fixture_setting(args.checkpoints, max_documents=args.max_documents, batch_size=args.batch_size,
-                              device=args.device, show_progress=not args.no_progress)
+                              device=args.device, dtype=args.dtype, show_progress=not args.no_progress)
     if not args.no_warmup:  # imports, first-call allocations, thread pools: paid by neither timed run
-        warm = fixture_setting(1, max_documents=2, batch_size=args.batch_size, device=args.device, show_progress=False)
+        warm = fixture_setting(1, max_documents=2, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                               show_progress=False)
         run_harness(warm)
         run_reference(warm, progress=False)
     harness_times, reference_times = [], []
@@ -308,5 +351,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())
