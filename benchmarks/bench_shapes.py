@@ -334,22 +334,34 @@ def e2b(args) -> dict:
     from sae_bench.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
 
     device = args.device
-    config = Gemma4TextConfig(
-        vocab_size=262144, hidden_size=1536, intermediate_size=6144, num_hidden_layers=35, num_attention_heads=8,
-        num_key_value_heads=1, head_dim=256, global_head_dim=512, sliding_window=512,
-        layer_types=(["sliding_attention"] * 4 + ["full_attention"]) * 7, vocab_size_per_layer_input=262144,
-        hidden_size_per_layer_input=256, num_kv_shared_layers=20, use_double_wide_mlp=True,
-        final_logit_softcapping=30.0, pad_token_id=0, bos_token_id=2, eos_token_id=1)
+    if args.e2b_small:  # a miniature of the same structure, to try the section quickly on CPU
+        V, d, f, k = 4096, 256, 2048, 32
+        config = Gemma4TextConfig(
+            vocab_size=V, hidden_size=d, intermediate_size=512, num_hidden_layers=10, num_attention_heads=2,
+            num_key_value_heads=1, head_dim=64, global_head_dim=128, sliding_window=64,
+            layer_types=(["sliding_attention"] * 4 + ["full_attention"]) * 2, vocab_size_per_layer_input=V,
+            hidden_size_per_layer_input=32, num_kv_shared_layers=4, use_double_wide_mlp=True,
+            final_logit_softcapping=30.0, pad_token_id=0, bos_token_id=2, eos_token_id=1)
+    else:
+        V, d, f, k = 262144, 1536, 49152, 100
+        config = Gemma4TextConfig(
+            vocab_size=V, hidden_size=d, intermediate_size=6144, num_hidden_layers=35, num_attention_heads=8,
+            num_key_value_heads=1, head_dim=256, global_head_dim=512, sliding_window=512,
+            layer_types=(["sliding_attention"] * 4 + ["full_attention"]) * 7, vocab_size_per_layer_input=V,
+            hidden_size_per_layer_input=256, num_kv_shared_layers=20, use_double_wide_mlp=True,
+            final_logit_softcapping=30.0, pad_token_id=0, bos_token_id=2, eos_token_id=1)
+    cuda = torch.device(device).type == "cuda"
+    dtype = torch.bfloat16 if cuda else torch.float32
     torch.manual_seed(0)
     start = time.perf_counter()
     with torch.device(device):
-        model = Gemma4ForCausalLM(config).to(torch.bfloat16)
+        model = Gemma4ForCausalLM(config).to(dtype)
     model.eval().requires_grad_(False)
     adapter = ModelAdapter.from_pretrained_model(model, None, model_id="e2b-shaped-random")
     build_s = time.perf_counter() - start
     n, T = args.e2b_sequences, args.e2b_seq_len
     gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, 262144, (n, T), generator=gen)
+    ids = torch.randint(3, V, (n, T), generator=gen)
     ids[:, 0] = 2
     mask = torch.ones_like(ids)
     for row in range(n):  # some padding, as real corpora have
@@ -357,16 +369,15 @@ def e2b(args) -> dict:
     ids[mask == 0] = 0
     keep = mask.bool() & (ids != 2) & (ids != 0) & (ids != 1)
     corpus = TokenizedCorpus("random-tokens", "random", "none", ids, mask, keep, T)
-    d, f, k = 1536, 49152, 100
 
     def make_sae(seed: int):
         g = torch.Generator(device=device).manual_seed(seed)
-        W_enc = (torch.randn(f, d, generator=g, device=device) / math.sqrt(d)).to(torch.bfloat16)
+        W_enc = (torch.randn(f, d, generator=g, device=device) / math.sqrt(d)).to(dtype)
         W_dec = torch.randn(f, d, generator=g, device=device)
-        W_dec = (W_dec / W_dec.norm(dim=1, keepdim=True)).to(torch.bfloat16)
-        zeros = lambda m: torch.zeros(m, device=device, dtype=torch.bfloat16)  # noqa: E731
+        W_dec = (W_dec / W_dec.norm(dim=1, keepdim=True)).to(dtype)
+        zeros = lambda m: torch.zeros(m, device=device, dtype=dtype)  # noqa: E731
         meta = SaeMetadata(f"random-{seed}", "sparsify", d, f, ActivationSpec("topk", k=k), hookpoint=args.e2b_layer,
-                           dtype="bfloat16")
+                           dtype=str(dtype).replace("torch.", ""))
         return SparseAutoencoder(W_enc, zeros(f), W_dec, zeros(d), meta)
 
     loaders = [(f"random-{i}", lambda i=i: make_sae(i)) for i in range(args.e2b_checkpoints)]
@@ -377,21 +388,23 @@ def e2b(args) -> dict:
     adapter.clear_cache()
     bench_suite.reference_metrics(adapter, small, args.e2b_layer, loaders[:1], batch_size=bs, progress=False)
     adapter.clear_cache()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    _sync(device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     harness = bench_suite.harness_metrics(adapter, corpus, args.e2b_layer, loaders, batch_size=bs)
-    torch.cuda.synchronize()
+    _sync(device)
     t_h = time.perf_counter() - t0
-    peak_h = torch.cuda.max_memory_allocated()
+    peak_h = torch.cuda.max_memory_allocated() if cuda else 0
     adapter.clear_cache()
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     reference = bench_suite.reference_metrics(adapter, corpus, args.e2b_layer, loaders, batch_size=bs,
                                               progress=not args.no_progress)
-    torch.cuda.synchronize()
+    _sync(device)
     t_r = time.perf_counter() - t0
-    peak_r = torch.cuda.max_memory_allocated()
+    peak_r = torch.cuda.max_memory_allocated() if cuda else 0
     exact = bench_suite.compare(harness, reference, 0.0)
     loose = bench_suite.compare(harness, reference, args.e2b_rtol)
     out = {"model_build_seconds": build_s, "sequences": n, "seq_len": T, "batch_size": bs, "layer": args.e2b_layer,
@@ -400,9 +413,11 @@ def e2b(args) -> dict:
            "reference_peak_cuda_gib": peak_r / 2**30, "values_differing_exactly": len(exact),
            "values_compared": 2 * sum(len(m) for t in harness.values() for m in t.values()),
            "rtol": args.e2b_rtol, "values_beyond_rtol": loose, "max_relative_difference": _max_rel(harness, reference)}
+    out["model"] = "E2B-shaped" if not args.e2b_small else "miniature (--e2b-small)"
     del model, adapter
     gc.collect()
-    torch.cuda.empty_cache()
+    if cuda:
+        torch.cuda.empty_cache()
     return out
 
 
@@ -438,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2b-seq-len", type=int, default=512)
     p.add_argument("--e2b-batch-size", type=int, default=8)
     p.add_argument("--e2b-rtol", type=float, default=1e-3)
+    p.add_argument("--e2b-small", action="store_true", help="a miniature E2B-like model (a quick check on CPU)")
     p.add_argument("--workdir", type=Path, default=None, help="where the random checkpoints are written (default: a temp dir)")
     p.add_argument("--out", type=Path)
     p.add_argument("--no-progress", action="store_true")
@@ -531,7 +547,7 @@ def print_tables(result: dict) -> None:
         if "error" in e:
             print(f"\nE2B-shaped: ERROR {e['error']}")
         else:
-            print(f"\nE2B-shaped random Gemma 4 (bf16), {e['checkpoints']} checkpoints @ {e['layer']}, "
+            print(f"\n{e['model']} random Gemma 4, {e['checkpoints']} checkpoints @ {e['layer']}, "
                   f"{e['sequences']} x {e['seq_len']} tokens: harness {e['harness_seconds']:.2f} s, reference "
                   f"{e['reference_seconds']:.2f} s, speedup {e['speedup']:.2f}x; metrics: "
                   f"{e['values_differing_exactly']} of {e['values_compared']} values differ in any bit, max relative "
