@@ -108,7 +108,7 @@ def _final_hidden(model, hookpoint: str, batch: _Batch, resid: Tensor, clean_kv:
     device = resid.device
     with torch.no_grad():
         h = model.final_hidden_from(hookpoint, resid, batch.ids.to(device), batch.mask.to(device), clean_kv=clean_kv)
-    return h[batch.pred.to(device)]
+    return h[batch.pred.to(h.device)]  # a model spread over devices ends on another device than it starts
 
 
 def _kv_to(clean_kv: dict, device) -> dict:

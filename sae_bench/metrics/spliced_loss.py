@@ -60,9 +60,10 @@ def next_token_targets(input_ids: Tensor) -> Tensor:
 def token_ce_kl(logits: Tensor, targets: Tensor, clean_log_probs: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """Per-row CE (−log p[target]) and, given clean log-probs, KL(p_clean ‖ p) — both float32 [n]."""
     log_probs = torch.log_softmax(logits.float(), dim=-1)
-    ce = -log_probs.gather(-1, targets[:, None].to(torch.int64)).squeeze(-1)
+    ce = -log_probs.gather(-1, targets[:, None].to(log_probs.device, torch.int64)).squeeze(-1)
     if clean_log_probs is None:
         return ce, None
+    clean_log_probs = clean_log_probs.to(log_probs.device)
     kl = (clean_log_probs.exp() * (clean_log_probs - log_probs)).sum(dim=-1)
     return ce, kl.clamp_min(0.0)  # rounding can leave −1e-7; KL is ≥ 0 by definition
 

@@ -25,7 +25,7 @@ from sae_bench.models import hooks as _hooks
 from sae_bench.models import suffix as _suffix
 from sae_bench.models.hookpoints import Hookpoint, build_aliases, resolve
 from sae_bench.models.pooled import pool_normed
-from sae_bench.models.structure import find_parts, first_device
+from sae_bench.models.structure import execution_device, find_parts, first_device
 
 
 class ModelAdapter:
@@ -145,7 +145,7 @@ class ModelAdapter:
         """float32 logits for final hidden states [..., d]: lm_head in model dtype, then softcap c*tanh(z/c)."""
         head = self.model.get_output_embeddings()
         with torch.no_grad():
-            logits = head(hidden.to(device=head.weight.device, dtype=head.weight.dtype)).float()
+            logits = head(hidden.to(device=execution_device(head), dtype=head.weight.dtype)).float()
             if self.softcap:
                 logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
@@ -200,7 +200,7 @@ class ModelAdapter:
             with self.splice(hook, lambda _h: resid):
                 return self.final_hidden(ids, mask)
         layer_module = self._modules[hook.module_path]
-        resid = resid.to(dtype=self.dtype, device=next(layer_module.parameters()).device)
+        resid = resid.to(dtype=self.dtype, device=execution_device(layer_module))
         if clean_kv is None:
             clean_kv = self.clean_kv(hook, ids, mask)
         with torch.no_grad():

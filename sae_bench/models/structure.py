@@ -70,7 +70,17 @@ def find_parts(model: nn.Module) -> ModelParts:
                       norm_path=_path_of(model, norm), text_config=text_config, n_layers=n_layers)
 
 
+def execution_device(module: nn.Module) -> torch.device:
+    """Where `module` computes: accelerate's execution device when `device_map` placed it (an
+    offloaded module's weights sit on `meta` until it runs), else the device of its weights."""
+    hook = getattr(module, "_hf_hook", None)
+    hooks = getattr(hook, "hooks", None) or [hook]  # a SequentialHook holds several
+    device = next((h.execution_device for h in hooks if getattr(h, "execution_device", None) is not None), None)
+    if device is not None:
+        return torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+    return next(module.parameters()).device
+
+
 def first_device(model: nn.Module) -> torch.device:
     """Device of the input embeddings (where input ids must go), also under device_map="auto"."""
-    emb = model.get_input_embeddings()
-    return emb.weight.device
+    return execution_device(model.get_input_embeddings())
