@@ -95,7 +95,7 @@ class Codes(NamedTuple):
 
     def abs_sum(self) -> Tensor:
         """Sum of |codes| per row (l1 per token), as float64."""
-        return self.values.abs().to(torch.float64).sum(dim=-1)
+        return self.values.abs().sum(dim=-1, dtype=torch.float64)  # upcast while summing: no [N, F] float64 copy
 
     def fire_counts(self) -> Tensor:
         """How many rows each latent fired (was nonzero) on: int64 [d_sae]."""
@@ -226,17 +226,17 @@ class SparseAutoencoder(torch.nn.Module):
     @torch.no_grad()
     def encode(self, x: Tensor) -> Codes:
         """Codes for preprocessed inputs x [N, D]: sparse (values, indices) for topk, else dense."""
-        pre = self.pre_activations(x)
+        pre = self.pre_activations(x)  # a fresh [N, F] tensor: the activation works in place on it
         spec = self.activation
         if spec.kind == "topk":
-            values, indices = torch.relu(pre).topk(spec.k, dim=-1, sorted=False)
+            values, indices = pre.relu_().topk(spec.k, dim=-1, sorted=False)
             return Codes(values, indices, self.d_sae)
         if spec.kind == "jumprelu":
             threshold = self.threshold if self.threshold is not None else spec.threshold
             if threshold is None:
                 raise ValueError("jumprelu activation needs a threshold")
-            return Codes(pre * (pre > threshold), None, self.d_sae)
-        return Codes(torch.relu(pre), None, self.d_sae)
+            return Codes(pre.mul_(pre > threshold), None, self.d_sae)
+        return Codes(pre.relu_(), None, self.d_sae)
 
     @torch.no_grad()
     def decode(self, codes: Codes, x: Tensor | None = None) -> Tensor:

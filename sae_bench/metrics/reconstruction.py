@@ -42,6 +42,9 @@ class ReconstructionAccumulator:
         self.dot = z(n_sequences)
 
     def update(self, x: Tensor, x_hat: Tensor, sequence: Tensor) -> None:
+        if x.device.type != "cpu":
+            self._update_on_device(x, x_hat, sequence)
+            return
         x = x.detach().to("cpu", torch.float64)
         x_hat = x_hat.detach().to("cpu", torch.float64)
         seq = sequence.to("cpu", torch.int64)
@@ -56,6 +59,28 @@ class ReconstructionAccumulator:
         self.norm_ratio.index_add_(0, seq, norm_xhat / norm_x.clamp_min(_EPS))
         self.sq_norm_xhat.index_add_(0, seq, norm_xhat**2)
         self.dot.index_add_(0, seq, dot)
+
+    def _update_on_device(self, x: Tensor, x_hat: Tensor, sequence: Tensor) -> None:
+        """The same sums for inputs on an accelerator: reduced there in float64 (per row, then per
+        sequence), so only [n_sequences_in_batch, d + 7] values cross to the CPU, not [N, d] twice."""
+        x = x.detach().to(torch.float64)
+        x_hat = x_hat.detach().to(torch.float64)
+        sequences, local = torch.unique(sequence.to(x.device, torch.int64), return_inverse=True)
+        norm_x = x.norm(dim=-1)
+        norm_xhat = x_hat.norm(dim=-1)
+        dot = (x * x_hat).sum(dim=-1)
+        rows = torch.stack([torch.ones_like(norm_x), ((x - x_hat) ** 2).sum(dim=-1), norm_x**2,
+                            dot / (norm_x * norm_xhat).clamp_min(_EPS), norm_xhat / norm_x.clamp_min(_EPS),
+                            norm_xhat**2, dot], dim=1)
+        per_seq = torch.zeros(sequences.shape[0], rows.shape[1], dtype=torch.float64, device=x.device)
+        per_seq = per_seq.index_add_(0, local, rows).cpu()
+        sum_x = torch.zeros(sequences.shape[0], x.shape[1], dtype=torch.float64, device=x.device)
+        sum_x = sum_x.index_add_(0, local, x).cpu()
+        seq = sequences.cpu()
+        for column, target in enumerate((self.tokens, self.sq_err, self.sq_norm_x, self.cos, self.norm_ratio,
+                                         self.sq_norm_xhat, self.dot)):
+            target.index_add_(0, seq, per_seq[:, column])
+        self.sum_x.index_add_(0, seq, sum_x)
 
     def centred_sq_norm(self) -> Tensor:
         """Per-sequence Σ_t ‖x_t − μ‖² with μ the global mean over kept tokens."""

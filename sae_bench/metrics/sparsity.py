@@ -98,10 +98,17 @@ class SparsityAccumulator:
         self.l0.index_add_(0, seq, codes.active_count().cpu())
         self.l1.index_add_(0, seq, codes.abs_sum().cpu())
         self.fire_counts += codes.fire_counts().cpu()
-        pair_seq, latents = firing_pairs(codes, seq)
-        keys, counts = torch.unique(pair_seq * self.d_sae + latents, return_counts=True)
-        self._pair_keys.append(keys)
-        self._pair_counts.append(counts)
+        # (sequence, latent) firing pairs, counted where the codes live: only distinct pairs cross to the CPU
+        nonzero = codes.values != 0
+        rows = torch.arange(codes.values.shape[0], device=codes.values.device)
+        if codes.indices is None:
+            rows, latents = nonzero.nonzero(as_tuple=True)
+        else:
+            rows, latents = rows[:, None].expand_as(nonzero)[nonzero], codes.indices[nonzero]
+        pair_seq = sequence.to(codes.values.device, torch.int64)[rows]
+        keys, counts = torch.unique(pair_seq * self.d_sae + latents.to(torch.int64), return_counts=True)
+        self._pair_keys.append(keys.cpu())
+        self._pair_counts.append(counts.cpu())
 
     @property
     def n_vectors(self) -> int:
@@ -134,13 +141,22 @@ class SparsityAccumulator:
         position[present] = torch.arange(n)
         seqs = position[seqs]
         tokens = self.tokens[present]
+        # Every replicate's firing counts at once: fire[j, r] = Σ_pairs counts * weights[seq, r], one
+        # sparse (latent x sequence) by dense (sequence x replicate) product. All terms are integers
+        # below 2^53, so the float64 sums are exact whatever their order: the same numbers as adding
+        # replicate by replicate.
+        weights = torch.stack([torch.bincount(torch.randint(0, n, (n,), generator=generator), minlength=n)
+                               for _ in range(replicates)], dim=1).to(torch.float64)  # [n, R]
+        pairs = torch.sparse_coo_tensor(torch.stack([latents, seqs]), counts.to(torch.float64), (self.d_sae, n),
+                                        check_invariants=False).coalesce()
         dead, dense = [], []
-        for _ in range(replicates):
-            weights = torch.bincount(torch.randint(0, n, (n,), generator=generator), minlength=n).to(torch.float64)
-            fire = torch.zeros(self.d_sae, dtype=torch.float64).index_add_(0, latents, weights[seqs] * counts)
-            d, s = self._fractions(fire, float((weights * tokens).sum()))
-            dead.append(d)
-            dense.append(s)
+        step = max(1, (1 << 25) // max(self.d_sae, 1))  # replicates per product: at most 2^25 counts at once
+        for start in range(0, replicates, step):
+            fire = torch.sparse.mm(pairs, weights[:, start:start + step]).T  # [r, F]
+            for r in range(fire.shape[0]):
+                d, s = self._fractions(fire[r], float((weights[:, start + r] * tokens).sum()))
+                dead.append(d)
+                dense.append(s)
         sd = lambda v: float(torch.tensor(v, dtype=torch.float64).std(unbiased=True))  # noqa: E731
         return sd(dead), sd(dense)
 
