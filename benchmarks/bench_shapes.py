@@ -412,25 +412,13 @@ def e2b(args) -> dict:
            "reference_seconds": t_r, "speedup": t_r / t_h, "harness_peak_cuda_gib": peak_h / 2**30,
            "reference_peak_cuda_gib": peak_r / 2**30, "values_differing_exactly": len(exact),
            "values_compared": 2 * sum(len(m) for t in harness.values() for m in t.values()),
-           "rtol": args.e2b_rtol, "values_beyond_rtol": loose, "max_relative_difference": _max_rel(harness, reference)}
+           "rtol": args.e2b_rtol, "values_beyond_rtol": loose, "max_relative_difference": bench_suite.max_relative_difference(harness, reference)}
     out["model"] = "E2B-shaped" if not args.e2b_small else "miniature (--e2b-small)"
     del model, adapter
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
     return out
-
-
-def _max_rel(a: dict, b: dict) -> float:
-    worst = 0.0
-    for label, tasks in a.items():
-        for task, metrics in tasks.items():
-            for name, m in metrics.items():
-                for field in ("value", "stderr"):
-                    x, y = m[field], b.get(label, {}).get(task, {}).get(name, {}).get(field)
-                    if x is not None and y is not None and x != y:
-                        worst = max(worst, abs(x - y) / max(abs(x), abs(y)))
-    return worst
 
 
 # ----------------------------------------------------------------------------- main

@@ -283,6 +283,19 @@ def compare(harness: dict, reference: dict, rtol: float = 0.0) -> list[str]:
     return problems
 
 
+def max_relative_difference(harness: dict, reference: dict) -> float:
+    """The largest |a - b| / max(|a|, |b|) over every value and standard error both sides have."""
+    worst = 0.0
+    for label, tasks in harness.items():
+        for task, metrics in tasks.items():
+            for name, m in metrics.items():
+                for field in ("value", "stderr"):
+                    a, b = m[field], reference.get(label, {}).get(task, {}).get(name, {}).get(field)
+                    if a is not None and b is not None and a != b:
+                        worst = max(worst, abs(a - b) / max(abs(a), abs(b)))
+    return worst
+
+
 def _timed(fn, *args):
     start = time.perf_counter()
     value = fn(*args)
@@ -330,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "harness_seconds": harness_times, "reference_seconds": reference_times,
         "speedup": r / h, "metrics_compared": n_metrics * 2, "rtol": args.rtol,
         "identical": not problems, "problems": problems,
+        "max_relative_difference": max_relative_difference(harness, reference),
     }
     print(f"\n{len(setting.checkpoints)} checkpoints @ {setting.hookpoint}, tasks {', '.join(TASKS)}, "
           f"device {setting.device}, {torch.get_num_threads()} threads")
@@ -344,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + line)
     else:
         print(f"metrics identical: {n_metrics} metrics x (value, stderr) agree {check}")
+    if result["max_relative_difference"]:
+        print(f"largest relative difference: {result['max_relative_difference']:.2e}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
