@@ -9,13 +9,16 @@ positions whose token is not BOS, pad or EOS (the same positions the harness eva
 everywhere else; BOS keeps its clean residual). Its hooks are always removed.
 
 Offline: nothing here downloads; the local task's dataset is read from the jsonl beside its YAML.
-lm-eval is imported lazily (it is slow to import). This module never writes files and never
+lm-eval is imported lazily (it is slow to import). Under torchrun every rank runs the whole
+lm-eval evaluation on its own model copy (not sharded: HFLM around a loaded module is one
+process's model), so every rank holds the same scores. This module never writes files and never
 computes anything but lm-eval's own per-document scores.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +76,11 @@ def evaluate_tasks(lm, task_names: Sequence[str], *, include_paths: Sequence[Pat
 
     paths = [local_tasks_dir(), *[Path(p) for p in include_paths]]
     manager = _task_manager(task_names, paths)
-    out = lm_eval.simple_evaluate(
-        model=lm, tasks=list(task_names), task_manager=manager, limit=limit, num_fewshot=num_fewshot,
-        log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-        fewshot_random_seed=seed, verbosity="ERROR")
+    with _as_local_rank_zero():
+        out = lm_eval.simple_evaluate(
+            model=lm, tasks=list(task_names), task_manager=manager, limit=limit, num_fewshot=num_fewshot,
+            log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+            fewshot_random_seed=seed, verbosity="ERROR")
     scores = {}
     for name in task_names:
         result = out["results"].get(name)
@@ -87,6 +91,20 @@ def evaluate_tasks(lm, task_names: Sequence[str], *, include_paths: Sequence[Pat
         per_doc = {int(s["doc_id"]): float(s["acc"]) for s in out["samples"][name]}
         scores[name] = TaskScores(name, float(result["acc,none"]), stderr, per_doc)
     return scores
+
+
+@contextmanager
+def _as_local_rank_zero() -> Iterator[None]:
+    """lm-eval returns results only where LOCAL_RANK is 0 (it takes torchrun for tensor parallelism);
+    our ranks each run the whole evaluation themselves, so each must get its results."""
+    saved = os.environ.get("LOCAL_RANK")
+    if saved is not None:
+        os.environ["LOCAL_RANK"] = "0"
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["LOCAL_RANK"] = saved
 
 
 def _excluded_token_ids(model) -> set[int]:
