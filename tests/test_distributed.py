@@ -1,8 +1,8 @@
 """`torchrun --nproc_per_node 2 sae-bench run ...` (gloo, CPU) gives the numbers of one process.
 
 The same small suite (two residual checkpoints at layers.2 and the pooled ErnOS one; reconstruction,
-sparsity, spliced_loss, probing, maxact_repro) is run once as a plain process and once as two
-ranks. 24 sequences in batches of 5 make 5 batches, so the ranks get unequal shares (3 and 2).
+sparsity, spliced_loss, probing, maxact_repro, and downstream_lm_eval on 8 documents) is run once
+as a plain process and once as two ranks. 24 sequences in batches of 5 make 5 batches, so the ranks get unequal shares (3 and 2).
 Every record's metrics, standard errors, counts and artifacts must be byte-identical; only rank 0
 writes (one set of records, one printed table, no temporary files left), and the records say
 how many ranks made them. The shard/gather helpers are also checked without torchrun.
@@ -23,7 +23,7 @@ from sae_bench import distributed
 from sae_bench.fixtures import FIXTURES_DIR
 from sae_bench.results import iter_records
 
-TASKS = "reconstruction,sparsity,spliced_loss,probing,maxact_repro"
+TASKS = "reconstruction,sparsity,spliced_loss,probing,maxact_repro,downstream_lm_eval"
 CHECKPOINTS = [
     {"path": str(FIXTURES_DIR / "saes/sparsify/tiny-gemma4-8x"), "hookpoint": "layers.2", "format": "sparsify",
      "label": "l2"},
@@ -32,8 +32,8 @@ CHECKPOINTS = [
     {"path": str(FIXTURES_DIR / "saes/ernos/tiny_sae.safetensors"), "hookpoint": "pooled_final_norm",
      "format": "ernos", "label": "ernos"},
 ]
-# Per checkpoint: 5 tasks at layers.2; the pooled checkpoint skips spliced_loss and maxact_repro.
-EXPECTED_RECORDS = 5 + 5 + 3
+# Per checkpoint: 6 tasks at layers.2; the pooled checkpoint skips spliced_loss, maxact_repro, downstream.
+EXPECTED_RECORDS = 6 + 6 + 3
 
 
 def _free_port() -> int:
@@ -44,7 +44,8 @@ def _free_port() -> int:
 
 def _argv(suite: Path, results: Path, cache: Path | None) -> list[str]:
     argv = ["-m", "sae_bench", "run", "--suite", str(suite), "--results", str(results), "--tasks", TASKS,
-            "--quiet", "--max-documents", "24", "--batch-size", "5"]
+            "--quiet", "--max-documents", "24", "--batch-size", "5",
+            "--task-option", "downstream_lm_eval.limit=8"]
     return argv + (["--cache-dir", str(cache)] if cache is not None else ["--no-cache"])
 
 
