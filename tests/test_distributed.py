@@ -122,3 +122,19 @@ def test_shard_and_gather_are_pass_throughs_in_one_process():
     assert list(distributed.shard("abc")) == [(0, "a"), (1, "b"), (2, "c")]
     assert distributed.gather_ordered([(2, "c"), (0, "a"), (1, "b")]) == ["a", "b", "c"]
     assert distributed.from_writer({"x": 1}) == {"x": 1}
+
+
+def test_two_ranks_resume_a_partial_folder_and_recompute_only_what_is_missing(runs, tmp_path):
+    """Rank 0's files decide what every rank runs (the ranks share collectives)."""
+    import shutil
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(runs["two"], resumed)
+    missing = next(p for p in resumed.rglob("spliced_loss.json"))
+    missing.unlink()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), *_argv(runs["one"].parent / "suite.json", resumed, None)]
+    proc = subprocess.run(cmd, env=_env(), text=True, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"{EXPECTED_RECORDS} records in {resumed} ({EXPECTED_RECORDS - 1} reused)" in proc.stdout
+    assert _numbers(resumed) == _numbers(runs["one"])
