@@ -68,7 +68,8 @@ def _add_run(sub) -> None:
     p.add_argument("--results", type=Path, help="results folder (default: results/ or results/fixtures)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:N, or auto (spread a model too large for one device: device_map='auto')")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="sequences per model forward")
