@@ -95,7 +95,11 @@ class Codes(NamedTuple):
 
     def abs_sum(self) -> Tensor:
         """Sum of |codes| per row (l1 per token), as float64."""
-        return self.values.abs().sum(dim=-1, dtype=torch.float64)  # upcast while summing: no [N, F] float64 copy
+        # In row chunks of at most 2^24 values: upcasting a whole dense [N, F] block to float64 would
+        # take twice its memory (CUDA's sum(dtype=float64) upcasts the input first).
+        rows = max(1, (1 << 24) // max(self.values.shape[-1], 1))
+        parts = [part.abs().to(torch.float64).sum(dim=-1) for part in self.values.split(rows)]
+        return torch.cat(parts) if parts else self.values.new_zeros(0, dtype=torch.float64)
 
     def fire_counts(self) -> Tensor:
         """How many rows each latent fired (was nonzero) on: int64 [d_sae]."""

@@ -32,6 +32,7 @@ are evaluated is the caller's choice; the activation source already excludes BOS
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -41,6 +42,7 @@ from sae_bench.sae import Codes
 from sae_bench.task_api import Metric
 
 DEFAULT_DENSE_THRESHOLD = 0.1
+DENSE_BOOTSTRAP_LIMIT = 1 << 25  # latents x sequences up to which the bootstrap uses a dense product
 
 
 def firing_pairs(codes: Codes, sequence: Tensor) -> tuple[Tensor, Tensor]:
@@ -147,12 +149,20 @@ class SparsityAccumulator:
         # replicate by replicate.
         weights = torch.stack([torch.bincount(torch.randint(0, n, (n,), generator=generator), minlength=n)
                                for _ in range(replicates)], dim=1).to(torch.float64)  # [n, R]
-        pairs = torch.sparse_coo_tensor(torch.stack([latents, seqs]), counts.to(torch.float64), (self.d_sae, n),
-                                        check_invariants=False).coalesce()
+        if self.d_sae * n <= DENSE_BOOTSTRAP_LIMIT:  # a dense (latent x sequence) matrix: one GEMM
+            pairs = torch.zeros(self.d_sae, n, dtype=torch.float64)
+            pairs[latents, seqs] = counts.to(torch.float64)
+            product = torch.mm
+        else:
+            with warnings.catch_warnings():  # "sparse invariant checks are implicitly disabled"
+                warnings.simplefilter("ignore", UserWarning)
+                pairs = torch.sparse_coo_tensor(torch.stack([latents, seqs]), counts.to(torch.float64),
+                                                (self.d_sae, n), check_invariants=False).coalesce()
+            product = torch.sparse.mm
         dead, dense = [], []
         step = max(1, (1 << 25) // max(self.d_sae, 1))  # replicates per product: at most 2^25 counts at once
         for start in range(0, replicates, step):
-            fire = torch.sparse.mm(pairs, weights[:, start:start + step]).T  # [r, F]
+            fire = product(pairs, weights[:, start:start + step]).T  # [r, F]
             for r in range(fire.shape[0]):
                 d, s = self._fractions(fire[r], float((weights[:, start + r] * tokens).sum()))
                 dead.append(d)

@@ -1,0 +1,59 @@
+"""The fast paths of the metric accumulators give exactly the numbers of their plain definitions.
+
+The sparsity bootstrap computes every replicate's firing counts in one (dense or sparse) product;
+its terms are integers, so the result must equal, bit for bit, the replicate-by-replicate loop
+of the definition (sae_bench.metrics.sparsity docstring). Codes.abs_sum works in row chunks and
+must equal the one-shot float64 sum.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sae_bench.metrics.sparsity as sparsity
+from sae_bench.metrics.sparsity import SparsityAccumulator
+from sae_bench.sae import Codes
+
+
+def _loop_bootstrap(acc: SparsityAccumulator, replicates: int, seed: int):
+    """The definition: resample sequences, recount each latent's firings, replicate by replicate."""
+    generator = torch.Generator().manual_seed(seed)
+    present = torch.nonzero(acc.tokens > 0).flatten()
+    n = present.numel()
+    seqs, latents, counts = acc.sequence_latent_counts()
+    position = torch.full((acc.n_sequences,), -1, dtype=torch.int64)
+    position[present] = torch.arange(n)
+    seqs, tokens = position[seqs], acc.tokens[present]
+    dead, dense = [], []
+    for _ in range(replicates):
+        weights = torch.bincount(torch.randint(0, n, (n,), generator=generator), minlength=n).to(torch.float64)
+        fire = torch.zeros(acc.d_sae, dtype=torch.float64).index_add_(0, latents, weights[seqs] * counts)
+        d, s = acc._fractions(fire, float((weights * tokens).sum()))
+        dead.append(d)
+        dense.append(s)
+    sd = lambda v: float(torch.tensor(v, dtype=torch.float64).std(unbiased=True))  # noqa: E731
+    return sd(dead), sd(dense)
+
+
+@pytest.mark.parametrize("limit", [sparsity.DENSE_BOOTSTRAP_LIMIT, 0])  # dense product, then sparse
+def test_bootstrap_product_equals_replicate_loop(monkeypatch, limit):
+    monkeypatch.setattr(sparsity, "DENSE_BOOTSTRAP_LIMIT", limit)
+    n, k, f = 3000, 4, 4096  # about 3 firings per latent: dead and dense counts move between replicates
+    g = torch.Generator().manual_seed(0)
+    values = torch.rand(n, k, generator=g)
+    values[values < 0.2] = 0  # some inactive slots
+    indices = torch.randint(0, f, (n, k), generator=g)
+    sequence = torch.arange(n) // 37
+    sequence[sequence == 5] = 6  # a sequence without vectors
+    acc = SparsityAccumulator(int(sequence.max()) + 1, f, dense_threshold=0.002)
+    acc.update(Codes(values, indices, f), sequence)
+    got = acc.bootstrap(150, torch.Generator().manual_seed(11))
+    assert got == _loop_bootstrap(acc, 150, 11)
+    assert got[0] > 0 and got[1] > 0  # both standard errors are informative here: the check can fail
+
+
+def test_abs_sum_in_chunks_equals_one_shot():
+    for shape in [(300, 70_000), (5, 3), (0, 4)]:
+        values = torch.randn(*shape)
+        assert torch.equal(Codes(values, None, shape[1]).abs_sum(), values.abs().to(torch.float64).sum(dim=-1))
