@@ -391,10 +391,21 @@ def e2b(args) -> dict:
     _sync(device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    profiler = None
+    if args.e2b_profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     t0 = time.perf_counter()
     harness = bench_suite.harness_metrics(adapter, corpus, args.e2b_layer, loaders, batch_size=bs)
     _sync(device)
     t_h = time.perf_counter() - t0
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
     peak_h = torch.cuda.max_memory_allocated() if cuda else 0
     adapter.clear_cache()
     if cuda:
@@ -442,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2b-batch-size", type=int, default=8)
     p.add_argument("--e2b-rtol", type=float, default=1e-3)
     p.add_argument("--e2b-small", action="store_true", help="a miniature E2B-like model (a quick check on CPU)")
+    p.add_argument("--e2b-profile", action="store_true", help="print a cProfile of the harness side")
     p.add_argument("--workdir", type=Path, default=None, help="where the random checkpoints are written (default: a temp dir)")
     p.add_argument("--out", type=Path)
     p.add_argument("--no-progress", action="store_true")
