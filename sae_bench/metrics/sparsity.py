@@ -101,11 +101,15 @@ class SparsityAccumulator:
         self.l1.index_add_(0, seq, codes.abs_sum().cpu())
         self.fire_counts += codes.fire_counts().cpu()
         # (sequence, latent) firing pairs, counted where the codes live: only distinct pairs cross to the CPU
-        nonzero = codes.values != 0
-        rows = torch.arange(codes.values.shape[0], device=codes.values.device)
-        if codes.indices is None:
-            rows, latents = nonzero.nonzero(as_tuple=True)
+        if codes.indices is None:  # dense codes: row blocks of at most 2^24 values (nonzero's scratch is O(block))
+            step = max(1, (1 << 24) // max(codes.values.shape[-1], 1))
+            found = [(part != 0).nonzero(as_tuple=True) for part in codes.values.split(step)]
+            rows = torch.cat([r + i * step for i, (r, _) in enumerate(found)]) if found else \
+                torch.zeros(0, dtype=torch.int64, device=codes.values.device)
+            latents = torch.cat([c for _, c in found]) if found else rows
         else:
+            nonzero = codes.values != 0
+            rows = torch.arange(codes.values.shape[0], device=codes.values.device)
             rows, latents = rows[:, None].expand_as(nonzero)[nonzero], codes.indices[nonzero]
         pair_seq = sequence.to(codes.values.device, torch.int64)[rows]
         keys, counts = torch.unique(pair_seq * self.d_sae + latents.to(torch.int64), return_counts=True)
