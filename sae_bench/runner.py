@@ -155,7 +155,11 @@ def build_tasks(names: list[str] | None, options: dict[str, dict[str, Any]]) -> 
         if unknown:
             raise InputError(f"--task-option {name}.{unknown[0]}", f"unknown option; {name} accepts: {', '.join(sorted(valid))}")
         _check_option_types(name, cls, overrides)
-        tasks.append(cls(**overrides))
+        task = cls(**overrides)
+        problems = task.config.problems()
+        if problems:
+            raise InputError(f"--task-option {name}", "; ".join(problems))
+        tasks.append(task)
     return tasks
 
 

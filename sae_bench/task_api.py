@@ -48,7 +48,27 @@ class TaskOutput:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """Base config: subclasses add fields. Everything here goes into the config hash."""
+    """Base config: subclasses add fields. Everything here goes into the config hash.
+
+    Subclasses name fields that must be > 0 in `positive` and fields that must lie in [0, 1] in
+    `unit_interval`, so a bad option fails before any work (None always passes: it means "default")."""
+
+    positive: ClassVar[tuple[str, ...]] = ()
+    unit_interval: ClassVar[tuple[str, ...]] = ()
+
+    def problems(self) -> list[str]:
+        """Why these option values cannot work (empty when they can)."""
+        found = []
+        for name in self.positive:
+            value = getattr(self, name)
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if any(v is not None and v <= 0 for v in values):
+                found.append(f"{name}={value!r} must be > 0")
+        for name in self.unit_interval:
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                found.append(f"{name}={value!r} must be in [0, 1]")
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

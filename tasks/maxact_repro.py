@@ -34,6 +34,8 @@ NO_PARQUET = ("no max-activation parquet for this checkpoint (looked for: option
 
 @dataclass(frozen=True)
 class MaxActReproConfig(TaskConfig):
+    positive = ("max_features", "tol_rel")
+    unit_interval = ("tol_rho", "min_example_fraction")
     parquet: str | None = None  # explicit file (used even if it names another checkpoint)
     corpus: str | None = None  # the build corpus, for exact re-runs when the run's corpus differs
     corpus_column: str = "text"

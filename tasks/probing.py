@@ -48,6 +48,8 @@ from sae_bench.task_api import Metric, Task, TaskConfig, TaskOutput
 
 @dataclass(frozen=True)
 class ProbingConfig(TaskConfig):
+    positive = ("seq_len", "k_values", "n_permutations", "C", "max_iter", "encode_batch_texts")
+    unit_interval = ("min_auroc", "alpha")
     probe_set: str | None = None  # JSON-lines probe set; None: suite resource `probe_set` or the shipped set
     seq_len: int = 64  # tokens per probe text (BOS included); longer texts are truncated
     k_values: tuple[int, ...] = (1, 2, 5, 20)

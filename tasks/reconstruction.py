@@ -16,6 +16,7 @@ from sae_bench.task_api import Task, TaskConfig, TaskOutput
 
 @dataclass(frozen=True)
 class ReconstructionConfig(TaskConfig):
+    positive = ("batch_tokens",)
     batch_tokens: int = 4096  # vectors per SAE call; does not change any number
 
 

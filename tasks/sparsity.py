@@ -23,6 +23,8 @@ _RNG_OFFSET = 7_001  # this task's stream of ctx.generator
 
 @dataclass(frozen=True)
 class SparsityConfig(TaskConfig):
+    positive = ("bootstrap_replicates", "histogram_bins_per_decade", "batch_tokens")
+    unit_interval = ("dense_threshold",)
     dense_threshold: float = DEFAULT_DENSE_THRESHOLD  # a latent is dense if it fires on more than this share
     bootstrap_replicates: int = 200  # sequence-bootstrap replicates for dead/dense standard errors
     histogram_bins_per_decade: int = 4

@@ -52,6 +52,7 @@ MEMO_VERSION = 3  # 3: per_batch keyed by batch index (a rank holds only its own
 
 @dataclass(frozen=True)
 class SplicedLossConfig(TaskConfig):
+    positive = ("chunk_positions",)
     chunk_positions: int = 512  # positions per lm_head call; bounds memory, does not change any number
 
 
