@@ -11,16 +11,6 @@ from sae_bench.models import ModelAdapter
 
 
 @pytest.fixture(scope="module")
-def causal():
-    return models_tiny.causal_adapter()
-
-
-@pytest.fixture(scope="module")
-def conditional():
-    return models_tiny.conditional_adapter()
-
-
-@pytest.fixture(scope="module")
 def batch():
     return models_tiny.padded_batch()
 

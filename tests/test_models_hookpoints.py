@@ -7,16 +7,6 @@ from sae_bench.errors import HookpointError
 from sae_bench.models import POOLED_HOOKPOINT, Hookpoint
 
 
-@pytest.fixture(scope="module")
-def causal():
-    return models_tiny.causal_adapter()
-
-
-@pytest.fixture(scope="module")
-def conditional():
-    return models_tiny.conditional_adapter()
-
-
 SPELLINGS = ["layers.{n}", "language_model.layers.{n}", "model.layers.{n}", "model.language_model.layers.{n}"]
 
 
