@@ -4,6 +4,7 @@ sae_bench.errors.InputError subclasses (or load cleanly)."""
 import json
 import os
 import shutil
+from pathlib import Path
 import struct
 
 import pytest
@@ -107,28 +108,27 @@ def test_random_feature_maps(tmp_path, doc):
     only_input_errors(lambda: load_feature_map(path))
 
 
+def _fuzz_cfg(tmp_path, fixture: str, fmt: str, doc, merge: bool) -> None:
+    """Copy a fixture checkpoint folder, replace (or merge into) its cfg.json, and load it."""
+    folder = tmp_path / Path(fixture).name
+    if not folder.exists():
+        shutil.copytree(SAES_DIR / fixture, folder)
+    base = json.loads((SAES_DIR / fixture / "cfg.json").read_text())
+    cfg = {**base, **doc} if merge and isinstance(doc, dict) else doc
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    only_input_errors(lambda: load_checkpoint(folder, format=fmt))
+
+
 @FUZZ
 @given(doc=any_json, merge=st.booleans())
 def test_random_sparsify_cfg(tmp_path, doc, merge):
-    folder = tmp_path / "layers.2"
-    if not folder.exists():
-        shutil.copytree(SAES_DIR / "sparsify/tiny-gemma4-8x/layers.2", folder)
-    base = json.loads((SAES_DIR / "sparsify/tiny-gemma4-8x/layers.2/cfg.json").read_text())
-    cfg = {**base, **doc} if merge and isinstance(doc, dict) else doc
-    (folder / "cfg.json").write_text(json.dumps(cfg))
-    only_input_errors(lambda: load_checkpoint(folder, format="sparsify"))
+    _fuzz_cfg(tmp_path, "sparsify/tiny-gemma4-8x/layers.2", "sparsify", doc, merge)
 
 
 @FUZZ
 @given(doc=any_json, merge=st.booleans())
 def test_random_saelens_cfg(tmp_path, doc, merge):
-    folder = tmp_path / "jumprelu"
-    if not folder.exists():
-        shutil.copytree(SAES_DIR / "saelens/jumprelu-layers.2", folder)
-    base = json.loads((SAES_DIR / "saelens/jumprelu-layers.2/cfg.json").read_text())
-    cfg = {**base, **doc} if merge and isinstance(doc, dict) else doc
-    (folder / "cfg.json").write_text(json.dumps(cfg))
-    only_input_errors(lambda: load_checkpoint(folder, format="saelens"))
+    _fuzz_cfg(tmp_path, "saelens/jumprelu-layers.2", "saelens", doc, merge)
 
 
 @FUZZ
