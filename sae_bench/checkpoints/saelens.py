@@ -24,7 +24,7 @@ from sae_bench.sae import ActivationSpec, SparseAutoencoder
 
 from .assemble import build_sae, check_options
 from .feature_map import read_json
-from .safe_tensors import check_tensor, open_safetensors, read_header
+from .safe_tensors import load_exact_tensors, read_header
 
 CFG_NAME, WEIGHTS_NAME = "cfg.json", "sae_weights.safetensors"
 ARCHITECTURES = ("standard", "topk", "jumprelu")
@@ -125,16 +125,7 @@ def load_saelens(ref: Path, *, hookpoint: str | None, checkpoint_id: str, device
         if name is None:
             raise CheckpointError(weights, "a jumprelu SAE needs a 'threshold' (or 'log_threshold') tensor")
         expected[name] = (F,)
-    missing = [n for n in expected if n not in present]
-    if missing:
-        raise CheckpointError(weights, f"missing tensor(s) {', '.join(missing)} (holds: {', '.join(sorted(present))})")
-    surplus = sorted(set(present) - set(expected))
-    if surplus:
-        raise CheckpointError(weights, f"unexpected tensor(s) {', '.join(surplus)} for architecture "
-                                       f"{cfg['architecture']!r}")
-    tensors = open_safetensors(weights, list(expected))
-    for tensor_name, shape in expected.items():
-        check_tensor(weights, tensor_name, tensors[tensor_name], shape)
+    tensors = load_exact_tensors(weights, expected, f"for architecture {cfg['architecture']!r}")
     threshold = None
     extras: dict[str, Any] = {"saelens_architecture": cfg["architecture"], "hook_name": cfg["hook_name"],
                               "folder": str(folder)}

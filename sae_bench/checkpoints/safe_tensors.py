@@ -185,6 +185,24 @@ def check_tensor(path: str | os.PathLike, name: str, tensor: Tensor, shape: tupl
     return tensor
 
 
+def load_exact_tensors(path: str | os.PathLike, expected: dict[str, tuple[int, ...]],
+                       layout: str) -> dict[str, Tensor]:
+    """The tensors `expected` names (name -> shape), checked; the file must hold exactly those.
+
+    `layout` says what fixed the expected set (e.g. "for architecture 'jumprelu'"), for the error."""
+    present = read_header(path)
+    missing = [n for n in expected if n not in present]
+    if missing:
+        raise CheckpointError(path, f"missing tensor(s) {', '.join(missing)} (holds: {', '.join(sorted(present))})")
+    surplus = sorted(set(present) - set(expected))
+    if surplus:
+        raise CheckpointError(path, f"unexpected tensor(s) {', '.join(surplus)} {layout}")
+    tensors = open_safetensors(path, list(expected))
+    for name, shape in expected.items():
+        check_tensor(path, name, tensors[name], shape)
+    return tensors
+
+
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
     """Hex sha256 of a file, streamed in 4 MiB chunks (never read whole)."""
     digest = hashlib.sha256()

@@ -26,7 +26,7 @@ from sae_bench.sae import ActivationSpec, SparseAutoencoder
 
 from .assemble import build_sae, check_options
 from .feature_map import read_json
-from .safe_tensors import check_tensor, open_safetensors, read_header
+from .safe_tensors import load_exact_tensors
 
 CFG_NAME, WEIGHTS_NAME = "cfg.json", "sae.safetensors"
 OPTIONS: tuple[str, ...] = ()
@@ -137,17 +137,8 @@ def load_sparsify(ref: Path, *, hookpoint: str | None, checkpoint_id: str, devic
     expected = {"encoder.weight": (F, D), "encoder.bias": (F,), "W_dec": (F, D), "b_dec": (D,)}
     if cfg.skip_connection:
         expected["W_skip"] = (D, D)
-    present = read_header(weights)
-    missing = [n for n in expected if n not in present]
-    if missing:
-        raise CheckpointError(weights, f"missing tensor(s) {', '.join(missing)} (holds: {', '.join(sorted(present))})")
-    surplus = sorted(set(present) - set(expected))
-    if surplus:
-        raise CheckpointError(weights, f"unexpected tensor(s) {', '.join(surplus)} for this cfg.json "
-                                       f"(skip_connection={cfg.skip_connection})")
-    tensors = open_safetensors(weights, list(expected))
-    for tensor_name, shape in expected.items():
-        check_tensor(weights, tensor_name, tensors[tensor_name], shape)
+    tensors = load_exact_tensors(weights, expected,
+                                 f"for this cfg.json (skip_connection={cfg.skip_connection})")
     extras = {"sparsify_cfg": {f.name: getattr(cfg, f.name) for f in fields(cfg)}, "folder": str(folder)}
     if unknown:
         extras["ignored_cfg_keys"] = sorted(unknown)
