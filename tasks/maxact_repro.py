@@ -16,11 +16,11 @@ examples are per token.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from sae_bench.errors import InputError
+from sae_bench.checkpoints.safe_tensors import sha256_file
 from sae_bench.maxact.locate import find_parquet, metadata_mismatch
 from sae_bench.maxact.repro import ReproSettings, corpus_mismatch, reproduce
 from sae_bench.maxact.schema import read_maxact
@@ -45,14 +45,6 @@ class MaxActReproConfig(TaskConfig):
     tol_rel: float = 0.1
     tol_rho: float = 0.7
     min_example_fraction: float = 0.5
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @register_task
@@ -118,7 +110,7 @@ class MaxActReproTask(Task):
             metrics=result.metrics,
             counts=result.counts,
             artifacts={
-                "parquet": {"path": str(located.path), "sha256": _sha256(located.path), "found_by": located.how,
+                "parquet": {"path": str(located.path), "sha256": sha256_file(located.path), "found_by": located.how,
                             "metadata": located.metadata},
                 "mode": result.mode,
                 "tolerances": {"tol_rel": tolerances.tol_rel, "tol_rho": tolerances.tol_rho,
