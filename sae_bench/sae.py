@@ -89,23 +89,31 @@ class Codes(NamedTuple):
         dense = self.values.new_zeros(self.values.shape[0], self.d_sae)
         return dense.scatter_(1, self.indices, self.values)
 
+    def _row_blocks(self) -> list[Tensor]:
+        """`values` in row blocks of at most 2^24 entries. Per-row reductions of a dense [N, F] block
+        go through these: CUDA upcasts a whole block before a widening sum (bool -> int64 is 8x its
+        size, float32 -> float64 2x), which for a 131k-latent SAE would dwarf the codes themselves."""
+        rows = max(1, (1 << 24) // max(self.values.shape[-1], 1))
+        return list(self.values.split(rows))
+
     def active_count(self) -> Tensor:
         """Number of nonzero latents per row (l0 per token), as float64."""
-        return (self.values != 0).sum(dim=-1).to(torch.float64)
+        parts = [(part != 0).sum(dim=-1) for part in self._row_blocks()]
+        counts = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64, device=self.values.device)
+        return counts.to(torch.float64)
 
     def abs_sum(self) -> Tensor:
         """Sum of |codes| per row (l1 per token), as float64."""
-        # In row chunks of at most 2^24 values: upcasting a whole dense [N, F] block to float64 would
-        # take twice its memory (CUDA's sum(dtype=float64) upcasts the input first).
-        rows = max(1, (1 << 24) // max(self.values.shape[-1], 1))
-        parts = [part.abs().to(torch.float64).sum(dim=-1) for part in self.values.split(rows)]
+        parts = [part.abs().to(torch.float64).sum(dim=-1) for part in self._row_blocks()]
         return torch.cat(parts) if parts else self.values.new_zeros(0, dtype=torch.float64)
 
     def fire_counts(self) -> Tensor:
         """How many rows each latent fired (was nonzero) on: int64 [d_sae]."""
         counts = torch.zeros(self.d_sae, dtype=torch.int64, device=self.values.device)
         if self.indices is None:
-            return counts + (self.values != 0).sum(dim=0)
+            for part in self._row_blocks():
+                counts += (part != 0).sum(dim=0)
+            return counts
         fired = self.indices[self.values != 0]
         return counts.index_add_(0, fired, torch.ones_like(fired))
 

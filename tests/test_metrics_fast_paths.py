@@ -57,3 +57,11 @@ def test_abs_sum_in_chunks_equals_one_shot():
     for shape in [(300, 70_000), (5, 3), (0, 4)]:
         values = torch.randn(*shape)
         assert torch.equal(Codes(values, None, shape[1]).abs_sum(), values.abs().to(torch.float64).sum(dim=-1))
+
+
+def test_counts_in_row_blocks_equal_one_shot():
+    for shape in [(300, 70_000), (5, 3), (0, 4)]:
+        values = torch.relu(torch.randn(*shape) - 1)
+        codes = Codes(values, None, shape[1])
+        assert torch.equal(codes.active_count(), (values != 0).sum(dim=-1).to(torch.float64))
+        assert torch.equal(codes.fire_counts(), (values != 0).sum(dim=0))
