@@ -292,10 +292,11 @@ def memory_child(payload: dict) -> dict:
         start = time.perf_counter()
         sae = load(family, ref, layer, device, model_dtype)
         loaded = time.perf_counter() - start
+        load_peak = torch.cuda.max_memory_allocated() - cuda0 if cuda else None
         values = metric_path(sae, x, sequence, int(sequence.max()) + 1, payload["batch_tokens"])
         per_layer.append({"load_seconds": loaded, "eval_seconds": time.perf_counter() - start - loaded,
                           "sae_dtype": str(sae.dtype).replace("torch.", ""), "fvu": values.get("fvu"),
-                          "l0": values.get("l0"),
+                          "l0": values.get("l0"), "cuda_peak_after_load_bytes": load_peak,
                           "rss_after_bytes": _rss_bytes("VmRSS") - rss0})
         del sae
         gc.collect()
