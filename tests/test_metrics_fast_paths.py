@@ -65,3 +65,18 @@ def test_counts_in_row_blocks_equal_one_shot():
         codes = Codes(values, None, shape[1])
         assert torch.equal(codes.active_count(), (values != 0).sum(dim=-1).to(torch.float64))
         assert torch.equal(codes.fire_counts(), (values != 0).sum(dim=0))
+
+
+def test_check_tensor_finite_values_whose_sum_overflows_pass_and_nan_fails():
+    """check_tensor sums chunks in the tensor's own dtype: an overflowing sum must fall back to the
+    exact check (finite values pass), while a NaN/Inf still fails."""
+    from sae_bench.checkpoints.safe_tensors import check_tensor
+    from sae_bench.errors import CheckpointError
+
+    big = torch.full((64, 32), 3e38)  # finite float32; their float32 sum is +Inf
+    assert check_tensor("w.safetensors", "W", big, (64, 32)) is big
+    for bad in (float("nan"), float("inf")):
+        planted = big.clone()
+        planted[40, 7] = bad
+        with pytest.raises(CheckpointError, match="NaN" if bad != bad else "Inf"):
+            check_tensor("w.safetensors", "W", planted, (64, 32))
