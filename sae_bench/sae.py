@@ -252,13 +252,13 @@ class SparseAutoencoder(torch.nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: Codes, x: Tensor | None = None) -> Tensor:
-        """Reconstruction [N, D]. Sparse codes gather only their decoder rows (no dense matmul).
+        """Reconstruction [N, D]. Sparse codes read only their decoder rows (no dense matmul, no [N, K, D] gather).
         `x` (the preprocessed input) is needed only by SAEs with a skip connection."""
         if codes.indices is None:
             out = codes.values.to(self.W_dec.dtype) @ self.W_dec
-        else:
-            rows = self.W_dec[codes.indices]  # [N, K, D]
-            out = torch.einsum("nk,nkd->nd", codes.values.to(self.W_dec.dtype), rows)
+        else:  # Σ_j values[n, j] * W_dec[indices[n, j]] in one kernel, never materialising [N, K, D] rows
+            out = torch.nn.functional.embedding_bag(codes.indices, self.W_dec, mode="sum",
+                                                    per_sample_weights=codes.values.to(self.W_dec.dtype))
         out = out + self.b_dec
         if self.W_skip is not None:
             if x is None:
