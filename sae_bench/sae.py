@@ -229,6 +229,15 @@ class SparseAutoencoder(torch.nn.Module):
         return x_hat
 
     # ----------------------------------------------------------------- encode / decode
+    ENCODE_BUDGET_BYTES = 256 << 20  # one encode's [rows, F] pre-activations at most
+
+    def row_chunks(self, n_rows: int) -> list[slice]:
+        """Row slices of an [n_rows, D] batch so that one encode's [rows, F] pre-activations stay
+        within ENCODE_BUDGET_BYTES: memory stays bounded for 131k-latent SAEs whatever the batch,
+        while preprocessing (batch standardisation) still sees the whole batch."""
+        step = max(1, self.ENCODE_BUDGET_BYTES // (self.d_sae * self.W_enc.element_size()))
+        return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
     def pre_activations(self, x: Tensor) -> Tensor:
         x = x.to(self.W_enc.dtype)
         if self.subtract_decoder_bias:

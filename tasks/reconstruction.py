@@ -17,7 +17,8 @@ from sae_bench.task_api import Task, TaskConfig, TaskOutput
 @dataclass(frozen=True)
 class ReconstructionConfig(TaskConfig):
     positive = ("batch_tokens",)
-    batch_tokens: int = 4096  # vectors per SAE call; does not change any number
+    # vectors per preprocessing call; encodes are split by sae.row_chunks (bounded memory)
+    batch_tokens: int = 4096
 
 
 @register_task
@@ -32,8 +33,9 @@ class ReconstructionTask(Task):
         acc = ReconstructionAccumulator(ctx.corpus.n_sequences, sae.d_in)
         for batch in source.batches(self.config.batch_tokens, device=sae.device):
             x_in, _ = sae.preprocess(batch.x.to(sae.dtype))
-            x_hat = sae.decode(sae.encode(x_in), x_in)
-            acc.update(x_in, x_hat, batch.sequence)
+            for rows in sae.row_chunks(len(x_in)):
+                x_hat = sae.decode(sae.encode(x_in[rows]), x_in[rows])
+                acc.update(x_in[rows], x_hat, batch.sequence[rows])
         return TaskOutput(
             metrics=acc.finalize(),
             counts={"tokens": int(acc.tokens.sum()), "sequences": int((acc.tokens > 0).sum())},

@@ -28,7 +28,8 @@ class SparsityConfig(TaskConfig):
     dense_threshold: float = DEFAULT_DENSE_THRESHOLD  # a latent is dense if it fires on more than this share
     bootstrap_replicates: int = 200  # sequence-bootstrap replicates for dead/dense standard errors
     histogram_bins_per_decade: int = 4
-    batch_tokens: int = 4096  # vectors per SAE call; does not change any number
+    # vectors per preprocessing call; encodes are split by sae.row_chunks (bounded memory)
+    batch_tokens: int = 4096
 
 
 @register_task
@@ -44,7 +45,8 @@ class SparsityTask(Task):
         acc = SparsityAccumulator(ctx.corpus.n_sequences, sae.d_sae, dense_threshold=cfg.dense_threshold)
         for batch in ctx.activations.batches(cfg.batch_tokens, device=sae.device):
             x_in, _ = sae.preprocess(batch.x.to(sae.dtype))
-            acc.update(sae.encode(x_in), batch.sequence)
+            for rows in sae.row_chunks(len(x_in)):
+                acc.update(sae.encode(x_in[rows]), batch.sequence[rows])
         metrics = acc.finalize(replicates=cfg.bootstrap_replicates, generator=ctx.generator(_RNG_OFFSET))
         notes = ["dead/dense standard errors: sequence bootstrap, "
                  f"{cfg.bootstrap_replicates} replicates, seed {ctx.seed}+{_RNG_OFFSET}"]

@@ -80,3 +80,35 @@ def test_check_tensor_finite_values_whose_sum_overflows_pass_and_nan_fails():
         planted[40, 7] = bad
         with pytest.raises(CheckpointError, match="NaN" if bad != bad else "Inf"):
             check_tensor("w.safetensors", "W", planted, (64, 32))
+
+
+@pytest.mark.parametrize("task_name", ["reconstruction", "sparsity"])
+@pytest.mark.parametrize("ref", ["sparsify/tiny-gemma4-8x@layers.2", "ernos/tiny_sae.safetensors@pooled_final_norm"])
+def test_encoding_in_row_chunks_gives_the_same_metrics(monkeypatch, task_name, ref):
+    """A tiny encode budget forces many row chunks per batch; every number stays the same up to
+    float32 rounding (a float32 GEMM's blocking, hence its rounding, depends on the row count)."""
+    from sae_bench.activations import ActivationSource
+    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench.context import EvalContext
+    from sae_bench.corpus import load_corpus
+    from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
+    from sae_bench.models import ModelAdapter
+    from sae_bench.registry import discover, get_task
+    from sae_bench.sae import SparseAutoencoder
+
+    path, hookpoint = ref.split("@")
+    model = ModelAdapter.load(TINY_MODEL_DIR)
+    corpus = load_corpus(EVAL_CORPUS_PATH, model.tokenizer, seq_len=32, max_documents=12)
+    sae = load_checkpoint(str(SAES_DIR / path), hookpoint=hookpoint)
+    ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, show_progress=False,
+                      activations=ActivationSource(model, hookpoint, corpus, show_progress=False))
+    discover()
+    whole = get_task(task_name)().run(sae, ctx)
+    monkeypatch.setattr(SparseAutoencoder, "ENCODE_BUDGET_BYTES", 7 * sae.d_sae * 4)  # 7 rows per encode
+    assert len(sae.row_chunks(50)) == 8
+    chunked = get_task(task_name)().run(sae, ctx)
+    for name, metric in whole.metrics.items():
+        assert chunked.metrics[name].value == pytest.approx(metric.value, rel=1e-6, abs=1e-9), name
+        if metric.stderr is not None:
+            assert chunked.metrics[name].stderr == pytest.approx(metric.stderr, rel=1e-5, abs=1e-9), name
+    assert chunked.counts == whole.counts
