@@ -109,6 +109,43 @@ def _check_finite(obj: Any, where: str, source: str) -> None:
             _check_finite(value, f"{where}[{i}]", source)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Fields readers rely on (gate, compare, leaderboard), beyond REQUIRED_KEYS: (section, key) -> check.
+_FIELD_TYPES: dict[tuple[str, str], tuple[str, Any]] = {
+    ("checkpoint", "sha256"): ("a string", lambda v: isinstance(v, str)),
+    ("checkpoint", "d_in"): ("an integer", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+    ("checkpoint", "d_sae"): ("an integer", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+    ("checkpoint", "hookpoint"): ("a string or null", lambda v: v is None or isinstance(v, str)),
+    ("model", "id"): ("a string", lambda v: isinstance(v, str)),
+    ("model", "revision"): ("a string", lambda v: isinstance(v, str)),
+    ("corpus", "id"): ("a string", lambda v: isinstance(v, str)),
+    ("corpus", "seq_len"): ("an integer", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+    ("corpus", "n_sequences"): ("an integer", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+}
+
+
+def _check_types(data: dict[str, Any], source: str) -> None:
+    for (section, key), (wanted, ok) in _FIELD_TYPES.items():
+        if key in data[section] and not ok(data[section][key]):
+            raise ResultError(source, f"{section}.{key} should be {wanted}")
+    for key, value in data["counts"].items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ResultError(source, f"counts.{key} should be an integer")
+    for key, value in data["timings"].items():
+        if not _is_number(value):
+            raise ResultError(source, f"timings.{key} should be a number")
+    for key, value in data["libraries"].items():
+        if not isinstance(value, str):
+            raise ResultError(source, f"libraries.{key} should be a version string")
+    if "notes" in data and not (isinstance(data["notes"], list) and all(isinstance(n, str) for n in data["notes"])):
+        raise ResultError(source, "notes should be a list of strings")
+    if "artifacts" in data and not isinstance(data["artifacts"], dict):
+        raise ResultError(source, "artifacts should be an object")
+
+
 def validate(data: Any, source: str = "<record>") -> ResultRecord:
     """Check a record's structure; raise a one-line ResultError naming `source` otherwise."""
     if not isinstance(data, dict):
@@ -128,6 +165,7 @@ def validate(data: Any, source: str = "<record>") -> ResultRecord:
             raise ResultError(source, f"checkpoint.{key} missing or not a string")
     if not isinstance(data["corpus"].get("hash"), str):
         raise ResultError(source, "corpus.hash missing or not a string")
+    _check_types(data, source)
     for name, entry in data["metrics"].items():
         if not isinstance(entry, dict) or "value" not in entry:
             raise ResultError(source, f"metric {name!r} is not an object with a 'value'")
@@ -135,8 +173,13 @@ def validate(data: Any, source: str = "<record>") -> ResultRecord:
         if value is None:
             if not entry.get("reason"):
                 raise ResultError(source, f"metric {name!r} is null without a reason")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        elif not _is_number(value):
             raise ResultError(source, f"metric {name!r} value is not a number")
+        stderr = entry.get("stderr")
+        if stderr is not None and (not _is_number(stderr) or stderr < 0):
+            raise ResultError(source, f"metric {name!r} stderr is not a non-negative number or null")
+        if entry.get("reason") is not None and not isinstance(entry["reason"], str):
+            raise ResultError(source, f"metric {name!r} reason is not a string")
     _check_finite(data, "record", source)
     return ResultRecord(data)
 
