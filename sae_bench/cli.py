@@ -7,6 +7,8 @@ Bad input of any kind ends with one line on stderr naming the input and the prob
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -202,11 +204,48 @@ def _plugin_commands():
     return found
 
 
+@contextlib.contextmanager
+def silenced_libraries(quiet: bool):
+    """`--quiet`: no progress bars or chatter from the libraries we drive (tqdm in lm-eval and
+    datasets, transformers' weight-loading bar, library warnings) while the command runs; errors
+    still print. Everything is restored afterwards (main() is also called in-process)."""
+    if not quiet:
+        yield
+        return
+    import logging
+
+    saved_env = {k: os.environ.get(k) for k in ("TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS")}
+    os.environ.update({"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"})
+    loggers = [logging.getLogger(n) for n in ("lm_eval", "transformers", "datasets", "accelerate")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with silenced_libraries(getattr(args, "quiet", False)):
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"sae-bench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

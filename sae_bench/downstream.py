@@ -69,14 +69,34 @@ def make_lm(model, *, batch_size: int = 32, max_length: int | None = None):
     return HFLM(pretrained=model.model, tokenizer=model.tokenizer, batch_size=batch_size, max_length=max_length)
 
 
+@contextmanager
+def _silenced(quiet: bool) -> Iterator[None]:
+    if not quiet:
+        yield
+        return
+    import io
+    import logging
+    from contextlib import redirect_stderr
+
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def evaluate_tasks(lm, task_names: Sequence[str], *, include_paths: Sequence[Path] = (), limit: int | float | None = None,
-                   num_fewshot: int | None = None, seed: int = 0) -> dict[str, TaskScores]:
-    """Run lm-eval tasks on `lm` (from `make_lm`) and return accuracy per task."""
+                   num_fewshot: int | None = None, seed: int = 0, quiet: bool = False) -> dict[str, TaskScores]:
+    """Run lm-eval tasks on `lm` (from `make_lm`) and return accuracy per task. `quiet` swallows
+    lm-eval's own progress bars and log lines (it offers no switch for them); errors still raise."""
     import lm_eval
 
     paths = [local_tasks_dir(), *[Path(p) for p in include_paths]]
     manager = _task_manager(task_names, paths)
-    with _as_local_rank_zero():
+    with _as_local_rank_zero(), _silenced(quiet):
         out = lm_eval.simple_evaluate(
             model=lm, tasks=list(task_names), task_manager=manager, limit=limit, num_fewshot=num_fewshot,
             log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,

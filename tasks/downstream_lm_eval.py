@@ -81,7 +81,7 @@ class DownstreamLmEvalTask(Task):
         lm = ctx.memo(f"downstream_lm_eval/lm/{cfg.batch_size}/{cfg.max_length}",
                       lambda: downstream.make_lm(ctx.model, batch_size=cfg.batch_size, max_length=cfg.max_length))
         run = lambda: downstream.evaluate_tasks(lm, names, include_paths=paths, limit=cfg.limit,  # noqa: E731
-                                                num_fewshot=cfg.num_fewshot, seed=ctx.seed)
+                                                num_fewshot=cfg.num_fewshot, seed=ctx.seed, quiet=not ctx.show_progress)
         clean = ctx.memo(f"downstream_lm_eval/clean/{cfg.config_hash()}", run)
         with downstream.sae_splice(ctx.model, ctx.hookpoint, sae):
             spliced = run()

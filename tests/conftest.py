@@ -9,6 +9,14 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# datasets and transformers bind their log handler to whatever sys.stderr is when they first set
+# it up. Done here, that is pytest's session stream; done first inside a test using capsys, it would
+# be that test's stream, closed afterwards, and a later test's log line would raise.
+import datasets  # noqa: E402,F401
+from transformers.utils import logging as _hf_logging  # noqa: E402
+
+_hf_logging.get_verbosity()
+
 
 @pytest.fixture(scope="module")
 def causal():

@@ -1,0 +1,44 @@
+"""What `sae-bench run` prints: the results table (headline metrics, plugin tasks too) and, with
+--quiet, nothing on stderr (no progress bars or chatter from transformers or lm-eval)."""
+
+from __future__ import annotations
+
+from record_factories import make_record_data
+from sae_bench.cli import main
+from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
+from sae_bench.results import validate
+from sae_bench.summary import format_table
+
+
+def test_quiet_run_prints_only_the_table(tmp_path, capsys):
+    argv = ["run", "--quiet", "--model", str(TINY_MODEL_DIR), "--corpus", str(EVAL_CORPUS_PATH),
+            "--checkpoint", f"{SAES_DIR / 'sparsify/tiny-gemma4-8x'}@layers.2", "--max-documents", "8",
+            "--seq-len", "32", "--tasks", "reconstruction,downstream_lm_eval",
+            "--task-option", "downstream_lm_eval.limit=8", "--results", str(tmp_path / "r"), "--no-cache"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err == "", err
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["checkpoint", "hookpoint", "fvu", "cossim"] and "acc_delta" in header
+    assert out.rstrip().endswith("2 records in " + str(tmp_path / "r") + " (0 reused)")
+
+
+def test_table_shows_a_plugin_task_by_its_first_metric():
+    records = [validate(make_record_data("sae-a", "reconstruction", {"fvu": (0.25, 0.01)})),
+               validate(make_record_data("sae-a", "my_plugin", {"zeta": (3.0, 0.5), "alpha": (1.5, 0.1)}))]
+    lines = format_table(records).splitlines()
+    assert lines[0].split() == ["checkpoint", "hookpoint", "fvu", "my_plugin/alpha"]
+    assert lines[2].split() == ["sae-a", "layers.2", "0.25±0.01", "1.5±0.1"]
+
+
+def test_quiet_leaves_the_process_as_it_was(tmp_path):
+    import logging
+    import os
+
+    from transformers.utils import logging as hf_logging
+
+    before = (os.environ.get("TQDM_DISABLE"), hf_logging.is_progress_bar_enabled(),
+              logging.getLogger("lm_eval").level)
+    assert main(["run", "--quiet", "--tasks", "nope", "--results", str(tmp_path)]) == 2
+    assert (os.environ.get("TQDM_DISABLE"), hf_logging.is_progress_bar_enabled(),
+            logging.getLogger("lm_eval").level) == before
