@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -206,38 +205,38 @@ def _plugin_commands():
 
 @contextlib.contextmanager
 def silenced_libraries(quiet: bool):
-    """`--quiet`: no progress bars or chatter from the libraries we drive (tqdm in lm-eval and
-    datasets, transformers' weight-loading bar, library warnings) while the command runs; errors
-    still print. Everything is restored afterwards (main() is also called in-process)."""
+    """`--quiet`: no progress bars or chatter from the libraries we drive (transformers' weight-loading
+    bar, datasets' and the hub's bars, library warnings) while the command runs; errors still print.
+    lm-eval's own bars are swallowed by `downstream.evaluate_tasks(quiet=True)`. Everything is
+    restored afterwards, since main() is also called in-process. (TQDM_DISABLE would not do: tqdm
+    reads it once, at import.)"""
     if not quiet:
         yield
         return
     import logging
 
-    saved_env = {k: os.environ.get(k) for k in ("TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS")}
-    os.environ.update({"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"})
-    loggers = [logging.getLogger(n) for n in ("lm_eval", "transformers", "datasets", "accelerate")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
+    import huggingface_hub.utils as hub_utils
+    from datasets.utils import logging as ds_logging
     from transformers.utils import logging as hf_logging
 
-    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    loggers = [logging.getLogger(n) for n in ("lm_eval", "transformers", "datasets", "accelerate")]
+    levels = [lg.level for lg in loggers]
+    bars = [(hf_logging.is_progress_bar_enabled(), hf_logging.enable_progress_bar, hf_logging.disable_progress_bar),
+            (ds_logging.is_progress_bar_enabled(), ds_logging.enable_progress_bar, ds_logging.disable_progress_bar),
+            (not hub_utils.are_progress_bars_disabled(), hub_utils.enable_progress_bars,
+             hub_utils.disable_progress_bars)]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    for _, _, disable in bars:
+        disable()
     try:
         yield
     finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
+        for was_enabled, enable, _ in bars:
+            if was_enabled:
+                enable()
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

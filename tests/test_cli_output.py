@@ -33,12 +33,16 @@ def test_table_shows_a_plugin_task_by_its_first_metric():
 
 def test_quiet_leaves_the_process_as_it_was(tmp_path):
     import logging
-    import os
 
+    import huggingface_hub.utils as hub_utils
+    from datasets.utils import logging as ds_logging
     from transformers.utils import logging as hf_logging
 
-    before = (os.environ.get("TQDM_DISABLE"), hf_logging.is_progress_bar_enabled(),
-              logging.getLogger("lm_eval").level)
+    def state():
+        return (hf_logging.is_progress_bar_enabled(), ds_logging.is_progress_bar_enabled(),
+                hub_utils.are_progress_bars_disabled(), logging.getLogger("lm_eval").level,
+                logging.getLogger("transformers").level)
+
+    before = state()
     assert main(["run", "--quiet", "--tasks", "nope", "--results", str(tmp_path)]) == 2
-    assert (os.environ.get("TQDM_DISABLE"), hf_logging.is_progress_bar_enabled(),
-            logging.getLogger("lm_eval").level) == before
+    assert state() == before
