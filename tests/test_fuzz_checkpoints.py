@@ -2,28 +2,20 @@
 sae_bench.errors.InputError subclasses (or load cleanly)."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 import struct
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
+from fuzz_support import FUZZ, json_values, raises_only_input_errors
 from sae_bench.checkpoints import load_checkpoint, load_feature_map
-from sae_bench.errors import InputError
 from sae_bench.fixtures import SAES_DIR
 
-# SAE_BENCH_FUZZ_EXAMPLES raises the example count for a long local fuzzing run.
-FUZZ = settings(max_examples=int(os.environ.get("SAE_BENCH_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=5),
-    max_leaves=20)
 KEYS = ["version", "mappings", "total_sae_features", "mapped_count", "sae_path", "sae_index", "dict_index", "label",
         "category", "confidence", "d_in", "d_sae", "k", "activation", "architecture", "expansion_factor",
         "num_latents", "apply_b_dec_to_input", "activation_fn_kwargs", "normalise", "standardise", "threshold",
@@ -45,19 +37,12 @@ def small_ernos(tmp_path_factory):
     return path.read_bytes()
 
 
-def only_input_errors(call):
-    try:
-        call()
-    except InputError as e:
-        assert "\n" not in str(e)
-
-
 @FUZZ
 @given(data=st.binary(max_size=300))
 def test_random_bytes(tmp_path, data):
     path = tmp_path / "random.safetensors"
     path.write_bytes(data)
-    only_input_errors(lambda: load_checkpoint(path))
+    raises_only_input_errors(lambda: load_checkpoint(path))
 
 
 @FUZZ
@@ -72,7 +57,7 @@ def test_mutated_safetensors_bytes(tmp_path, small_ernos, data):
         raw = raw[:data.draw(st.integers(0, len(raw)))]
     path = tmp_path / "mutated.safetensors"
     path.write_bytes(bytes(raw))
-    only_input_errors(lambda: load_checkpoint(path))
+    raises_only_input_errors(lambda: load_checkpoint(path))
 
 
 @FUZZ
@@ -96,7 +81,7 @@ def test_structurally_mutated_headers(tmp_path, small_ernos, data):
     raw = json.dumps(header).encode()
     path = tmp_path / "structured.safetensors"
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + body[:data.draw(st.integers(0, len(body) + 8))])
-    only_input_errors(lambda: load_checkpoint(path, normalise="none", standardise="none"))
+    raises_only_input_errors(lambda: load_checkpoint(path, normalise="none", standardise="none"))
 
 
 @FUZZ
@@ -104,8 +89,8 @@ def test_structurally_mutated_headers(tmp_path, small_ernos, data):
 def test_random_feature_maps(tmp_path, doc):
     path = tmp_path / "feature_map.json"
     path.write_text(json.dumps(doc))
-    only_input_errors(lambda: load_feature_map(path, d_sae=512))
-    only_input_errors(lambda: load_feature_map(path))
+    raises_only_input_errors(lambda: load_feature_map(path, d_sae=512))
+    raises_only_input_errors(lambda: load_feature_map(path))
 
 
 def _fuzz_cfg(tmp_path, fixture: str, fmt: str, doc, merge: bool) -> None:
@@ -116,7 +101,7 @@ def _fuzz_cfg(tmp_path, fixture: str, fmt: str, doc, merge: bool) -> None:
     base = json.loads((SAES_DIR / fixture / "cfg.json").read_text())
     cfg = {**base, **doc} if merge and isinstance(doc, dict) else doc
     (folder / "cfg.json").write_text(json.dumps(cfg))
-    only_input_errors(lambda: load_checkpoint(folder, format=fmt))
+    raises_only_input_errors(lambda: load_checkpoint(folder, format=fmt))
 
 
 @FUZZ
@@ -138,4 +123,4 @@ def test_random_saelens_cfg(tmp_path, doc, merge):
 def test_random_ernos_sidecar_and_options(tmp_path, small_ernos, doc, options):
     (tmp_path / "sae.safetensors").write_bytes(small_ernos)
     (tmp_path / "sae_config.json").write_text(json.dumps(doc))
-    only_input_errors(lambda: load_checkpoint(tmp_path / "sae.safetensors", **options))
+    raises_only_input_errors(lambda: load_checkpoint(tmp_path / "sae.safetensors", **options))

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzz_support import FUZZ, json_values, raises_only_input_errors
 from record_factories import make_record_data
 from sae_bench.compare import compare_records
-from sae_bench.errors import InputError
 from sae_bench.fixtures import MAXACT_DIR
 from sae_bench.gate import gate
 from sae_bench.leaderboard_build.collect import collect
@@ -29,24 +28,7 @@ from sae_bench.probe_set import load_probe_set
 from sae_bench.results import dumps, read_record, validate
 from sae_bench.runner import load_suite
 
-FUZZ = settings(max_examples=int(os.environ.get("SAE_BENCH_FUZZ_EXAMPLES", "60")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=5),
-    max_leaves=20)
-
 VALID_RECORD = make_record_data("fuzz-sae", "reconstruction", {"fvu": (0.1, 0.01), "mse": None})
-
-
-def raises_only_input_errors(call):
-    """Run `call`; an InputError must be one line. Returns the result, or None when it refused."""
-    try:
-        return call()
-    except InputError as exc:
-        assert "\n" not in str(exc), str(exc)
-        return None
 
 
 def _paths(obj, prefix=()):
