@@ -19,7 +19,6 @@ same corpus (one model load, one activation pass). This module never changes a r
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -205,10 +204,10 @@ def resolve_side(text: str) -> Side:
         return Side(text, records=iter_records(path))
     if path.is_dir() and not any(path.rglob("*.safetensors")) and any(path.rglob("*.json")):
         return Side(text, records=iter_records(path))
-    ref, hookpoint = text, None
-    if "@" in text and not Path(text).exists():
-        ref, _, hookpoint = text.rpartition("@")
-    return Side(text, ref=ref, hookpoint=hookpoint or None)
+    from sae_bench.runner import CheckpointSpec
+
+    spec = CheckpointSpec.parse(text)
+    return Side(text, ref=spec.ref, hookpoint=spec.hookpoint)
 
 
 def _labels(a: Side, b: Side) -> tuple[str, str]:
@@ -266,38 +265,3 @@ def compare_checkpoints(a_ref: str, b_ref: str, *, model: str | None = None, cor
     else:
         out.dictionary_note = "not compared (needs two checkpoints, result files were given)"
     return out
-
-
-# ----------------------------------------------------------------------------------------- CLI
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("compare", help="compare two checkpoints or result sets side by side",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("a", metavar="A", help="checkpoint REF[@HOOKPOINT], result file or results folder")
-    p.add_argument("b", metavar="B", help="checkpoint REF[@HOOKPOINT], result file or results folder")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="decoder cosine threshold (0.9)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    p.add_argument("--no-dictionary", action="store_true", help="skip the decoder comparison")
-    p.add_argument("--model", help="model to evaluate checkpoints with (folder, hub id or .gguf)")
-    p.add_argument("--corpus", help="corpus to evaluate checkpoints on")
-    p.add_argument("--tasks", help="comma-separated tasks for checkpoints (default: all)")
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--max-documents", type=int)
-    p.add_argument("--results", type=Path, help="keep the checkpoint results here (default: a temporary folder)")
-    p.add_argument("--cache-dir", type=Path, default=None, help="activation cache folder")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_compare)
-
-
-def cmd_compare(args) -> int:
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    comparison = compare_checkpoints(
-        args.a, args.b, model=args.model, corpus=args.corpus, tasks=tasks, results_dir=args.results,
-        threshold=args.threshold, dictionary=not args.no_dictionary, device=args.device,
-        show_progress=not args.quiet, seq_len=args.seq_len, max_documents=args.max_documents,
-        cache_dir=args.cache_dir, dtype=args.dtype, batch_size=args.batch_size, seed=args.seed)
-    print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False) if args.json else comparison.format())
-    return 0

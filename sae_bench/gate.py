@@ -18,13 +18,12 @@ never computes a metric and never writes records.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from sae_bench.errors import InputError, ResultError
+from sae_bench.errors import ResultError
 from sae_bench.metric_directions import MetricRule, load_rules_file, lookup, merged, parse_rule_arg
 from sae_bench.pairing import difference, format_table, pair_records
 from sae_bench.results import ResultRecord, iter_records, validate
@@ -187,27 +186,3 @@ def load_side(path: str | os.PathLike, option: str) -> list[ResultRecord]:
     if not records:
         raise ResultError(path, f"{option}: no result records found")
     return records
-
-
-# ----------------------------------------------------------------------------------------- CLI
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("gate", help="fail (exit 1) when candidate results regress against a baseline",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--baseline", required=True, type=Path, help="baseline result folder or record file")
-    p.add_argument("--candidate", required=True, type=Path, help="candidate result folder or record file")
-    p.add_argument("--rule", action="append", default=[], metavar="METRIC=DIRECTION[:MIN_EFFECT]",
-                   help="override a metric's rule, e.g. fvu=lower:0.02, cossim=higher:1%%, l0=none (repeatable)")
-    p.add_argument("--rules", type=Path, default=None, metavar="FILE", help="rules file (JSON or TOML)")
-    p.add_argument("--z", type=float, default=DEFAULT_Z, help="standard errors of tolerance (default 2)")
-    p.add_argument("--all", action="store_true", help="print every gated metric, not only failures")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=cmd_gate)
-
-
-def cmd_gate(args) -> int:
-    if not args.z >= 0:
-        raise InputError(f"--z {args.z}", "must be a number >= 0")
-    rules = rules_from_options(args.rule, args.rules)
-    report = gate(load_side(args.baseline, "--baseline"), load_side(args.candidate, "--candidate"), rules, z=args.z)
-    print(json.dumps(report.to_json(), indent=2) if args.json else report.format(show_all=args.all))
-    return report.exit_code

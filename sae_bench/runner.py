@@ -30,6 +30,7 @@ from sae_bench.activations import ActivationSource
 from sae_bench.activations.source import POOLED_HOOKPOINT
 from sae_bench.context import EvalContext, TokenizedCorpus
 from sae_bench.errors import CheckpointError, InputError
+from sae_bench.options import check_values, comma_list, int_at_least, option, parse_task_options, positive_int, torch_dtype
 from sae_bench.results import (SCHEMA_VERSION, ResultRecord, read_record, record_path, remove_stale_temp_files,
                                validate, write_record)
 from sae_bench.task_api import Task, TaskOutput
@@ -51,31 +52,53 @@ class CheckpointSpec:
     def display_id(self) -> str:
         return self.label or self.ref
 
+    @classmethod
+    def parse(cls, text: str, **kwargs: Any) -> "CheckpointSpec":
+        """`REF` or `REF@HOOKPOINT`: a hub id or path, optionally a hookpoint inside it. The one parser
+        of checkpoint references (run, compare, maxact). An existing path that contains "@" is a REF."""
+        ref, hookpoint = text, None
+        if "@" in text and not Path(text).exists():
+            ref, _, hookpoint = text.rpartition("@")
+        return cls(ref=ref, hookpoint=hookpoint or None, **kwargs)
+
 
 @dataclass
 class RunConfig:
-    model: str
-    corpus: str
-    results_dir: Path
-    model_label: str | None = None
+    """What one evaluation run reads and where it writes. The fields declared with `option` are the
+    command-line options of `sae-bench run` (and, in part, of compare and maxact): their help text,
+    default and check live here and nowhere else."""
+
+    model: str = option(help="model folder, hub id or .gguf file")
+    corpus: str = option(help="corpus file or hub dataset id")
+    results_dir: Path = option(help="results folder", flag="--results", type=Path)
+    model_label: str | None = None  # the id records carry (a suite names it relative to its folder)
     corpus_label: str | None = None
-    model_revision: str | None = None
-    gguf_file: str | None = None
-    trust_remote_code: bool = False
-    seq_len: int = 128
-    max_documents: int | None = None
-    corpus_split: str = "train"
-    corpus_column: str = "text"
-    tasks: list[str] | None = None  # None: every registered task
-    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cache_dir: Path | None = None
-    device: str = "cpu"
-    dtype: str = "float32"
-    seed: int = 0
-    batch_size: int = 8
+    model_revision: str | None = option(None, "model revision (hub)", flag="--revision")
+    gguf_file: str | None = option(None, "GGUF file name inside --model")
+    trust_remote_code: bool = option(False, "run the model repository's own code (transformers trust_remote_code)")
+    seq_len: int = option(128, "tokens per sequence (BOS included)", check=int_at_least(2))
+    max_documents: int | None = option(None, "read at most this many corpus documents (default: all)",
+                                       check=positive_int)
+    corpus_split: str = option("train", "split of a hub dataset corpus")
+    corpus_column: str = option("text", "text column of the corpus")
+    tasks: list[str] | None = option(None, "comma-separated task names (default: all registered tasks)",
+                                     type=comma_list)
+    task_options: dict[str, dict[str, Any]] = option(
+        help="a task's option, JSON value (repeatable), e.g. probing.k_values=[1,5]", flag="--task-option",
+        metavar="TASK.OPTION=VALUE", append=True, convert=parse_task_options, default_factory=dict)
+    cache_dir: Path | None = option(None, "activation cache folder (none: no cache)", type=Path)
+    device: str = option("cpu", "cpu, cuda, cuda:N, or auto (spread a model too large for one device: "
+                                "device_map='auto')")
+    dtype: str = option("float32", "model dtype (float32, bfloat16, float16)", check=torch_dtype)
+    seed: int = option(0, "random seed (torch, probes, sampling)")
+    batch_size: int = option(8, "sequences per model forward", check=positive_int)
     resources: dict[str, Path] = field(default_factory=dict)
-    overwrite: bool = False
-    show_progress: bool = True
+    overwrite: bool = option(False, "recompute records that already exist")
+    show_progress: bool = option(True, "no progress bars", flag="--quiet", invert=True)
+
+    def check(self) -> None:
+        """Raise InputError for the first option whose value is out of range (before any work)."""
+        check_values(RunConfig, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
 @dataclass
@@ -194,17 +217,24 @@ def _eval_hookpoint(spec: CheckpointSpec, sae) -> str:
     return hookpoint.rsplit("/", 1)[-1]
 
 
+def checked_checkpoint(model, spec: CheckpointSpec, device: str, dtype: torch.dtype | None = None):
+    """Load `spec`'s SAE and check it against the model: (sae, canonical hookpoint). Raises
+    CheckpointError when no hookpoint is known or the SAE's width does not fit the model's."""
+    sae = _load_checkpoint(spec, device, dtype)
+    hookpoint = _eval_hookpoint(spec, sae)
+    if hookpoint != POOLED_HOOKPOINT:
+        hookpoint = model.resolve_hookpoint(hookpoint).name
+    if sae.d_in != model.d_model:
+        raise CheckpointError(sae.metadata.weights_path or spec.ref,
+                              f"SAE d_in={sae.d_in} does not match the model's hidden size {model.d_model} at {hookpoint}")
+    return sae, hookpoint
+
+
 def preflight(model, specs: list[CheckpointSpec], device: str) -> list[tuple[CheckpointSpec, str, str]]:
     """Check every checkpoint against the model before any work: (spec, canonical hookpoint, sha256)."""
     checked = []
     for spec in specs:
-        sae = _load_checkpoint(spec, device)
-        hookpoint = _eval_hookpoint(spec, sae)
-        if hookpoint != POOLED_HOOKPOINT:
-            hookpoint = model.resolve_hookpoint(hookpoint).name
-        if sae.d_in != model.d_model:
-            raise CheckpointError(sae.metadata.weights_path or spec.ref,
-                                  f"SAE d_in={sae.d_in} does not match the model's hidden size {model.d_model} at {hookpoint}")
+        sae, hookpoint = checked_checkpoint(model, spec, device)
         checked.append((spec, hookpoint, sae.metadata.weights_sha256 or ""))
         del sae
     return checked
@@ -272,11 +302,8 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         task.check_inputs(dict(config.resources))
     if not checkpoints:
         raise InputError("checkpoints", "nothing to evaluate: give at least one checkpoint")
-    if isinstance(config.batch_size, bool) or not isinstance(config.batch_size, int) or config.batch_size < 1:
-        raise InputError(f"--batch-size {config.batch_size}", "must be a positive integer")
-    dtype = getattr(torch, config.dtype, None)
-    if not isinstance(dtype, torch.dtype):
-        raise InputError(f"--dtype {config.dtype}", "not a torch dtype")
+    config.check()
+    dtype = getattr(torch, config.dtype)
     model = ModelAdapter.load(config.model, revision=config.model_revision, gguf_file=config.gguf_file,
                               device=config.device, dtype=dtype, trust_remote_code=config.trust_remote_code)
     # `--device auto` spreads the model with device_map="auto"; SAEs and inputs go where its embeddings are.

@@ -2,7 +2,7 @@
 
 Modules: collect (read, validate, group by comparability key), versioning (which folder),
 table (rows.parquet, rows.csv, table.md), plots (frontier SVGs), page (HTML), api
-(`build_leaderboard`, `rebuild_all`), cli_commands (`sae-bench leaderboard ...`). It reads
+(`build_leaderboard`, `rebuild_all`; `sae-bench leaderboard` is `sae_bench.cli.leaderboard`). It reads
 records and never computes a metric. Imports are lazy so that `sae-bench --help` stays fast.
 """
 

@@ -1,0 +1,48 @@
+"""`sae-bench compare A B`: two checkpoints or result sets side by side (`sae_bench.compare`).
+
+Checkpoint sides are evaluated with `RunConfig`'s options (the same as `sae-bench run`'s).
+"""
+
+from __future__ import annotations
+
+import json
+
+from sae_bench.cli._options import add_options, given
+
+EVAL_OPTIONS = ["model", "corpus", "tasks", "seq_len", "max_documents", "results_dir", "cache_dir", "device",
+                "dtype", "batch_size", "seed", "show_progress"]
+
+
+def register(sub) -> None:
+    from sae_bench.compare import DEFAULT_THRESHOLD
+    from sae_bench.compare import __doc__ as doc
+    from sae_bench.runner import RunConfig
+
+    p = sub.add_parser("compare", help="compare two checkpoints or result sets side by side",
+                       description=doc.split("\n\n")[0])
+    p.add_argument("a", metavar="A", help="checkpoint REF[@HOOKPOINT], result file or results folder")
+    p.add_argument("b", metavar="B", help="checkpoint REF[@HOOKPOINT], result file or results folder")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"decoder cosine threshold, in [-1, 1] (default: {DEFAULT_THRESHOLD})")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--no-dictionary", action="store_true", help="skip the decoder comparison")
+    add_options(p, RunConfig, EVAL_OPTIONS, helps={
+        "model": "model to evaluate checkpoints with (folder, hub id or .gguf)",
+        "corpus": "corpus to evaluate checkpoints on",
+        "tasks": "comma-separated tasks for checkpoints (default: all)",
+        "results_dir": "keep the checkpoint results here (default: a temporary folder)"})
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    from sae_bench.compare import compare_checkpoints
+    from sae_bench.runner import RunConfig
+
+    options = given(args, RunConfig)
+    options.setdefault("show_progress", True)
+    comparison = compare_checkpoints(
+        args.a, args.b, model=options.pop("model", None), corpus=options.pop("corpus", None),
+        tasks=options.pop("tasks", None), results_dir=options.pop("results_dir", None), threshold=args.threshold,
+        dictionary=not args.no_dictionary, **options)
+    print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False) if args.json else comparison.format())
+    return 0

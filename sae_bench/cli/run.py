@@ -1,0 +1,95 @@
+"""`sae-bench run`: evaluate checkpoints (no arguments: the bundled fixture suite) and print a table.
+
+Options come from `RunConfig`'s documented fields; a suite file fills what the command line does
+not give. Parsing and printing only: the work is `sae_bench.runner.evaluate`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sae_bench.cli._options import add_include_path, add_options, given, include_paths
+from sae_bench.errors import InputError
+
+DEFAULT_RESULTS = Path("results")
+DEFAULT_CACHE = Path(".sae-bench-cache")
+
+
+def register(sub) -> None:
+    from sae_bench.runner import RunConfig
+
+    p = sub.add_parser("run", help="evaluate checkpoints (no arguments: the bundled fixture suite)")
+    p.add_argument("--suite", type=Path, help="suite JSON (default: the bundled fixture suite)")
+    p.add_argument("--checkpoint", "-c", action="append", default=[], metavar="REF[@HOOKPOINT]",
+                   help="checkpoint folder, file or hub id, optionally @HOOKPOINT inside it "
+                        "(repeatable; default: the suite's checkpoints)")
+    add_include_path(p)
+    add_options(p, RunConfig, defaults={"cache_dir": DEFAULT_CACHE},
+                helps={"results_dir": "results folder (default: results/, or results/fixtures for the bundled suite)",
+                       "model": "model folder, hub id or .gguf file (default: the suite's)",
+                       "corpus": "corpus file or hub dataset id (default: the suite's)",
+                       "seq_len": "tokens per sequence, BOS included (default: the suite's, else 128)",
+                       "tasks": "comma-separated task names (default: the suite's, else all registered tasks)"})
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    p.set_defaults(func=cmd_run)
+
+
+def run_config_from_args(args):
+    """Build (RunConfig, specs) from parsed `run` arguments (the suite fills what is not given)."""
+    from sae_bench.runner import CheckpointSpec, RunConfig, load_suite
+
+    include_paths(args)
+    options = given(args, RunConfig)
+    suite: dict[str, Any] = {}
+    specs = [CheckpointSpec.parse(text) for text in args.checkpoint]
+    suite_path = args.suite
+    if suite_path is None and "model" not in options and not specs:
+        from sae_bench.fixtures import SUITE_PATH
+
+        suite_path = SUITE_PATH
+    if suite_path is not None:
+        suite, suite_specs = load_suite(suite_path)
+        specs = specs or suite_specs
+        base = Path(suite_path).parent
+        label_root = suite.get("label_root", base.name)
+        if "model" not in options and "model" in suite:
+            options["model_label"] = f"{label_root}/{suite['model']}"
+        if "corpus" not in options and "corpus" in suite:
+            options["corpus_label"] = f"{label_root}/{suite['corpus']}"
+        for spec in specs:
+            if spec.label and not spec.label.startswith(label_root + "/"):
+                spec.label = f"{label_root}/{spec.label}"
+    else:
+        base = Path.cwd()
+    for name in ("model", "corpus"):
+        if name not in options and name in suite:
+            options[name] = str(base / suite[name])
+        if name not in options:
+            raise InputError(f"--{name}", f"no {name} given (and no suite names one)")
+    if "results_dir" not in options:
+        options["results_dir"] = DEFAULT_RESULTS / "fixtures" if suite_path is not None and args.suite is None \
+            else DEFAULT_RESULTS
+    if args.no_cache:
+        options["cache_dir"] = None
+    options.setdefault("seq_len", int(suite.get("seq_len", 128)))
+    options.setdefault("tasks", suite.get("tasks"))
+    options["task_options"] = {**suite.get("task_options", {}), **options.get("task_options", {})}
+    options["resources"] = {k: base / v for k, v in suite.get("resources", {}).items()}
+    return RunConfig(**options), specs
+
+
+def cmd_run(args) -> int:
+    from sae_bench import distributed
+    from sae_bench.runner import evaluate
+    from sae_bench.summary import format_table
+
+    config, specs = run_config_from_args(args)
+    report = evaluate(config, specs)
+    if not distributed.is_writer():
+        return 0
+    print(format_table(report.records))
+    for checkpoint, hookpoint, task, reason in report.skipped:
+        print(f"skipped {task} for {checkpoint} @ {hookpoint}: {reason}")
+    print(f"{len(report.records)} records in {config.results_dir} ({report.reused} reused)")
+    return 0
