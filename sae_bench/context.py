@@ -24,16 +24,20 @@ class TokenizedCorpus:
     """A fixed set of token sequences and which positions count.
 
     keep_mask[b, t] is True for positions evaluated by every metric: attended, and not BOS, pad
-    or EOS (gemma-loupe excluded BOS in training). Left-aligned: padding only at the end.
+    or EOS wherever they stand (gemma-loupe excluded BOS in training; a packed row's separators
+    are BOS too). Left-aligned: padding only at the end. `packing` says how documents became rows
+    (sae_bench.packing), `document_kind` whether they were texts or pre-tokenized token ids.
     """
 
     corpus_id: str
-    corpus_hash: str  # sha256 over the selected texts (and split/column), independent of tokenizer
+    corpus_hash: str  # sha256 over the selected documents, column, kind and packing; independent of tokenizer
     tokenizer_id: str
     input_ids: Tensor  # [N, T] int64
     attention_mask: Tensor  # [N, T] int64 (1 = real token)
     keep_mask: Tensor  # [N, T] bool
     seq_len: int
+    packing: str = "document"  # "document" (one per row) or "pack" (sae_bench.packing)
+    document_kind: str = "text"  # "text" or "token_ids" (a pre-tokenized corpus)
 
     @property
     def n_sequences(self) -> int:
@@ -55,7 +59,8 @@ class TokenizedCorpus:
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.corpus_id, "hash": self.corpus_hash, "tokenizer": self.tokenizer_id,
-                "seq_len": self.seq_len, "n_sequences": self.n_sequences}
+                "seq_len": self.seq_len, "n_sequences": self.n_sequences, "packing": self.packing,
+                "documents": self.document_kind}
 
 
 class ActivationBatch(NamedTuple):

@@ -74,6 +74,11 @@ def int_at_least(lo: int) -> Check:
 positive_int = int_at_least(1)
 
 
+def boolean(value: Any) -> str | None:
+    """True or false (a suite file's "yes" is not)."""
+    return None if isinstance(value, bool) else "must be true or false"
+
+
 def torch_dtype(value: Any) -> str | None:
     import torch
 

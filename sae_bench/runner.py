@@ -30,7 +30,9 @@ from sae_bench.activations import ActivationSource
 from sae_bench.activations.source import POOLED_HOOKPOINT
 from sae_bench.context import EvalContext, TokenizedCorpus
 from sae_bench.errors import CheckpointError, InputError
-from sae_bench.options import check_values, comma_list, int_at_least, option, parse_task_options, positive_int, torch_dtype
+from sae_bench.options import (boolean, check_values, comma_list, int_at_least, option, parse_task_options,
+                               positive_int, torch_dtype)
+from sae_bench.packing import packing_problem
 from sae_bench.results import (SCHEMA_VERSION, ResultRecord, read_record, record_path, remove_stale_temp_files,
                                validate, write_record)
 from sae_bench.task_api import Task, TaskOutput
@@ -80,7 +82,13 @@ class RunConfig:
     max_documents: int | None = option(None, "read at most this many corpus documents (default: all)",
                                        check=positive_int)
     corpus_split: str = option("train", "split of a hub dataset corpus")
-    corpus_column: str = option("text", "text column of the corpus")
+    corpus_column: str = option("text", "column of the corpus: texts, or lists of token ids (a pre-tokenized "
+                                        "corpus)")
+    corpus_packing: str = option("document", "document: one document per row, right-padded; pack: documents "
+                                             "concatenated into full rows, BOS first and BOS between documents "
+                                             "(as SAELens and SAEBench)", check=packing_problem)
+    corpus_prepend_bos: bool = option(False, "pre-tokenized corpus: put BOS first in each document row "
+                                             "(default: the token ids verbatim)", check=boolean)
     tasks: list[str] | None = option(None, "comma-separated task names (default: all registered tasks)",
                                      type=comma_list)
     task_options: dict[str, dict[str, Any]] = option(
@@ -315,7 +323,8 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         if config.cache_dir is not None:
             remove_stale_temp_files(config.cache_dir)
     corpus = load_corpus(config.corpus, model.tokenizer, seq_len=config.seq_len, split=config.corpus_split,
-                         column=config.corpus_column, max_documents=config.max_documents)
+                         column=config.corpus_column, max_documents=config.max_documents,
+                         packing=config.corpus_packing, prepend_bos=config.corpus_prepend_bos)
     corpus_label = config.corpus_label or str(config.corpus)
     model_label = config.model_label or str(config.model)
 
@@ -378,8 +387,9 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
 
 
 def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:
-    """A suite file: {"model", "corpus", "seq_len", "checkpoints": [{"path", "hookpoint", ...}]},
-    paths resolved against the suite file's folder (never the current directory)."""
+    """A suite file: {"model", "corpus", "seq_len", "checkpoints": [{"path", "hookpoint", ...}]} and
+    optionally "corpus_column", "corpus_packing", "corpus_prepend_bos"; paths resolved against the
+    suite file's folder (never the current directory)."""
     path = Path(path)
     try:
         suite = json.loads(path.read_text(encoding="utf-8"))

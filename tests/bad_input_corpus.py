@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR
+from sae_bench.fixtures import EVAL_CORPUS_PATH, EVAL_TOKENS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR
 
 SPARSIFY_RUN = SAES_DIR / "sparsify/tiny-gemma4-8x"
 ERNOS_DIR = SAES_DIR / "ernos"
@@ -257,6 +257,20 @@ def corpus_malformed(tmp):
     return Invocation(argv, "broken.jsonl", ("cannot load corpus", "JSON parse error", "row"), [tmp / "results"])
 
 
+def _bad_token_ids(row: object, *problem: str, packing: str = "document"):
+    """The fixture pre-tokenized corpus with its third row replaced by `row`."""
+    def make(tmp):
+        corpus = tmp / "bad_tokens.jsonl"
+        lines = EVAL_TOKENS_PATH.read_text().splitlines()[:6]
+        lines[2] = json.dumps({"input_ids": row})
+        corpus.write_text("\n".join(lines) + "\n")
+        argv = run_argv(tmp, extra=("--corpus-column", "input_ids", "--corpus-packing", packing))
+        argv[argv.index("--corpus") + 1] = str(corpus)
+        return Invocation(argv, "bad_tokens.jsonl", ("row 2", *problem), [tmp / "results"])
+
+    return make
+
+
 def _bad_parquet(tmp: Path, kind: str) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -362,6 +376,11 @@ CASES: list[BadInput] = [
     BadInput("suite-malformed", suite_malformed),
     BadInput("suite-wrong-shape", suite_wrong_shape),
     BadInput("corpus-malformed", corpus_malformed),
+    BadInput("token-ids-out-of-vocab", _bad_token_ids([5, 512, 6], "token id 512", "vocabulary of 512")),
+    BadInput("token-ids-negative", _bad_token_ids([5, -1], "negative token id -1", packing="pack")),
+    BadInput("token-ids-not-a-list", _bad_token_ids("5 6 7", "not a list of token ids")),
+    BadInput("token-ids-not-ints", _bad_token_ids([5, 6.5], "not a list of ints")),
+    BadInput("token-ids-empty", _bad_token_ids([], "empty list of token ids", packing="pack")),
     BadInput("maxact-cli-missing-columns", _maxact_cli("missing")),
     BadInput("maxact-cli-wrong-types", _maxact_cli("wrong_type")),
     BadInput("maxact-task-missing-columns", _maxact_task("missing")),
@@ -379,6 +398,9 @@ CASES: list[BadInput] = [
                                                  "--task-option probing", "alpha=1.5 must be in [0, 1]",
                                                  tasks="reconstruction,probing")),
     BadInput("batch-size-zero", _option(("--batch-size", "0"), "--batch-size 0", "positive integer")),
+    BadInput("corpus-packing-unknown", _option(("--corpus-packing", "concat"), "--corpus-packing concat",
+                                               "expected one of", "document, pack")),
+    BadInput("corpus-prepend-bos-on-texts", _option(("--corpus-prepend-bos",), "eval.jsonl", "pre-tokenized")),
     BadInput("leaderboard-bad-record", leaderboard_bad_record),
     BadInput("gate-bad-record", gate_bad_record),
 ]

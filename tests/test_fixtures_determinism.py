@@ -3,7 +3,7 @@
 from sae_bench.fixtures import FIXTURES_DIR
 from sae_bench.fixtures.build import MODEL_NAME, build_cheap
 
-CHEAP_FILES = ["corpus/train.jsonl", "corpus/eval.jsonl",
+CHEAP_FILES = ["corpus/train.jsonl", "corpus/eval.jsonl", "corpus/eval_tokens.jsonl",
                f"{MODEL_NAME}/tokenizer.json", f"{MODEL_NAME}/tokenizer_config.json"]
 
 

@@ -73,6 +73,9 @@ def run_config_from_args(args):
     if args.no_cache:
         options["cache_dir"] = None
     options.setdefault("seq_len", int(suite.get("seq_len", 128)))
+    for name in ("corpus_column", "corpus_packing", "corpus_prepend_bos"):  # how the suite's corpus is read
+        if name not in options and name in suite:
+            options[name] = suite[name]
     options.setdefault("tasks", suite.get("tasks"))
     options["task_options"] = {**suite.get("task_options", {}), **options.get("task_options", {})}
     options["resources"] = {k: base / v for k, v in suite.get("resources", {}).items()}
