@@ -2,8 +2,9 @@
 
 Metrics: for every comparable record pair (see `sae_bench.pairing`) and every metric, A, B, the
 difference d = B − A and a 95% interval d ± 1.96·se_d, paired over sequences when both records
-carry per-sequence values on the same corpus, else unpaired (√(se_A² + se_B²)), and which side is
-better according to `sae_bench.metric_directions` ("~" when the interval contains 0).
+carry the metric's per-sequence terms on the same corpus, else unpaired (√(se_A² + se_B²), with
+the reason), and which side is better according to `sae_bench.metric_directions` ("~" when the
+interval contains 0). The printout labels every column and ends with a footer explaining them.
 
 Dictionary: with Â_i, B̂_j the unit-normalised decoder rows (latent directions) of A and B,
 
@@ -52,7 +53,17 @@ class MetricComparison:
     n_pairs: int | None = None
     direction: str = "none"
     better: str = "-"  # "A" | "B" | "~" (interval contains 0) | "same" | "-" (no direction / not comparable)
-    reason: str = ""
+    reason: str = ""  # why there is no difference (a null or absent value), or why it is unpaired
+    checkpoint: str = ""  # set when a side holds several checkpoints (rows are matched by checkpoint too)
+
+    @property
+    def pairing(self) -> str:
+        """What the interval rests on, in words (the `pairing` column)."""
+        if self.diff is None:
+            return self.reason
+        if self.paired:
+            return f"paired n={self.n_pairs}"
+        return f"unpaired: {self.reason}" if self.reason else "unpaired"
 
 
 @dataclass(frozen=True)
@@ -86,12 +97,14 @@ class Comparison:
     def format(self) -> str:
         lines = [f"A: {self.a_label}", f"B: {self.b_label}"]
         if self.rows:
-            lines.append(format_table(
-                ["hookpoint", "task", "metric", "A", "B", "B-A", "95% CI", "", "better"],
-                [[r.hookpoint, r.task, r.metric, _pm(r.a, r.a_stderr), _pm(r.b, r.b_stderr), _num(r.diff, True),
-                  "-" if r.ci_low is None else f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]",
-                  ("paired" if r.paired else "unpaired") if r.diff is not None else r.reason, r.better]
-                 for r in self.rows]))
+            several = any(r.checkpoint for r in self.rows)
+            header = (["checkpoint"] if several else []) + ["hookpoint", "task", "metric", "A", "B", "B-A",
+                                                            "95% CI of B-A", "pairing", "better"]
+            lines.append(format_table(header, [
+                ([r.checkpoint] if several else []) + [
+                    r.hookpoint, r.task, r.metric, _pm(r.a, r.a_stderr), _pm(r.b, r.b_stderr), _num(r.diff, True),
+                    "-" if r.ci_low is None else f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", r.pairing, r.better]
+                for r in self.rows]))
         for reason in self.refused:
             lines.append(f"not compared: {reason}")
         if self.dictionary is not None:
@@ -100,7 +113,17 @@ class Comparison:
                          f"(of {d.n_b}) at cosine >= {d.threshold:g}; mean max cosine {d.mean_max_cos:.4f}")
         elif self.dictionary_note:
             lines.append(f"dictionary: {self.dictionary_note}")
+        if self.rows:
+            lines += ["", FOOTER]
         return "\n".join(lines)
+
+
+FOOTER = """\
+A, B: value±standard error; null: the task reported no value; -: none (absent or not applicable).
+B-A: the difference; 95% CI: B-A ± 1.96 se. pairing: 'paired n=N' when both sides were measured
+on the same N sequences (the shared noise cancels), else 'unpaired' (se = sqrt(se_A^2 + se_B^2))
+and why. better: A or B is better beyond the interval; ~ the interval contains 0 (no clear
+difference); same: identical values; - the metric has no better direction (l0, ce_clean ...)."""
 
 
 def _num(value: float | None, signed: bool = False) -> str:
@@ -140,7 +163,8 @@ def compare_records(a_records: Iterable[ResultRecord], b_records: Iterable[Resul
             ea, eb = pair.a.metrics.get(metric) or {}, pair.b.metrics.get(metric) or {}
             rule = lookup(metric, table, task=pair.task)
             direction = rule.direction if rule else "none"
-            common = dict(hookpoint=pair.hookpoint, task=pair.task, metric=metric, a=ea.get("value"),
+            common = dict(checkpoint=pair.key[0] if len(pair.key) == 3 else "",
+                          hookpoint=pair.hookpoint, task=pair.task, metric=metric, a=ea.get("value"),
                           a_stderr=ea.get("stderr"), b=eb.get("value"), b_stderr=eb.get("stderr"), direction=direction)
             d = difference(pair.a, pair.b, metric)
             if d is None:
@@ -152,7 +176,7 @@ def compare_records(a_records: Iterable[ResultRecord], b_records: Iterable[Resul
             low, high = d.diff - Z_95 * d.se, d.diff + Z_95 * d.se
             out.rows.append(MetricComparison(diff=d.diff, ci_low=low, ci_high=high, se_diff=d.se, paired=d.paired,
                                              n_pairs=d.n_pairs, better=_better(direction, d.diff, low, high),
-                                             **common))
+                                             reason=d.why_unpaired, **common))
     return out
 
 

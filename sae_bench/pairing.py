@@ -7,11 +7,19 @@ reason names the first difference, e.g. "reconstruction: task version 1 vs 2".
 
 Difference of one metric, d = value_B − value_A, with standard error
 
-    paired:    se = sd(δ) / √n,  δ_i = B_i − A_i over the n sequences where both per-sequence
-               values exist (`artifacts.per_sequence[metric]`, same corpus hash, same length, n ≥ 2;
-               sd with ddof = 1). Both sides were measured on the same tokens, so their shared
-               noise cancels.
-    unpaired:  se = √(se_A² + se_B²)   (missing stderrs count as 0).
+    paired (terms):  the metric is a ratio of per-sequence sums R = Σ a_i / Σ b_i and both records
+               store the terms (`artifacts.per_sequence_terms[metric] = {"num": [a_i], "den": [b_i]}`,
+               same corpus hash, same n ≥ 2 sequences). With each side's linearised per-sequence
+               contribution ψ_i = (a_i − R·b_i) / mean(b) (the one behind its own clustered stderr,
+               `sae_bench.metrics.stats`) and δ_i = ψ_i^B − ψ_i^A,
+                   se = √( Σ_i δ_i² / (n (n − 1)) ).
+               For b_i = 1 (plain means of per-sequence values) this is sd(B_i − A_i)/√n.
+    paired (values): otherwise, per-sequence values of the metric itself (`artifacts.per_sequence`,
+               same conditions): se = sd(δ) / √n, δ_i = B_i − A_i over the sequences where both
+               exist (sd with ddof = 1).
+    unpaired:  se = √(se_A² + se_B²)   (missing stderrs count as 0), with the reason pairing was
+               impossible (`Difference.why_unpaired`).
+Both sides measured on the same tokens share their noise, which pairing cancels.
 
 The centre is always the metric difference itself (value_B − value_A, ratios of sums); the
 per-sequence values only estimate its spread. This module never reads files or computes metrics.
@@ -55,6 +63,7 @@ class Difference:
     se: float
     paired: bool
     n_pairs: int | None = None  # sequences used by the paired se
+    why_unpaired: str = ""  # e.g. "different corpora", "no per-sequence terms"
 
 
 def incomparability(a: ResultRecord, b: ResultRecord) -> str | None:
@@ -104,11 +113,27 @@ def pair_records(a_records: Iterable[ResultRecord], b_records: Iterable[ResultRe
     return pairs
 
 
-def per_sequence(record: ResultRecord, metric: str) -> list[Any] | None:
+def _artifact(record: ResultRecord, table_name: str, metric: str) -> Any:
     arts = record.data.get("artifacts")
-    table = arts.get("per_sequence") if isinstance(arts, dict) else None
-    values = table.get(metric) if isinstance(table, dict) else None
+    table = arts.get(table_name) if isinstance(arts, dict) else None
+    return table.get(metric) if isinstance(table, dict) else None
+
+
+def per_sequence(record: ResultRecord, metric: str) -> list[Any] | None:
+    values = _artifact(record, "per_sequence", metric)
     return values if isinstance(values, list) else None
+
+
+def ratio_terms(record: ResultRecord, metric: str) -> tuple[list[float], list[float]] | None:
+    """(a_i, b_i) of a ratio metric from `artifacts.per_sequence_terms`, or None if absent or malformed."""
+    terms = _artifact(record, "per_sequence_terms", metric)
+    if not isinstance(terms, dict):
+        return None
+    num, den = terms.get("num"), terms.get("den")
+    if not (isinstance(num, list) and isinstance(den, list) and len(num) == len(den)
+            and all(_number(v) for v in num) and all(_number(v) for v in den)):
+        return None
+    return [float(v) for v in num], [float(v) for v in den]
 
 
 def _number(value: Any) -> bool:
@@ -126,20 +151,54 @@ def paired_deltas(a: ResultRecord, b: ResultRecord, metric: str) -> list[float] 
     return deltas if len(deltas) >= 2 else None
 
 
+def _contributions(num: list[float], den: list[float]) -> list[float] | None:
+    """ψ_i = (a_i − R·b_i) / mean(b) for R = Σa/Σb; None when Σb = 0."""
+    total = sum(den)
+    if total == 0:
+        return None
+    ratio = sum(num) / total
+    mean_den = total / len(den)
+    return [(x - ratio * y) / mean_den for x, y in zip(num, den)]
+
+
+def paired_terms_se(a_terms: tuple[list[float], list[float]],
+                    b_terms: tuple[list[float], list[float]]) -> float | None:
+    """The paired standard error of R_B − R_A from both sides' per-sequence terms (module docstring)."""
+    n = len(a_terms[0])
+    if n < 2 or len(b_terms[0]) != n:
+        return None
+    psi_a, psi_b = _contributions(*a_terms), _contributions(*b_terms)
+    if psi_a is None or psi_b is None:
+        return None
+    return math.sqrt(sum((pb - pa) ** 2 for pa, pb in zip(psi_a, psi_b)) / (n * (n - 1)))
+
+
 def difference(a: ResultRecord, b: ResultRecord, metric: str) -> Difference | None:
     """value_B − value_A with its standard error (paired when possible); None if either value is null/missing."""
     ea, eb = a.metrics.get(metric), b.metrics.get(metric)
     if ea is None or eb is None or ea.get("value") is None or eb.get("value") is None:
         return None
     diff = float(eb["value"]) - float(ea["value"])
+    same_tokens = a.corpus_hash == b.corpus_hash
+    terms_a, terms_b = ratio_terms(a, metric), ratio_terms(b, metric)
+    if same_tokens and terms_a is not None and terms_b is not None and len(terms_a[0]) == len(terms_b[0]):
+        se = paired_terms_se(terms_a, terms_b)
+        if se is not None:
+            return Difference(diff, se, True, len(terms_a[0]))
     deltas = paired_deltas(a, b, metric)
     if deltas is not None:
         n = len(deltas)
         mean = sum(deltas) / n
         sd = math.sqrt(sum((d - mean) ** 2 for d in deltas) / (n - 1))
         return Difference(diff, sd / math.sqrt(n), True, n)
+    if not same_tokens:
+        why = "different corpora"
+    elif (terms_a is None and per_sequence(a, metric) is None) or (terms_b is None and per_sequence(b, metric) is None):
+        why = "no per-sequence terms"
+    else:
+        why = "different sequences"
     se_a, se_b = ea.get("stderr") or 0.0, eb.get("stderr") or 0.0
-    return Difference(diff, math.sqrt(float(se_a) ** 2 + float(se_b) ** 2), False)
+    return Difference(diff, math.sqrt(float(se_a) ** 2 + float(se_b) ** 2), False, why_unpaired=why)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -114,6 +114,7 @@ class RunReport:
     records: list[ResultRecord] = field(default_factory=list)
     reused: int = 0
     skipped: list[tuple[str, str, str, str]] = field(default_factory=list)  # (checkpoint, hookpoint, task, reason)
+    table_path: Path | None = None  # <results>/results.parquet, rewritten after the run (writer only)
 
 
 def library_versions() -> dict[str, str]:
@@ -382,6 +383,11 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                 if on_record:
                     on_record(record)
             del sae
+    if distributed.is_writer():  # the tidy table of every record in the folder, this run's included
+        from sae_bench.results_table import write_results_parquet
+
+        report.table_path = write_results_parquet(config.results_dir,
+                                                  None if Path(config.results_dir).is_dir() else [])
     distributed.barrier()
     return report
 

@@ -1,12 +1,21 @@
 """A plain-text results table for the terminal: one row per checkpoint x hookpoint.
 
-Shows the headline metric of each task that ran (value ± stderr); the full records stay in JSON.
-Never computes a metric.
+Why: the first thing a run prints must be readable in a 100-column terminal. By default it shows
+the headline metrics (value±stderr) that fit in `WIDTH` columns, in headline order, with the
+checkpoint names' common folder printed once above the table; `wide=True` shows every headline
+metric and each plugin task's first metric at full precision. The full records stay in JSON and in
+`results.parquet`. Never computes a metric.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
+
 from sae_bench.results import ResultRecord
+
+WIDTH = 100
+NAME_WIDTH = 30  # longest checkpoint name shown in the narrow table (middle elided)
 
 HEADLINE_METRICS = (
     ("reconstruction", "fvu"), ("reconstruction", "cossim"), ("sparsity", "l0"),
@@ -17,16 +26,40 @@ HEADLINE_METRICS = (
 )
 
 
-def _cell(entry: dict | None) -> str:
+def _cell(entry: dict | None, wide: bool) -> str:
     if entry is None:
         return "-"
     if entry.get("value") is None:
         return "null"
     value, stderr = entry["value"], entry.get("stderr")
-    return f"{value:.4g}" if stderr is None else f"{value:.4g}±{stderr:.2g}"
+    if wide:
+        return f"{value:.4g}" if stderr is None else f"{value:.4g}±{stderr:.2g}"
+    return f"{value:.3g}" if stderr is None else f"{value:.3g}±{stderr:.1g}"
 
 
-def format_table(records: list[ResultRecord]) -> str:
+def _elide(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
+
+
+def common_folder(names: list[str]) -> str:
+    """The folder prefix ("a/b/") shared by every name, if any name has one and it leaves each name non-empty."""
+    if not names:
+        return ""
+    prefix = os.path.commonprefix(names)
+    cut = prefix.rfind("/") + 1
+    return prefix[:cut] if cut and all(len(n) > cut for n in names) else ""
+
+
+def _layout(header: list[str], body: list[list[str]]) -> list[str]:
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    fmt = lambda line: "  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()  # noqa: E731
+    return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in body]
+
+
+def format_table(records: list[ResultRecord], *, wide: bool = False, width: int = WIDTH) -> str:
     rows: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
     for record in records:
         row = rows.setdefault((record.checkpoint_id, record.hookpoint), {})
@@ -38,8 +71,43 @@ def format_table(records: list[ResultRecord]) -> str:
         first = min((m for (t, m) in set().union(*rows.values()) if t == task), default=None)
         if first is not None:
             columns.append((task, first))
-    header = ["checkpoint", "hookpoint"] + [m if t in known else f"{t}/{m}" for t, m in columns]
-    body = [[ckpt, hp] + [_cell(row.get(c)) for c in columns] for (ckpt, hp), row in sorted(rows.items())]
-    widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
-    fmt = lambda line: "  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in body])
+    label = lambda c: c[1] if c[0] in known else f"{c[0]}/{c[1]}"  # noqa: E731
+    names = [ckpt for ckpt, _ in rows]
+    folder = "" if wide else common_folder(names)
+    shown = {n: n if wide else _elide(n[len(folder):], NAME_WIDTH) for n in names}
+    ids = [[shown[ckpt], hp] for ckpt, hp in sorted(rows)]
+    cells = {c: [_cell(rows[key].get(c), wide) for key in sorted(rows)] for c in columns}
+    chosen = []
+    if wide:
+        chosen = columns
+    else:
+        used = max([len("checkpoint")] + [len(i[0]) for i in ids]) + 2 + max([len("hookpoint")] + [len(i[1]) for i in ids])
+        for c in columns:
+            need = 2 + max(len(label(c)), *(len(v) for v in cells[c]))
+            if used + need <= width:
+                chosen.append(c)
+                used += need
+    header = ["checkpoint", "hookpoint"] + [label(c) for c in chosen]
+    body = [ident + [cells[c][i] for c in chosen] for i, ident in enumerate(ids)]
+    lines = ([f"checkpoints under {folder}"] if folder else []) + _layout(header, body)
+    left = [label(c) for c in columns if c not in chosen]
+    if left:
+        lines.append(f"(cells: value±stderr; {len(left)} more metrics with --wide: {', '.join(left)})")
+    return "\n".join(lines)
+
+
+def next_steps(records: list[ResultRecord], results_dir: os.PathLike | str) -> list[str]:
+    """The commands worth running after a run: the leaderboard, a comparison of two checkpoints
+    evaluated at the same hookpoint (their record folders), the tidy table in pandas."""
+    results_dir = str(results_dir)
+    lines = ["next:", f"  sae-bench leaderboard build --results {shlex.quote(results_dir)} --out leaderboard"]
+    by_hookpoint: dict[str, dict[str, str]] = {}
+    for record in records:
+        if record.path is not None:
+            by_hookpoint.setdefault(record.hookpoint, {}).setdefault(record.checkpoint_id, str(record.path.parent))
+    pair = next((sorted(found.values())[:2] for _, found in sorted(by_hookpoint.items()) if len(found) >= 2), None)
+    if pair:
+        lines.append(f"  sae-bench compare {shlex.quote(pair[0])} {shlex.quote(pair[1])}")
+    table = shlex.quote(f"import pandas as pd; print(pd.read_parquet({os.path.join(results_dir, 'results.parquet')!r}))")
+    lines.append(f"  python -c {table}")
+    return lines

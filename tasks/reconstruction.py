@@ -39,7 +39,7 @@ class ReconstructionTask(Task):
         return TaskOutput(
             metrics=acc.finalize(),
             counts={"tokens": int(acc.tokens.sum()), "sequences": int((acc.tokens > 0).sum())},
-            artifacts={"per_sequence": acc.per_sequence()},
+            artifacts={"per_sequence": acc.per_sequence(), "per_sequence_terms": acc.per_sequence_terms()},
             notes=["batch-standardised preprocessing depends on batch_tokens"]
             if sae.metadata.preprocessing.standardise == "batch" else [],
         )

@@ -58,6 +58,6 @@ class SparsityTask(Task):
             metrics=metrics,
             counts={"tokens": acc.n_vectors, "sequences": int((acc.tokens > 0).sum()), "latents": sae.d_sae},
             artifacts={"firing_histogram": acc.histogram(cfg.histogram_bins_per_decade),
-                       "per_sequence": acc.per_sequence()},
+                       "per_sequence": acc.per_sequence(), "per_sequence_terms": acc.per_sequence_terms()},
             notes=notes,
         )

@@ -2,7 +2,8 @@
 
 Metrics (definitions, which predictions count, and standard errors: `sae_bench.metrics.spliced_loss`):
 ce_clean, ce_spliced, ce_zero, ce_mean, delta_ce, ce_loss_recovered, kl_spliced, kl_zero, kl_score.
-Artifacts: per-sequence delta CE and KL (`per_sequence`), for paired comparisons.
+Artifacts: per-sequence delta CE and KL (`per_sequence`, drawn on the leaderboard) and every
+metric's per-sequence numerator and denominator (`per_sequence_terms`, for paired comparisons).
 
 How the runs are made. At the hookpoint only the kept positions (not BOS, pad or EOS) are replaced
 — by sae.splice(x) (spliced), 0 (zero-ablated) or the mean kept activation
@@ -202,6 +203,6 @@ class SplicedLossTask(Task):
         return TaskOutput(
             metrics=acc.finalize(),
             counts={"tokens": acc.n_predictions, "sequences": int((acc.count > 0).sum())},
-            artifacts={"per_sequence": acc.per_sequence()},
+            artifacts={"per_sequence": acc.per_sequence(), "per_sequence_terms": acc.per_sequence_terms()},
             notes=notes,
         )

@@ -18,9 +18,15 @@ def test_quiet_run_prints_only_the_table(tmp_path, capsys):
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert err == "", err
-    header = out.splitlines()[0].split()
+    lines = out.splitlines()
+    assert lines[0] == f"checkpoints under {SAES_DIR / 'sparsify'}/"
+    header = lines[1].split()
     assert header[:4] == ["checkpoint", "hookpoint", "fvu", "cossim"] and "acc_delta" in header
-    assert out.rstrip().endswith("2 records in " + str(tmp_path / "r") + " (0 reused)")
+    assert max(len(line) for line in lines) <= 100
+    assert f"2 records in {tmp_path / 'r'} (0 reused); tidy table: {tmp_path / 'r' / 'results.parquet'}" in out
+    assert (tmp_path / "r" / "results.parquet").exists()
+    assert out.rstrip().splitlines()[-4:][0] == "next:"  # leaderboard, (compare: one checkpoint here), pandas
+    assert f"sae-bench leaderboard build --results {tmp_path / 'r'} --out leaderboard" in out
 
 
 def test_table_shows_a_plugin_task_by_its_first_metric():

@@ -50,8 +50,9 @@ def test_build_writes_every_file_and_ranks_by_ce_loss_recovered(results, tmp_pat
     assert (report.version, report.created, report.rows, report.records) == ("v1", True, 3, 9)
     files = set(tree(out / "v1"))
     assert {"rows.parquet", "rows.csv", "table.md", "index.html", "version.json",
-            "plots/l0_vs_fvu.svg", "plots/l0_vs_ce_loss_recovered.svg",
+            "groups.html", "plots/frontier-1-layers.2.svg",
             "results/alpha/layers.2/reconstruction.json"} <= files
+    assert sum(f.startswith("checkpoints/") and f.endswith(".html") for f in files) == 3  # a page per row
     index = json.loads((out / "index.json").read_text())
     assert [v["name"] for v in index["versions"]] == ["v1"] and len(index["versions"][0]["keys"]) == 3
     frame = pq.read_table(out / "v1" / "rows.parquet").to_pandas()
@@ -227,7 +228,8 @@ def test_untrusted_text_is_escaped_everywhere(tmp_path):
         assert raw not in page and raw not in markdown
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
     assert page.count("<script") == 1  # ours only
-    assert "&lt;/pre&gt;&lt;script&gt;alert(2)" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    plain_page = next((out / "v1" / "checkpoints").glob("*-plain-*.html")).read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in plain_page  # the record's note, escaped
     # Markdown: a pipe in a name cannot open a new cell; every table line has the header's cell count.
     main_table = markdown.split("## All metrics")[1].split("## Comparability")[0]
     lines = [line for line in main_table.splitlines() if line.startswith("| ")]
@@ -235,15 +237,20 @@ def test_untrusted_text_is_escaped_everywhere(tmp_path):
     assert len({line.replace("\\|", "").count(" | ") for line in lines}) == 1
     for svg in (out / "v1" / "plots").glob("*.svg"):
         assert "<script" not in svg.read_text()
-    top = (out / "index.html").read_text()
+    top = (out / "versions.html").read_text()
     assert "<b>struction" not in top and "recon&lt;b&gt;struction" in top
+    for other in [out / "index.html", out / "v1" / "groups.html", *(out / "v1" / "checkpoints").glob("*.html")]:
+        text = other.read_text()
+        for raw in (SCRIPT_ID, "<script>x()</script>", "<i>2</i>", "<b>struction", "<svg onload", "<img src=x"):
+            assert raw not in text, (other, raw)
 
 
 def test_no_frontier_data_means_no_plots_and_a_note(tmp_path):
     folder = tmp_path / "results"
     write_records(folder, [make_record_data("a", "reconstruction", {"fvu": 0.2})])
     report = build_leaderboard(folder, tmp_path / "board")
-    assert report.plots == [] and "No frontier plot" in (tmp_path / "board" / "v1" / "index.html").read_text()
+    assert not any("frontier" in p for p in report.plots)
+    assert "frontier" not in (tmp_path / "board" / "v1" / "index.html").read_text()
 
 
 def test_cli_build_and_rebuild(results, tmp_path, capsys):

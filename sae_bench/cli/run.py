@@ -32,6 +32,8 @@ def register(sub) -> None:
                        "seq_len": "tokens per sequence, BOS included (default: the suite's, else 128)",
                        "tasks": "comma-separated task names (default: the suite's, else all registered tasks)"})
     p.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    p.add_argument("--wide", action="store_true",
+                   help="print every headline metric at full precision (default: what fits 100 columns)")
     p.set_defaults(func=cmd_run)
 
 
@@ -85,14 +87,16 @@ def run_config_from_args(args):
 def cmd_run(args) -> int:
     from sae_bench import distributed
     from sae_bench.runner import evaluate
-    from sae_bench.summary import format_table
+    from sae_bench.summary import format_table, next_steps
 
     config, specs = run_config_from_args(args)
     report = evaluate(config, specs)
     if not distributed.is_writer():
         return 0
-    print(format_table(report.records))
+    print(format_table(report.records, wide=args.wide))
     for checkpoint, hookpoint, task, reason in report.skipped:
         print(f"skipped {task} for {checkpoint} @ {hookpoint}: {reason}")
-    print(f"{len(report.records)} records in {config.results_dir} ({report.reused} reused)")
+    print(f"{len(report.records)} records in {config.results_dir} ({report.reused} reused); "
+          f"tidy table: {report.table_path}")
+    print("\n".join(next_steps(report.records, config.results_dir)))
     return 0

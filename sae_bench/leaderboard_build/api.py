@@ -10,9 +10,13 @@ rewrites index.json and the top-level index.html atomically.
 A version folder:
     results/<checkpoint>/<hookpoint>/<task>.json   the records (canonical JSON), for rebuilds
     rows.parquet, rows.csv, table.md                the table (`table`)
-    plots/*.svg                                     the frontier plots (`plots`)
-    index.html                                      the page (`page`)
+    plots/*.svg                                     depth, frontiers per site, per-row histograms (`plots`)
+    index.html                                      the leaderboard page (`page.render_board`)
+    checkpoints/<row>-<checkpoint>-<hookpoint>.html one page per row (`page.render_checkpoint_page`)
+    groups.html                                     the comparability groups with hashes and configs
     version.json                                    key set, ranking, counts, sha256 of every file
+The top level holds index.json, versions.html (every version with its keys) and index.html: the
+board of the latest version (links into its folder).
 Everything is a function of the records alone (no clock, sorted everywhere), so the same records
 give the same bytes. This module never computes a metric.
 """
@@ -79,14 +83,20 @@ def render_version(collection: Collection, version: str, folder: Path) -> BuildR
     table.write_csv(board, folder / "rows.csv")
     (folder / "table.md").write_text(table.render_markdown(board, version), encoding="utf-8", newline="")
     drawn = plots.draw_all(board, folder / "plots")
-    (folder / "index.html").write_text(page.render_version_page(board, drawn, version), encoding="utf-8", newline="")
+    (folder / "index.html").write_text(page.render_board(board, drawn, version), encoding="utf-8", newline="")
+    (folder / "groups.html").write_text(page.render_groups_page(board, version), encoding="utf-8", newline="")
+    (folder / page.CHECKPOINTS_FOLDER).mkdir()
+    for row in board.rows:
+        (folder / page.checkpoint_page(row)).write_text(page.render_checkpoint_page(board, row, drawn, version),
+                                                       encoding="utf-8", newline="")
     files = {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     keys = versioning.key_set(k for k in collection.keys)
     meta = {"version": version, "keys": [k.to_json() for k in keys],
             "groups": {board.groups[k]: k.to_json() for k in keys},
             "ranked_by": None if board.ranked_by is None else board.ranked_by.name,
             "higher_is_better": board.higher_is_better, "rows": len(board.rows), "records": len(collection.records),
-            "plots": [p.filename for p in drawn], "files": files}
+            "plots": [p.filename for p in drawn], "sites": [s.hookpoint for s in board.sites],
+            "figures": [p.to_json() for p in drawn], "files": files}
     (folder / VERSION_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                                        encoding="utf-8", newline="")
     return BuildReport(version=version, created=False, folder=folder, keys=keys, rows=len(board.rows),
@@ -95,9 +105,17 @@ def render_version(collection: Collection, version: str, folder: Path) -> BuildR
 
 
 def _write_top_level(out_dir: Path, index: versioning.LeaderboardIndex) -> None:
+    """index.json, versions.html, and the front page: the latest version's board (rendered from
+    that version's own records, so it never depends on which version was built last)."""
     atomic_write_text(out_dir / versioning.INDEX_FILE, index.dumps())
-    atomic_write_text(out_dir / "index.html",
+    atomic_write_text(out_dir / "versions.html",
                       page.render_index_page([(v.name, list(v.keys)) for v in index.versions]))
+    latest = index.versions[-1].name
+    board = table.build_table(collect(out_dir / latest / RESULTS_FOLDER))
+    meta = json.loads((out_dir / latest / VERSION_FILE).read_text(encoding="utf-8"))
+    drawn = [plots.Plot.from_json(p) for p in meta.get("figures", [])]
+    atomic_write_text(out_dir / "index.html", page.render_board(board, drawn, latest, prefix=f"{latest}/",
+                                                                versions=[v.name for v in index.versions]))
 
 
 def build_leaderboard(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> BuildReport:

@@ -1,5 +1,14 @@
-"""The static HTML pages: a version's index.html (sortable table, frontier plots, per-checkpoint
-provenance) and the leaderboard's top-level index.html (the list of versions).
+"""The static HTML pages of a leaderboard version and the front page.
+
+- `render_board`: the leaderboard itself (a version's index.html, and the top-level index.html
+  showing the latest version): per site (hookpoint) the headline metrics ranked there, grouped
+  by family, with the ranking column first and highlighted, then that site's frontier plots; the
+  depth plot above; every metric of every row in a collapsed sortable table below.
+- `render_checkpoint_page`: one page per row (checkpoints/<row>-...html): provenance rounded to
+  4 significant digits, every metric with its standard error, the firing-frequency histogram,
+  the per-sequence spliced-loss distribution, probing per category, max-activation agreement.
+- `render_groups_page` (groups.html: comparability groups with their hashes and configs) and
+  `render_index_page` (versions.html: every version and its keys), one click from the board.
 
 Every string that comes from a record (checkpoint ids, hookpoints, task and metric names,
 configs, notes, labels, max-activation contexts in artifacts ...) is untrusted: it goes through
@@ -19,35 +28,48 @@ import base64
 import hashlib
 import html
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
 from sae_bench.leaderboard_build.collect import ComparabilityKey, key_of
-from sae_bench.leaderboard_build.plots import Plot
-from sae_bench.leaderboard_build.table import (LeaderboardTable, Row, format_value, higher_is_better, number,
-                                               MetricColumn, ranking_text)
+from sae_bench.leaderboard_build.plots import Plot, row_stem
+from sae_bench.leaderboard_build.table import (LeaderboardTable, MetricColumn, Row, Site, family_of, format_value,
+                                               higher_is_better, number)
 from sae_bench.results import ResultRecord, record_path
 
-ARTIFACT_PREVIEW_CHARS = 4000
 RESULTS_FOLDER = "results"  # the version folder's snapshot of its records
+CHECKPOINTS_FOLDER = "checkpoints"  # one page per row
 
 STYLE = """
-body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 1.5em; color: #1d1d1d; background: #fff; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.8em; } h3 { font-size: 1.05em; }
+body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 0.8em 1.2em; color: #1d1d1d; background: #fff; }
+h1 { font-size: 1.35em; margin: 0.2em 0; } h2 { font-size: 1.1em; margin: 1.1em 0 0.35em; }
+h3 { font-size: 1em; margin: 0.9em 0 0.3em; }
+p.sub { margin: 0.2em 0 0.6em; font-size: 0.85em; color: #444; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #c8c8c8; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; font-size: 0.82em; }
+th, td { border: 1px solid #d0d0d0; padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-thead th { background: #eef2f6; position: sticky; top: 0; }
+thead th { background: #eef2f6; }
+th.rankcol, td.rankcol { background: #fff4d6; font-weight: bold; }
+tr.family th { background: #f6f6f6; font-weight: normal; font-style: italic; padding: 0.05em 0.45em; }
+td.name { white-space: nowrap; max-width: 26em; overflow: hidden; text-overflow: ellipsis; }
 th button { font: inherit; font-weight: bold; border: 0; background: none; cursor: pointer; padding: 0; text-align: left; }
-tbody tr:nth-child(even) { background: #f8f8f8; }
-figure { display: inline-block; margin: 0 1em 1em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-section.ckpt { border-top: 1px solid #bbb; margin-top: 1.2em; }
-dl { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1em; font-size: 0.85em; }
-dt { font-weight: bold; } dd { margin: 0; word-break: break-all; }
-pre { background: #f4f4f4; padding: 0.5em; white-space: pre-wrap; word-break: break-all; font-size: 0.8em; }
-.muted { color: #666; }
+table.sortable tbody tr:nth-child(even) { background: #f8f8f8; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.35em; border-radius: 50%; vertical-align: -0.05em; }
+.fam0 { background: #1f77b4; } .fam1 { background: #d62728; } .fam2 { background: #2ca02c; } .fam3 { background: #9467bd; }
+.fam4 { background: #ff7f0e; } .fam5 { background: #8c564b; } .fam6 { background: #e377c2; } .fam7 { background: #17becf; }
+.fam8 { background: #bcbd22; } .fam9 { background: #7f7f7f; }
+section.site { margin-top: 0.6em; }
+.site-row { display: flex; flex-wrap: wrap; gap: 0.8em; align-items: flex-start; }
+figure { margin: 0.2em 0; } figure img { max-width: 100%; height: auto; }
+figcaption { font-size: 0.78em; color: #555; max-width: 70em; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; font-size: 0.85em; }
+dt { font-weight: bold; } dd { margin: 0; overflow-wrap: anywhere; }
+pre { background: #f4f4f4; padding: 0.5em; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.8em; }
+details { margin: 0.5em 0; } summary { cursor: pointer; }
+.muted { color: #666; } .small { font-size: 0.8em; }
 """.lstrip()
 
 SCRIPT = r"""
@@ -126,10 +148,31 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def rounded(value: Any, digits: int = 4) -> Any:
+    """`value` with every float rounded to `digits` significant digits (provenance is read, not recomputed)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def _compact(value: Any) -> str:
+    """A short one-line rendering of a small JSON value: `kind=topk, k=8` for {"kind": "topk", "k": 8}."""
+    value = rounded(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_compact(v)}" for k, v in sorted(value.items()) if v is not None) or "-"
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return "-" if value is None else str(value)
+
+
 def _dl(items: Iterable[tuple[str, Any]]) -> str:
     parts = ["<dl>"]
     for label, value in items:
-        text = value if isinstance(value, str) else _json(value)
+        text = value if isinstance(value, str) else _compact(value)
         parts.append(f"<dt>{esc(label)}</dt><dd>{esc(text)}</dd>")
     parts.append("</dl>")
     return "".join(parts)
@@ -139,167 +182,388 @@ def _number_attr(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-# ------------------------------------------------------------------------------- the table
+def _cell_text(entry: dict[str, Any] | None) -> str:
+    """`value ±se` (4 and 1 significant digits) for the board, `null`, or `-` when not run."""
+    if entry is None:
+        return "-"
+    value, stderr = number(entry, "value"), number(entry, "stderr")
+    if value is None:
+        return "null"
+    return f"{value:.4g}" if stderr is None else f"{value:.4g} ±{stderr:.1g}"
+
+
+def _breakable(name: str) -> str:
+    """Escaped text that may wrap after '_' and '/' (long metric names in narrow headers)."""
+    return esc(name).replace("_", "_<wbr>").replace("/", "/<wbr>")
+
+
+def _arrow(metric: str) -> str:
+    better = higher_is_better(metric)
+    return "" if better is None else (" ↑" if better else " ↓")
+
+
 def _header_cell(label: str, key: str, numeric: bool, first: int = 1, title: str | None = None) -> str:
     title_attr = f' title="{esc(title)}"' if title else ""
     return (f'<th data-key="{esc(key)}" data-type="{"num" if numeric else "text"}" data-first="{first}" '
             f'aria-sort="none"{title_attr}><button type="button">{esc(label)}<span class="mark"></span></button></th>')
 
 
-def _table(table: LeaderboardTable, columns: list[MetricColumn], table_id: str) -> list[str]:
-    heads = [_header_cell("rank", "rank", True), _header_cell("#", "row", True),
-             _header_cell("checkpoint", "checkpoint", False), _header_cell("hookpoint", "hookpoint", False),
-             _header_cell("d_sae", "d_sae", True)]
+# ------------------------------------------------------------------------------- the board
+BOARD_COLUMNS = 8  # metric columns per site table: what fits 1400 px beside rank, name and d_sae
+
+
+def site_columns(table: LeaderboardTable, site: Site) -> list[MetricColumn]:
+    """The ranking column, then the headline columns with a non-null value at this site, in headline
+    order, at most `BOARD_COLUMNS` in all (the rest: the all-metrics table and checkpoint pages)."""
+    cols = [c for c in table.headline_columns() if any(number(r.entry(c), "value") is not None for r in site.rows)]
+    if site.ranked_by is not None:
+        cols = [site.ranked_by] + [c for c in cols if c != site.ranked_by]
+    return cols[:BOARD_COLUMNS]
+
+
+def short_names(table: LeaderboardTable) -> tuple[str, dict[str, str]]:
+    """(common folder, checkpoint id -> id without it): names as short as they can be, still distinct."""
+    names = sorted({r.checkpoint for r in table.rows})
+    prefix = os.path.commonprefix(names)
+    cut = prefix.rfind("/") + 1
+    if not cut or any(len(n) <= cut for n in names):
+        return "", {n: n for n in names}
+    return prefix[:cut], {n: n[cut:] for n in names}
+
+
+def checkpoint_page(row: Row) -> str:
+    return f"{CHECKPOINTS_FOLDER}/{row_stem(row)}.html"
+
+
+def _site_table(table: LeaderboardTable, site: Site, prefix: str) -> list[str]:
+    columns = site_columns(table, site)
+    _, short = short_names(table)
+    heads = ["<th>rank</th>", "<th>checkpoint</th>", '<th class="num">d_sae</th>']
     for column in columns:
+        label = column.metric if column.group == column.key.task else column.name
+        cls = ' class="rankcol"' if column == site.ranked_by else ""
+        heads.append(f'<th{cls} title="{esc(column.name)}: value ± standard error">'
+                     f"{_breakable(label)}{esc(_arrow(column.metric))}</th>")
+    out = [f'<div class="scroll"><table class="board" data-site="{esc(site.hookpoint)}">',
+           "<thead><tr>" + "".join(heads) + "</tr></thead>"]
+    families: dict[str, list[Row]] = {}
+    for row in site.rows:  # rank order: a family's first row is its best
+        families.setdefault(family_of(row), []).append(row)
+    for family, rows in families.items():
+        index = table.families.index(family)
+        out.append(f'<tbody><tr class="family"><th colspan="{len(heads)}"><span class="swatch fam{index % 10}">'
+                   f"</span>{esc(family)} ({len(rows)})</th></tr>")
+        for row in rows:
+            d_sae = row.records[0].data["checkpoint"].get("d_sae")
+            d_sae = d_sae if isinstance(d_sae, int) and not isinstance(d_sae, bool) else ""
+            cells = [f'<td class="num">{"" if row.rank is None else row.rank}</td>',
+                     f'<td class="name"><a href="{esc(prefix + checkpoint_page(row))}" title="{esc(row.checkpoint)}">'
+                     f"{esc(short[row.checkpoint])}</a></td>",
+                     f'<td class="num">{d_sae}</td>']
+            for column in columns:
+                entry = row.entry(column)
+                reason = (entry or {}).get("reason")
+                title = f' title="{esc(reason)}"' if reason else ""
+                cls = "num rankcol" if column == site.ranked_by else "num"
+                cells.append(f'<td class="{cls}"{title}>{esc(_cell_text(entry))}</td>')
+            out.append(f'<tr id="row-{row.row}" data-row="{row.row}">' + "".join(cells) + "</tr>")
+        out.append("</tbody>")
+    out.append("</table></div>")
+    return out
+
+
+def _figure(plot: Plot, prefix: str, caption: str) -> str:
+    width, height = plot.size
+    return (f'<figure><img src="{esc(prefix + "plots/" + plot.filename.split("/", 1)[-1])}" alt="{esc(caption)}" '
+            f'width="{width}" height="{height}"><figcaption>{esc(caption)}</figcaption></figure>')
+
+
+def _ranking_words(site: Site) -> str:
+    if site.ranked_by is None:
+        return "unranked (no ranking metric here)"
+    return f"ranked by {site.ranked_by.name} ({'higher' if site.higher_is_better else 'lower'} is better)"
+
+
+def _site_section(table: LeaderboardTable, site: Site, plots: list[Plot], prefix: str, index: int) -> list[str]:
+    n = len(site.rows)
+    out = [f'<section class="site" id="site-{index + 1}">',
+           f"<h2>{esc(site.hookpoint)} <span class=\"muted small\">· {n} checkpoint{'s' if n != 1 else ''} · "
+           f"{esc(_ranking_words(site))}</span></h2>"]
+    out += _site_table(table, site, prefix)
+    frontier = next((p for p in plots if p.kind == "frontier" and p.hookpoint == site.hookpoint), None)
+    if frontier is not None:
+        caption = (f"Frontiers at {site.hookpoint}: points coloured by family and labelled with their rank; the "
+                   "dashed line is the Pareto front (no point has both lower L0 and a better value); bars: ± stderr.")
+        if frontier.dropped:
+            caption += f" {frontier.dropped} row(s) left out (a value missing, or L0 <= 0)."
+        if frontier.unlabelled:
+            caption += f" No room for the label of rank {', '.join(map(str, frontier.unlabelled))}."
+        out.append(_figure(frontier, prefix, caption))
+    elif n >= 2:
+        out.append('<p class="muted small">No frontier plot: fewer than two rows here have L0 together with '
+                   "fvu, ce_loss_recovered or kl_score of the same corpus.</p>")
+    out.append("</section>")
+    return out
+
+
+def _all_metrics(table: LeaderboardTable, prefix: str) -> list[str]:
+    heads = [_header_cell("rank", "rank", True), _header_cell("checkpoint", "checkpoint", False),
+             _header_cell("hookpoint", "hookpoint", False)]
+    for column in table.columns:
         better = higher_is_better(column.metric)
-        hint = "" if better is None else (" (higher is better)" if better else " (lower is better)")
         heads.append(_header_cell(column.name, column.name, True, first=-1 if better else 1,
-                                  title=f"{column.name}{hint}; value ± standard error"))
-    out = [f'<div class="scroll"><table class="sortable" id="{table_id}">', "<thead><tr>" + "".join(heads) + "</tr></thead>", "<tbody>"]
+                                  title=f"{column.name}{_arrow(column.metric)}; value ± standard error"))
+    out = [f"<details><summary>All {len(table.columns)} metric columns of every row (sortable: click a header; "
+           "rows.csv and rows.parquet hold them too)</summary>",
+           '<div class="scroll"><table class="sortable" id="all-metrics">',
+           "<thead><tr>" + "".join(heads) + "</tr></thead>", "<tbody>"]
     for order, row in enumerate(table.rows):
-        d_sae = row.records[0].data["checkpoint"].get("d_sae")
-        d_sae = d_sae if isinstance(d_sae, int) and not isinstance(d_sae, bool) else None
-        cells = [f'<td class="num" data-sort="{"" if row.rank is None else row.rank}">{"" if row.rank is None else row.rank}</td>',
-                 f'<td class="num" data-sort="{row.row}">{row.row}</td>',
-                 f'<td data-sort="{esc(row.checkpoint)}"><a href="#row-{row.row}">{esc(row.checkpoint)}</a></td>',
-                 f'<td data-sort="{esc(row.hookpoint)}">{esc(row.hookpoint)}</td>',
-                 f'<td class="num" data-sort="{"" if d_sae is None else d_sae}">{"" if d_sae is None else d_sae}</td>']
-        for column in columns:
+        rank = "" if row.rank is None else row.rank
+        cells = [f'<td class="num" data-sort="{rank}">{rank}</td>',
+                 f'<td data-sort="{esc(row.checkpoint)}"><a href="{esc(prefix + checkpoint_page(row))}">'
+                 f"{esc(row.checkpoint)}</a></td>",
+                 f'<td data-sort="{esc(row.hookpoint)}">{esc(row.hookpoint)}</td>']
+        for column in table.columns:
             entry = row.entry(column)
             reason = (entry or {}).get("reason")
             title = f' title="{esc(reason)}"' if reason else ""
             cells.append(f'<td class="num" data-sort="{_number_attr(number(entry, "value"))}"{title}>'
                          f"{esc(format_value(entry))}</td>")
         out.append(f'<tr data-order="{order}" data-row="{row.row}">' + "".join(cells) + "</tr>")
-    out += ["</tbody></table></div>"]
+    out += ["</tbody></table></div>", "</details>"]
     return out
 
 
-def _all_metrics(table: LeaderboardTable) -> list[str]:
-    if len(table.headline_columns()) == len(table.columns):
-        return []
-    return ([f"<details><summary>All {len(table.columns)} metric columns (rows.csv and rows.parquet hold them "
-             "with their standard errors)</summary>"] + _table(table, table.columns, "all-metrics") + ["</details>"])
+def _corpora(table: LeaderboardTable) -> str:
+    seen = {}
+    for row in table.rows:
+        for record in row.records:
+            corpus = record.data["corpus"]
+            seen.setdefault(str(corpus.get("id", "")), (corpus.get("seq_len"), corpus.get("n_sequences")))
+    return "; ".join(f"{name} ({n} sequences of {length} tokens)" if n and length else name
+                     for name, (length, n) in sorted(seen.items()))
 
 
-def _groups(table: LeaderboardTable) -> list[str]:
-    out = ["<table><thead><tr><th>column group</th><th>task</th><th>task version</th><th>config hash</th>"
-           "<th>corpus hash</th><th>corpus</th><th>rows</th><th>config</th></tr></thead><tbody>"]
-    for key, label in sorted(table.groups.items(), key=lambda kv: kv[1]):
-        records = [r for row in table.rows for r in row.records if key_of(r) == key]
-        corpora = sorted({str(r.data["corpus"].get("id", "")) for r in records})
-        config = records[0].data["task"].get("config", {}) if records else {}
-        out.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
-            label, key.task, key.task_version, key.config_hash, key.corpus_hash, ", ".join(corpora), len(records)))
-            + f"<td><pre>{esc(_json(config))}</pre></td></tr>")
-    out.append("</tbody></table>")
-    return out
-
-
-def _plots(plots: list[Plot]) -> list[str]:
-    if not plots:
-        return ['<p class="muted">No frontier plot: the results hold no l0 column together with an fvu or '
-                "ce_loss_recovered column of the same corpus.</p>"]
-    out = []
-    for plot in plots:
-        caption = (f"{plot.y.name} against {plot.x.name} (log x), {plot.points} rows"
-                   + (f"; {plot.dropped} rows left out (a value missing, or L0 <= 0)" if plot.dropped else ""))
-        out.append(f'<figure><img src="plots/{esc(plot.filename)}" alt="{esc(caption)}" width="640" height="440">'
-                   f"<figcaption>{esc(caption)}</figcaption></figure>")
-    return out
-
-
-# ------------------------------------------------------------------------------- details
-def _record_link(record: ResultRecord) -> str:
-    return record_path(Path(RESULTS_FOLDER), record.checkpoint_id, record.hookpoint, record.task_name).as_posix()
-
-
-def _metrics_table(record: ResultRecord) -> str:
-    parts = ["<table><thead><tr><th>metric</th><th>value</th><th>stderr</th><th>reason</th></tr></thead><tbody>"]
-    for name, entry in sorted(record.metrics.items()):
-        value, stderr = number(entry, "value"), number(entry, "stderr")
-        parts.append(f"<tr><td>{esc(name)}</td><td class=\"num\">{'null' if value is None else esc(repr(value))}</td>"
-                     f"<td class=\"num\">{'' if stderr is None else esc(repr(stderr))}</td>"
-                     f"<td>{esc(entry.get('reason') or '')}</td></tr>")
-    parts.append("</tbody></table>")
-    return "".join(parts)
-
-
-def _record_details(record: ResultRecord, group: str) -> list[str]:
-    data = record.data
-    task, corpus = data["task"], data["corpus"]
-    out = [f'<h4>{esc(group)} <a href="{esc(_record_link(record))}">(record)</a></h4>',
-           _dl([("task", f"{task['name']} version {task['version']}"), ("config hash", task["config_hash"]),
-                ("config", task.get("config", {})),
-                ("corpus", f"{corpus.get('id', '')} (hash {corpus['hash']}, seq_len {corpus.get('seq_len')}, "
-                           f"{corpus.get('n_sequences')} sequences, tokenizer {corpus.get('tokenizer')})"),
-                ("counts", data["counts"]), ("seed", str(data["seed"])),
-                ("dtype / device", f"{data['dtype']} / {data['device']}"),
-                ("harness version", data["harness_version"]), ("libraries", data["libraries"]),
-                ("measured at", data["created_at"]),
-                ("record file", _record_link(record))]),
-           _metrics_table(record)]
-    notes = data.get("notes") or []
-    if notes:
-        out.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    artifacts = data.get("artifacts") or {}
-    if artifacts:
-        text = _json(artifacts)
-        shown = text if len(text) <= ARTIFACT_PREVIEW_CHARS else (
-            text[:ARTIFACT_PREVIEW_CHARS] + f"\n... ({len(text) - ARTIFACT_PREVIEW_CHARS} more characters in the record file)")
-        out.append(f"<details><summary>artifacts ({esc(', '.join(sorted(artifacts)))})</summary>"
-                   f"<pre>{esc(shown)}</pre></details>")
-    return out
-
-
-def _details(table: LeaderboardTable, row: Row) -> list[str]:
-    first = row.records[0].data
-    ckpt, model = first["checkpoint"], first["model"]
-    out = [f'<section class="ckpt" id="row-{row.row}">',
-           f"<h3>#{row.row} {esc(row.checkpoint)} @ {esc(row.hookpoint)}</h3>",
-           _dl([("checkpoint", row.checkpoint), ("format", str(ckpt.get("format", ""))),
-                ("weights sha256", str(ckpt.get("sha256") or "")),
-                ("d_in / d_sae", f"{ckpt.get('d_in')} / {ckpt.get('d_sae')}"),
-                ("activation", ckpt.get("activation")), ("preprocessing", ckpt.get("preprocessing")),
-                ("checkpoint's hookpoint", str(ckpt.get("hookpoint"))), ("evaluated at", row.hookpoint),
-                ("source model (checkpoint)", str(ckpt.get("source_model"))),
-                ("model", f"{model.get('id', '')} revision {model.get('revision') or '(none)'}"),
-                ("rank", "unranked" if row.rank is None else str(row.rank))])]
-    for record in sorted(row.records, key=lambda r: table.groups[key_of(r)]):
-        out += _record_details(record, table.groups[key_of(record)])
-    out.append("</section>")
-    return out
-
-
-def render_version_page(table: LeaderboardTable, plots: list[Plot], version: str) -> str:
-    title = f"sae-bench leaderboard {version}"
+def render_board(table: LeaderboardTable, plots: list[Plot], version: str, prefix: str = "",
+                 versions: list[str] | None = None) -> str:
+    """The leaderboard page: per site, the ranked headline table grouped by family and the frontier
+    plots; the depth plot first. `prefix` leads every link into the version folder ("" inside it,
+    "v1/" for the top-level front page)."""
+    title = "sae-bench leaderboard"
+    top = "" if prefix else "../"
     n_records = sum(len(r.records) for r in table.rows)
-    out = _head(title, script=True) + [
-        f"<h1>{esc(title)}</h1>",
-        f"<p>{len(table.rows)} rows (checkpoint × hookpoint) from {n_records} result records, "
-        f"{esc(ranking_text(table))}. Click a column header to sort (again to reverse). Cells: value ± standard "
-        "error; <em>null</em>: the task reported no value (hover for the reason); <em>-</em>: not run. "
-        'Files: <a href="rows.parquet">rows.parquet</a>, <a href="rows.csv">rows.csv</a>, '
-        '<a href="table.md">table.md</a>, <a href="results/">results/</a> (the records), '
-        '<a href="../index.html">all versions</a>.</p>',
-        "<h2>Table</h2>"] + _table(table, table.headline_columns(), "leaderboard") + _all_metrics(table) + [
-        "<h2>Frontier plots</h2>"] + _plots(plots) + [
-        "<h2>Comparability groups</h2>",
-        "<p>A column holds numbers of one group only: same task, task version, config hash and corpus hash.</p>"
-    ] + _groups(table) + ["<h2>Checkpoints</h2>"]
-    for row in sorted(table.rows, key=lambda r: r.row):
-        out += _details(table, row)
+    models = sorted({str(r.records[0].data["model"].get("id", "")) for r in table.rows})
+    folder, _ = short_names(table)
+    out = _head(f"{title} {version}", script=True) + [
+        f"<h1>{esc(title)} <span class=\"muted small\">{esc(version)}</span></h1>",
+        f"<p class=\"sub\">{len(table.rows)} checkpoints × sites from {n_records} records · model "
+        f"{esc(', '.join(models))} · corpus {esc(_corpora(table))}"
+        + (f" · checkpoints under {esc(folder)}" if folder else "") + ". Rows are ranked only against rows at the same "
+        "site (hookpoint), within one comparability group; cells are value ±standard error, ↑/↓ which way is "
+        "better, the highlighted column ranks. "
+        f'<a href="{esc(top)}versions.html">Versions and hashes</a> · '
+        f'<a href="{esc(prefix)}groups.html">comparability groups</a> · '
+        f'files: <a href="{esc(prefix)}rows.csv">rows.csv</a>, <a href="{esc(prefix)}rows.parquet">rows.parquet</a>, '
+        f'<a href="{esc(prefix)}table.md">table.md</a>, <a href="{esc(prefix)}results/">records</a></p>']
+    depth = next((p for p in plots if p.kind == "depth"), None)
+    if depth is not None:
+        out.append(_figure(depth, prefix, "Depth: each metric against the layer for releases evaluated at several "
+                                          "layers, one line per release (colour: family); bars: ± stderr."))
+    for i, site in enumerate(table.sites):
+        out += _site_section(table, site, plots, prefix, i)
+    out.append("<h2>Everything else</h2>")
+    out += _all_metrics(table, prefix)
+    if versions:
+        out.append("<p class=\"small\">Versions: " + " · ".join(
+            f'<a href="{esc(top)}{esc(v)}/index.html">{esc(v)}</a>' for v in versions) + "</p>")
     out += [f"<script>{SCRIPT}</script>", "</body>", "</html>"]
     return "\n".join(out) + "\n"
 
 
+# ------------------------------------------------------------------------------- groups
+def render_groups_page(table: LeaderboardTable, version: str) -> str:
+    """The version's comparability groups: task, version, config and corpus hashes, the config."""
+    out = _head(f"sae-bench leaderboard {version}: comparability groups", script=False) + [
+        f'<p class="small"><a href="index.html">← leaderboard {esc(version)}</a> · '
+        '<a href="../versions.html">all versions</a></p>',
+        f"<h1>Comparability groups of {esc(version)}</h1>",
+        "<p class=\"sub\">A column holds numbers of one group only: same task, task version, config hash and "
+        "corpus hash.</p>",
+        "<table><thead><tr><th>column group</th><th>task</th><th>version</th><th>config hash</th>"
+        "<th>corpus hash</th><th>corpus</th><th>rows</th></tr></thead><tbody>"]
+    configs = []
+    for key, label in sorted(table.groups.items(), key=lambda kv: kv[1]):
+        records = [r for row in table.rows for r in row.records if key_of(r) == key]
+        corpora = sorted({str(r.data["corpus"].get("id", "")) for r in records})
+        out.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
+            label, key.task, key.task_version, key.config_hash, key.corpus_hash, ", ".join(corpora), len(records)))
+            + "</tr>")
+        configs.append((label, records[0].data["task"].get("config", {}) if records else {}))
+    out.append("</tbody></table>")
+    out.append("<h2>Task configurations</h2>")
+    for label, config in configs:
+        out.append(f"<h3>{esc(label)}</h3>" + _dl(sorted(config.items()) if isinstance(config, dict) else []))
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _record_link(record: ResultRecord) -> str:
+    return record_path(Path(RESULTS_FOLDER), record.checkpoint_id, record.hookpoint, record.task_name).as_posix()
+
+
+def _metrics_table(table: LeaderboardTable, row: Row) -> str:
+    parts = ["<table><thead><tr><th>task</th><th>metric</th><th>better</th><th class=\"num\">value</th>"
+             "<th class=\"num\">± stderr</th><th class=\"num\">n</th><th>note</th></tr></thead><tbody>"]
+    for record in sorted(row.records, key=lambda r: table.groups[key_of(r)]):
+        counts = record.data["counts"]
+        n = next((counts[k] for k in ("tokens", "test_texts", "examples_scored", "documents", "sequences")
+                  if isinstance(counts.get(k), int)), "")
+        group = table.groups[key_of(record)]
+        for i, (name, entry) in enumerate(sorted(record.metrics.items())):
+            value, stderr = number(entry, "value"), number(entry, "stderr")
+            better = higher_is_better(name)
+            parts.append(
+                f"<tr><td>{esc(group) if i == 0 else ''}</td><td>{esc(name)}</td>"
+                f"<td>{'' if better is None else ('higher' if better else 'lower')}</td>"
+                f"<td class=\"num\">{'null' if value is None else esc(f'{value:.5g}')}</td>"
+                f"<td class=\"num\">{'' if stderr is None else esc(f'{stderr:.2g}')}</td>"
+                f"<td class=\"num\">{esc(n) if i == 0 else ''}</td><td>{esc(entry.get('reason') or '')}</td></tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def _record(row: Row, task: str) -> ResultRecord | None:
+    return next((r for r in row.records if r.task_name == task), None)
+
+
+def _probing(row: Row) -> list[str]:
+    record = _record(row, "probing")
+    arts = (record.data.get("artifacts") or {}) if record else {}
+    per_category = arts.get("per_category")
+    if not isinstance(per_category, dict) or not per_category:
+        return []
+    fields = sorted({k for v in per_category.values() if isinstance(v, dict) for k, x in v.items()
+                     if isinstance(x, (int, float)) and not isinstance(x, bool)})
+    out = ["<h2>Probing per category</h2>",
+           "<p class=\"sub\">Held-out accuracy of logistic probes on k SAE latents (sae_accuracy_k) and on k raw "
+           "dimensions (raw_accuracy_k) per category of the probe set.</p>",
+           '<div class="scroll"><table><thead><tr><th>category</th>'
+           + "".join(f"<th>{_breakable(f)}</th>" for f in fields) + "</tr></thead><tbody>"]
+    for category, values in sorted(per_category.items()):
+        values = values if isinstance(values, dict) else {}
+        cells = "".join(f'<td class="num">{esc(_fmt(values.get(f)))}</td>' for f in fields)
+        out.append(f"<tr><td>{esc(category)}</td>{cells}</tr>")
+    out.append("</tbody></table></div>")
+    checks = arts.get("label_check")
+    if isinstance(checks, list) and checks:
+        out.append("<h3>Feature-map labels tested</h3>")
+        out.append("<table><thead><tr><th>latent</th><th>label</th><th>category</th><th class=\"num\">AUROC</th>"
+                   "<th class=\"num\">p</th><th>confirmed</th></tr></thead><tbody>")
+        for c in checks:
+            if isinstance(c, dict):
+                out.append("<tr>" + "".join(f"<td>{esc(_fmt(c.get(k)))}</td>" for k in
+                                            ("sae_index", "label", "category", "auroc", "p_value", "confirmed")) + "</tr>")
+        out.append("</tbody></table>")
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else ("yes" if value else "no")
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _maxact(row: Row) -> list[str]:
+    record = _record(row, "maxact_repro")
+    if record is None:
+        return []
+    metrics = record.metrics
+    out = ["<h2>Max-activation agreement</h2>",
+           "<p class=\"sub\">Re-running the stored max-activation contexts: the share of features whose top "
+           "examples reproduce, the rank agreement (Spearman) and peak position agreement.</p>",
+           _dl([(name, _cell_text(entry)) for name, entry in sorted(metrics.items())])]
+    per_feature = (record.data.get("artifacts") or {}).get("per_feature")
+    if isinstance(per_feature, list) and per_feature:
+        fields = sorted({k for f in per_feature if isinstance(f, dict) for k in f})
+        out.append(f"<details><summary>per feature ({len(per_feature)})</summary><div class=\"scroll\"><table>"
+                   "<thead><tr>" + "".join(f"<th>{esc(f)}</th>" for f in fields) + "</tr></thead><tbody>")
+        for feature in per_feature:
+            if isinstance(feature, dict):
+                out.append("<tr>" + "".join(f'<td class="num">{esc(_fmt(feature.get(f)))}</td>' for f in fields)
+                           + "</tr>")
+        out.append("</tbody></table></div></details>")
+    return out
+
+
+def _libraries(data: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(data.get("libraries", {}).items()))
+
+
+def render_checkpoint_page(table: LeaderboardTable, row: Row, plots: list[Plot], version: str) -> str:
+    """One row's page: provenance, every metric with its standard error, its plots, probing per
+    category, max-activation agreement, notes and the records."""
+    first = row.records[0].data
+    ckpt, model = first["checkpoint"], first["model"]
+    site = table.site_of(row)
+    family = family_of(row)
+    rank = (f"rank {row.rank} of {len(site.rows)} at {site.hookpoint}, {_ranking_words(site)}"
+            if row.rank is not None else f"unranked at {site.hookpoint}")
+    corpus = first["corpus"]
+    out = _head(f"{row.checkpoint} @ {row.hookpoint} — sae-bench leaderboard {version}", script=False) + [
+        f'<p class="small"><a href="../index.html#row-{row.row}">← leaderboard {esc(version)}</a></p>',
+        f"<h1>{esc(row.checkpoint)} <span class=\"muted\">@ {esc(row.hookpoint)}</span></h1>",
+        f'<p class="sub"><span class="swatch fam{table.families.index(family) % 10}"></span>{esc(family)} · '
+        f"{esc(rank)}</p>",
+        "<h2>Provenance</h2>",
+        _dl([("format", str(ckpt.get("format", ""))), ("d_in / d_sae", f"{ckpt.get('d_in')} / {ckpt.get('d_sae')}"),
+             ("activation", ckpt.get("activation")), ("preprocessing", ckpt.get("preprocessing")),
+             ("weights sha256", str(ckpt.get("sha256") or "")),
+             ("checkpoint's own hookpoint", str(ckpt.get("hookpoint"))),
+             ("model", f"{model.get('id', '')} (revision {model.get('revision') or 'none'})"),
+             ("corpus", f"{corpus.get('id', '')}: {corpus.get('n_sequences')} sequences of {corpus.get('seq_len')} "
+                        f"tokens, hash {str(corpus.get('hash', ''))[:16]}…"),
+             ("tokens evaluated", _compact(first["counts"])),
+             ("harness / dtype / device", f"{first['harness_version']} / {first['dtype']} / {first['device']}"),
+             ("libraries", _libraries(first)),
+             ("measured", ", ".join(sorted({r.data["created_at"][:10] for r in row.records})))]),
+        "<h2>Metrics</h2>", _metrics_table(table, row)]
+    mine = [p for p in plots if p.row == row.row]
+    hist = next((p for p in mine if p.kind == "histogram"), None)
+    seq = next((p for p in mine if p.kind == "per_sequence"), None)
+    if hist or seq:
+        out.append("<h2>Distributions</h2><div class=\"site-row\">")
+        if hist:
+            out.append(_figure(hist, "../", "Firing frequency of every latent on the evaluated tokens (log10 bins; "
+                                            "dead latents, which never fired, in their own bar)."))
+        if seq:
+            out.append(_figure(seq, "../", "Per-sequence spliced loss: how much CE rises and how far the "
+                                           "predictions move (KL) when the SAE's reconstruction replaces the "
+                                           "activations, one value per sequence."))
+        out.append("</div>")
+    out += _probing(row) + _maxact(row)
+    out.append("<h2>Records</h2><ul>")
+    for record in sorted(row.records, key=lambda r: r.task_name):
+        notes = "".join(f"<li>{esc(n)}</li>" for n in record.data.get("notes") or [])
+        config = record.data["task"].get("config", {})
+        out.append(f'<li><a href="../{esc(_record_link(record))}">{esc(record.task_name)}</a> '
+                   f"v{esc(record.task_version)}, config {esc(record.config_hash)}: "
+                   f"{esc(_compact(config))}{'<ul>' + notes + '</ul>' if notes else ''}</li>")
+    out += ["</ul>", "</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------------------- versions
 def render_index_page(versions: list[tuple[str, list[ComparabilityKey]]]) -> str:
-    """The top-level list of leaderboard versions with the comparability keys of each."""
-    out = _head("sae-bench leaderboards", script=False) + [
-        "<h1>sae-bench leaderboards</h1>",
+    """The list of leaderboard versions with the comparability keys (hashes) of each (versions.html)."""
+    out = _head("sae-bench leaderboard versions", script=False) + [
+        '<p class="small"><a href="index.html">← leaderboard</a></p>',
+        "<h1>sae-bench leaderboard versions</h1>",
         "<p>Each version holds numbers of one set of comparability keys (task, task version, config hash, corpus "
         "hash). A change of a task's meaning bumps its version and opens a new leaderboard version; older versions "
-        "stay as they were.</p>",
+        "stay as they were. The front page shows the latest.</p>",
         "<table><thead><tr><th>version</th><th>task</th><th>task version</th><th>config hash</th><th>corpus hash</th>"
         "</tr></thead><tbody>"]
     for name, keys in versions:

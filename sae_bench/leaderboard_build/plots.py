@@ -1,27 +1,44 @@
-"""The standard SAE frontier plots: L0 against fvu and L0 against ce_loss_recovered (log-x),
-one point per leaderboard row with its standard-error bars, labelled with the row number (#).
+"""The leaderboard's plots (matplotlib, SVG), each readable without hovering: every plot has a legend.
 
-A plot pairs an `l0` column with an `fvu` (or `ce_loss_recovered`) column only when both come
-from the same corpus (same corpus hash), and every column holds one comparability key, so a plot
-never mixes numbers. Rows missing either value, or with L0 <= 0 (not placeable on a log axis),
-are left out and counted.
+- Frontiers, one figure per site (hookpoint): L0 (log x) against fvu, ce_loss_recovered and
+  kl_score, a panel each; points coloured by family (`LeaderboardTable.family_index`), labelled
+  with the row's rank at that site (the page's rank column), placed so that no two labels overlap
+  (a label with no free spot is left out, and the rank is still in the table); the Pareto front
+  (lower L0 and a better value than every point left of it) drawn as a dashed step line. A panel
+  pairs an `l0` column with a metric column of the same corpus only.
+- Depth: for releases evaluated at two or more layers (hookpoints numbered `...layers.N`), each
+  metric against the layer, one line per release, coloured by family.
+- Per checkpoint: the firing-frequency histogram (log10 frequency bins from the sparsity record,
+  dead latents as their own bar, log-scale counts) and the per-sequence spliced-loss distribution
+  (delta CE and KL per sequence, from the spliced_loss record).
 
-Output is deterministic SVG (matplotlib Agg: fixed svg.hashsalt, no Date, fixed Creator, text
-kept as text with a fixed font, no mathtext parsing of untrusted names), so a rebuild writes the
-same bytes. This module never computes a metric and never draws anything not in the table.
+Output is deterministic SVG (matplotlib Agg: fixed svg.hashsalt, no Date, fixed Creator, text kept
+as text with a fixed font, no mathtext parsing of untrusted names), so a rebuild writes the same
+bytes. This module never computes a metric and never draws anything not in the records (the
+Pareto front is a selection of drawn points, not a number).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 
-from sae_bench.leaderboard_build.table import LeaderboardTable, MetricColumn, number
+from sae_bench.leaderboard_build.table import LeaderboardTable, MetricColumn, Row, Site, number
+from sae_bench.results import slug
 
-FRONTIERS: tuple[tuple[str, str], ...] = (("l0", "fvu"), ("l0", "ce_loss_recovered"))
+X_METRIC = "l0"
+FRONTIER_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score")
+DEPTH_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "l0")
+# Which way is better, for drawing the Pareto front (x = L0: lower is better).
+LOWER_IS_BETTER = frozenset({"fvu"})
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f")
+_LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)$")
 
 _RC = {
     "svg.hashsalt": "sae-bench-leaderboard",
@@ -38,96 +55,382 @@ _METADATA = {"Date": None, "Creator": "sae-bench leaderboard"}
 
 @dataclass(frozen=True)
 class Plot:
-    filename: str
+    filename: str  # relative to the version folder's plots/
     title: str
-    x: MetricColumn
-    y: MetricColumn
+    kind: str  # "frontier" | "depth" | "histogram" | "per_sequence"
     points: int
-    dropped: int  # rows with one of the two values missing, or L0 <= 0
+    dropped: int = 0  # rows with a value missing, or L0 <= 0
+    hookpoint: str | None = None
+    row: int | None = None
+    unlabelled: tuple[int, ...] = field(default=())  # ranks whose label found no free spot
+    size: tuple[int, int] = (640, 440)  # pixels (width, height) at 100 dpi
+
+    def to_json(self) -> dict:
+        return {"filename": self.filename, "title": self.title, "kind": self.kind, "points": self.points,
+                "dropped": self.dropped, "hookpoint": self.hookpoint, "row": self.row,
+                "unlabelled": list(self.unlabelled), "size": list(self.size)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Plot":
+        return cls(**{**data, "unlabelled": tuple(data.get("unlabelled", ())), "size": tuple(data["size"])})
 
 
-def plan_plots(table: LeaderboardTable) -> list[tuple[str, MetricColumn, MetricColumn]]:
-    """(file name, x column, y column) for every frontier the table can draw."""
-    planned = []
-    for x_metric, y_metric in FRONTIERS:
-        pairs = [(x, y) for x in table.columns if x.metric == x_metric
-                 for y in table.columns if y.metric == y_metric and y.key.corpus_hash == x.key.corpus_hash]
-        for i, (x, y) in enumerate(pairs):
-            suffix = "" if len(pairs) == 1 else f"_{i + 1}"
-            planned.append((f"{x_metric}_vs_{y_metric}{suffix}.svg", x, y))
-    return planned
+def colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
 
 
-def _points(table: LeaderboardTable, x: MetricColumn, y: MetricColumn):
+def layer_of(hookpoint: str) -> int | None:
+    match = _LAYER.search(hookpoint)
+    return int(match.group(1)) if match else None
+
+
+def _pyplot():
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> tuple[int, int]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="svg", metadata=_METADATA)
+    width, height = fig.get_size_inches() * 96  # CSS pixels: the SVG is sized in points (1/72 in)
+    return int(round(width)), int(round(height))
+
+
+def _log_x(ax, xs: list[float]) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    lo, hi = min(xs), max(xs)
+    if math.isclose(lo, hi):
+        ax.set_xlim(lo / 2, hi * 2)
+    else:
+        ax.set_xlim(lo / 1.6, hi * 1.6)
+    span = math.log10(ax.get_xlim()[1] / ax.get_xlim()[0])
+    # Plain tick labels (mathtext is off: untrusted names), few enough not to touch each other.
+    ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0) if span < 2.5 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+# ------------------------------------------------------------------------------- frontiers
+def pareto_front(points: list[tuple[float, float]], lower_is_better: bool) -> list[tuple[float, float]]:
+    """The points no other point beats on both L0 (lower) and the metric, sorted by L0."""
+    front: list[tuple[float, float]] = []
+    best = None
+    for x, y in sorted(points, key=lambda p: (p[0], p[1] if lower_is_better else -p[1])):
+        if best is None or (y < best if lower_is_better else y > best):
+            front.append((x, y))
+            best = y
+    return front
+
+
+def frontier_columns(table: LeaderboardTable) -> list[tuple[MetricColumn, MetricColumn]]:
+    """(x = l0 column, y column) for each frontier metric, same corpus; the first such pair per metric."""
+    pairs = []
+    for metric in FRONTIER_METRICS:
+        found = next(((x, y) for x in table.columns if x.metric == X_METRIC
+                      for y in table.columns if y.metric == metric and y.key.corpus_hash == x.key.corpus_hash), None)
+        if found:
+            pairs.append(found)
+    return pairs
+
+
+def _site_points(site: Site, x: MetricColumn, y: MetricColumn):
     points, dropped = [], 0
-    for row in sorted(table.rows, key=lambda r: r.row):
+    for row in site.rows:
         xe, ye = row.entry(x), row.entry(y)
         xv, yv = number(xe, "value"), number(ye, "value")
         if xv is None or yv is None or xv <= 0:
             dropped += 1 if (xe is not None or ye is not None) else 0
             continue
-        points.append((row.row, xv, yv, number(xe, "stderr") or 0.0, number(ye, "stderr") or 0.0))
+        points.append((row, xv, yv, number(xe, "stderr") or 0.0, number(ye, "stderr") or 0.0))
     return points, dropped
 
 
-def _label_clusters(points, radius: float = 0.025) -> list[tuple[str, float, float]]:
-    """One label per group of points that would print on top of each other ("5,7" at the first),
-    judged in axis fractions (x on the log scale)."""
-    lx = [math.log10(p[1]) for p in points]
-    ys = [p[2] for p in points]
-    span_x = (max(lx) - min(lx)) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
-    clusters: list[list[int]] = []
-    for i in range(len(points)):
-        for cluster in clusters:
-            j = cluster[0]
-            if abs(lx[i] - lx[j]) / span_x < radius and abs(ys[i] - ys[j]) / span_y < radius:
-                cluster.append(i)
+def _overlaps(a, b, pad: float = 1.0) -> bool:
+    return not (a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0 or b.y1 + pad <= a.y0)
+
+
+_OFFSETS = ((5, 5), (5, -12), (-12, 5), (-12, -12), (8, -3), (-16, -3), (-3, 8), (-3, -15),
+            (14, 10), (-20, 10), (14, -18), (-20, -18))
+
+
+def place_labels(fig, ax, labelled: list[tuple[str, float, float]], taken: list) -> list[str]:
+    """Annotate each (text, x, y) at the first offset whose box overlaps no placed label and stays
+    inside the axes; returns the texts that found no spot (left out)."""
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    left_out = []
+    for text, xv, yv in labelled:
+        for dx, dy in _OFFSETS:
+            note = ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(dx, dy), fontsize=8)
+            box = note.get_window_extent(renderer)
+            if (box.x0 >= inside.x0 and box.x1 <= inside.x1 and box.y0 >= inside.y0 and box.y1 <= inside.y1
+                    and not any(_overlaps(box, other) for other in taken)):
+                taken.append(box)
                 break
+            note.remove()
         else:
-            clusters.append([i])
-    return [(",".join(str(points[i][0]) for i in c), points[c[0]][1], points[c[0]][2]) for c in clusters]
+            left_out.append(text)
+    return left_out
 
 
-def draw(table: LeaderboardTable, x: MetricColumn, y: MetricColumn, path: Path) -> Plot:
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | None:
+    """One figure for a site: a panel per frontier metric with points; None when no panel has two points."""
+    from matplotlib.lines import Line2D
 
-    points, dropped = _points(table, x, y)
-    title = f"{y.metric} against L0"
+    panels = []
+    dropped = 0
+    for x, y in frontier_columns(table):
+        points, lost = _site_points(site, x, y)
+        dropped += lost
+        if len(points) >= 2:
+            panels.append((x, y, points))
+    if not panels:
+        return None
+    plt = _pyplot()
+    unlabelled: list[int] = []
     with matplotlib.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.9, 3.1), dpi=100, squeeze=False)
         try:
-            if points:
-                ids, xs, ys, xerr, yerr = zip(*points)
-                # A log axis cannot show a bar reaching to or below zero: clip the lower x error.
-                xerr_low = [min(e, v * 0.999) for v, e in zip(xs, xerr)]
-                ax.errorbar(xs, ys, xerr=[xerr_low, list(xerr)], yerr=list(yerr), fmt="o", markersize=5,
-                            color="#1f5f9f", ecolor="#7f9fbf", elinewidth=1, capsize=2)
-                for label, xv, yv in _label_clusters(points):
-                    ax.annotate(label, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
-                ax.set_xscale("log")
-                # Plain tick labels: mathtext is off (untrusted names), so no "$10^{1}$" labels.
-                ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-                lo, hi = min(xs), max(xs)
-                if math.isclose(lo, hi):
-                    ax.set_xlim(lo / 2, hi * 2)
-            else:
-                ax.text(0.5, 0.5, "no rows with both values", ha="center", va="center", transform=ax.transAxes)
-            ax.set_xlabel(f"{x.name} (log scale)")
-            ax.set_ylabel(y.name)
-            ax.set_title(f"{title} ({len(points)} rows; labels are the # column)")
-            ax.grid(True, which="both", linewidth=0.4, alpha=0.5)
-            fig.tight_layout()
-            fig.savefig(path, format="svg", metadata=_METADATA)
+            families_here = []
+            for ax, (x, y, points) in zip(axes[0], panels):
+                lower = y.metric in LOWER_IS_BETTER
+                for row, xv, yv, xe, ye in points:
+                    fam = table.family_index(row)
+                    if fam not in families_here:
+                        families_here.append(fam)
+                    ax.errorbar([xv], [yv], xerr=[[min(xe, xv * 0.999)], [xe]], yerr=[[ye], [ye]], fmt="o",
+                                markersize=6, color=colour(fam), ecolor=colour(fam), elinewidth=0.8, capsize=2,
+                                alpha=0.9)
+                front = pareto_front([(p[1], p[2]) for p in points], lower)
+                if len(front) >= 2:
+                    fx, fy = zip(*front)
+                    ax.plot(fx, fy, linestyle="--", color="#444444", linewidth=1.0, drawstyle="steps-post", zorder=0)
+                _log_x(ax, [p[1] for p in points])
+                ys = [p[2] for p in points]
+                lo, hi = min(ys), max(ys)
+                pad = (hi - lo) * 0.18 or abs(hi) * 0.05 or 0.05
+                ax.set_ylim(lo - pad, hi + pad)
+                ax.set_xlabel("L0 (log scale)")
+                ax.set_ylabel(f"{y.metric} ({'lower' if lower else 'higher'} is better)")
+                ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+            fig.tight_layout(rect=(0, 0, 1 - 1.9 / (3.6 * len(panels) + 1.9), 1))
+            for ax, (x, y, points) in zip(axes[0], panels):
+                # Labels: the rank at this site; rows on the same spot share one label ("2,3").
+                spots: dict[tuple[float, float], list[int]] = {}
+                for row, xv, yv, _, _ in points:
+                    if row.rank is not None:
+                        spots.setdefault((xv, yv), []).append(row.rank)
+                labelled = [(",".join(str(r) for r in sorted(ranks)), xv, yv)
+                            for (xv, yv), ranks in sorted(spots.items(), key=lambda kv: min(kv[1]))]
+                taken: list = []
+                unlabelled += [int(t.split(",")[0]) for t in place_labels(fig, ax, labelled, taken)]
+            handles = [Line2D([], [], marker="o", linestyle="", color=colour(f), label=table.families[f])
+                       for f in sorted(families_here)]
+            handles.append(Line2D([], [], linestyle="--", color="#444444", label="Pareto front"))
+            fig.legend(handles=handles, loc="upper right", title="family (labels: rank)", fontsize=8,
+                       title_fontsize=8, frameon=False, borderaxespad=0.6)
+            size = _save(fig, path)
         finally:
             plt.close(fig)
-    return Plot(path.name, title, x, y, len(points), dropped)
+    title = f"frontiers at {site.hookpoint}: " + ", ".join(f"{y.metric} against L0" for _, y, _ in panels)
+    return Plot(f"{path.parent.name}/{path.name}", title, "frontier", len(site.rows), dropped,
+                hookpoint=site.hookpoint, unlabelled=tuple(sorted(set(unlabelled))), size=size)
+
+
+# ----------------------------------------------------------------------------------- depth
+def releases(table: LeaderboardTable) -> dict[str, list[Row]]:
+    """Checkpoint id -> its rows at numbered layers, for ids evaluated at two or more layers."""
+    found: dict[str, list[Row]] = {}
+    for row in table.rows:
+        if layer_of(row.hookpoint) is not None:
+            found.setdefault(row.checkpoint, []).append(row)
+    return {k: sorted(v, key=lambda r: layer_of(r.hookpoint)) for k, v in sorted(found.items()) if len(v) >= 2}
+
+
+def _short(name: str, width: int = 34) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def draw_depth(table: LeaderboardTable, path: Path) -> Plot | None:
+    """Each depth metric against the layer, one line per multi-layer release; None when there is none."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    lines = releases(table)
+    columns = {m: next((c for c in table.columns if c.metric == m), None) for m in DEPTH_METRICS}
+    panels = [(m, c) for m, c in columns.items()
+              if c is not None and any(number(r.entry(c), "value") is not None for rs in lines.values() for r in rs)]
+    if not lines or not panels:
+        return None
+    plt = _pyplot()
+    with matplotlib.rc_context(_RC):
+        legend_width = 2.4
+        width = 2.5 * len(panels) + legend_width
+        fig, axes = plt.subplots(1, len(panels), figsize=(width, 2.3), dpi=100, squeeze=False)
+        try:
+            for ax, (metric, column) in zip(axes[0], panels):
+                for release, rows in lines.items():
+                    pts = [(layer_of(r.hookpoint), number(r.entry(column), "value"), number(r.entry(column), "stderr"))
+                           for r in rows]
+                    pts = [p for p in pts if p[1] is not None]
+                    if not pts:
+                        continue
+                    fam = colour(table.family_index(rows[0]))
+                    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0.0 for p in pts],
+                                color=fam, marker="o", markersize=4, linewidth=1.2, capsize=2)
+                if metric == "l0":
+                    from matplotlib.ticker import FuncFormatter
+
+                    ax.set_yscale("log")
+                    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+                    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+                ax.set_xlabel("layer")
+                ax.set_ylabel(metric)
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+                ax.grid(True, linewidth=0.4, alpha=0.5)
+            fig.tight_layout(rect=(0, 0, 1 - legend_width / width, 1))
+            names = list(lines)
+            cut = os.path.commonprefix(names).rfind("/") + 1 if len(names) > 1 else names[0].rfind("/") + 1
+            handles = [Line2D([], [], marker="o", color=colour(table.family_index(rows[0])),
+                              label=_short(release[cut:] or release, 30))
+                       for release, rows in lines.items()]
+            fig.legend(handles=handles, loc="upper right", title="release", fontsize=7, title_fontsize=8,
+                       frameon=False, borderaxespad=0.6)
+            size = _save(fig, path)
+        finally:
+            plt.close(fig)
+    return Plot(f"{path.parent.name}/{path.name}", "metrics against layer, one line per release", "depth",
+                sum(len(v) for v in lines.values()), size=size)
+
+
+# ---------------------------------------------------------------------------- per checkpoint
+def _record(row: Row, task: str):
+    return next((r for r in row.records if r.task_name == task), None)
+
+
+def firing_histogram(row: Row) -> dict | None:
+    record = _record(row, "sparsity")
+    hist = (record.data.get("artifacts") or {}).get("firing_histogram") if record else None
+    if not isinstance(hist, dict):
+        return None
+    edges, counts = hist.get("log10_bin_edges"), hist.get("counts")
+    if not (isinstance(edges, list) and isinstance(counts, list) and len(edges) == len(counts) + 1 and counts):
+        return None
+    return hist
+
+
+def draw_histogram(table: LeaderboardTable, row: Row, path: Path) -> Plot | None:
+    """The row's firing-frequency histogram (log10 frequency, log-scale counts); None without one."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    hist = firing_histogram(row)
+    if hist is None:
+        return None
+    edges = [float(e) for e in hist["log10_bin_edges"]]
+    counts = [int(c) for c in hist["counts"]]
+    dead = int(hist.get("dead") or 0)
+    plt = _pyplot()
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(5.6, 2.8), dpi=100)
+        try:
+            widths = [b - a for a, b in zip(edges, edges[1:])]
+            fam = colour(table.family_index(row))
+            ax.bar(edges[:-1], counts, width=widths, align="edge", color=fam, edgecolor="white", linewidth=0.5,
+                   label=f"alive latents ({sum(counts)})")
+            dead_x = edges[0] - 2 * widths[0]
+            ax.bar([dead_x], [dead], width=widths[0], align="edge", color="#999999", hatch="//",
+                   label=f"dead: never fired ({dead})")
+            ax.set_yscale("log")
+            top = max(counts + [dead, 1])
+            ax.set_ylim(0.7, top * 3)
+            ticks = list(range(math.floor(edges[0]), math.ceil(edges[-1]) + 1))
+            ax.xaxis.set_major_locator(FixedLocator([dead_x + widths[0] / 2] + ticks))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, pos: "dead" if pos == 0 else f"1e{int(round(v))}"))
+            ax.set_xlabel(f"firing frequency (share of {hist.get('tokens', '?')} tokens, log scale)")
+            ax.set_ylabel("latents (log scale)")
+            ax.legend(loc="upper left", fontsize=8, frameon=False)
+            ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
+            fig.tight_layout()
+            size = _save(fig, path)
+        finally:
+            plt.close(fig)
+    return Plot(f"{path.parent.name}/{path.name}", "firing-frequency histogram", "histogram", len(counts), row=row.row,
+                size=size)
+
+
+def per_sequence_values(row: Row, task: str, metric: str) -> list[float]:
+    record = _record(row, task)
+    arts = (record.data.get("artifacts") or {}) if record else {}
+    values = (arts.get("per_sequence") or {}).get(metric) if isinstance(arts.get("per_sequence"), dict) else None
+    if not isinstance(values, list):
+        return []
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+
+
+def draw_distributions(panels: list[tuple[str, list[float], str]], path: Path,
+                       legend_label: str) -> tuple[int, int] | None:
+    """Histograms of per-sequence values, one panel per (title, values, colour); returns the size, or
+    None when there is nothing to draw."""
+    panels = [p for p in panels if len(p[1]) >= 2]
+    if not panels:
+        return None
+    plt = _pyplot()
+    with matplotlib.rc_context(_RC):
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels) + 0.6, 2.8), dpi=100, squeeze=False)
+        try:
+            for ax, (title, values, col) in zip(axes[0], panels):
+                ax.hist(values, bins=min(30, max(5, len(values) // 4)), color=col, alpha=0.85,
+                        label=f"{legend_label} ({len(values)})")
+                mean = sum(values) / len(values)
+                ax.axvline(mean, color="#222222", linestyle="--", linewidth=1, label=f"mean {mean:.3g}")
+                ax.set_xlabel(title)
+                ax.set_ylabel("sequences")
+                ax.legend(loc="upper right", fontsize=7, frameon=False)
+                ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
+            fig.tight_layout()
+            size = _save(fig, path)
+        finally:
+            plt.close(fig)
+    return size
+
+
+def draw_per_sequence(table: LeaderboardTable, row: Row, path: Path) -> Plot | None:
+    """Per-sequence delta CE and KL of the spliced run; None when the record has none."""
+    col = colour(table.family_index(row))
+    panels = [("delta CE per sequence (nats)", per_sequence_values(row, "spliced_loss", "delta_ce"), col),
+              ("KL(clean‖spliced) per sequence (nats)", per_sequence_values(row, "spliced_loss", "kl_spliced"), col)]
+    size = draw_distributions(panels, path, "sequences")
+    if size is None:
+        return None
+    return Plot(f"{path.parent.name}/{path.name}", "per-sequence spliced loss", "per_sequence",
+                len(panels[0][1]), row=row.row, size=size)
+
+
+# ----------------------------------------------------------------------------------- all
+def row_stem(row: Row) -> str:
+    """A file stem for a row's own files (unique: the row number leads)."""
+    return f"{row.row}-{slug(row.checkpoint)}-{slug(row.hookpoint)}"[:150]
 
 
 def draw_all(table: LeaderboardTable, folder: Path) -> list[Plot]:
+    """Every plot of a version into `folder` (the version's plots/): depth, frontiers per site, and
+    each row's histogram and per-sequence distribution."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [draw(table, x, y, folder / name) for name, x, y in plan_plots(table)]
+    drawn: list[Plot] = []
+    depth = draw_depth(table, folder / "depth.svg")
+    if depth:
+        drawn.append(depth)
+    for i, site in enumerate(table.sites):
+        plot = draw_frontiers(table, site, folder / f"frontier-{i + 1}-{slug(site.hookpoint)}.svg")
+        if plot:
+            drawn.append(plot)
+    for row in sorted(table.rows, key=lambda r: r.row):
+        for draw, suffix in ((draw_histogram, "firing"), (draw_per_sequence, "per-sequence")):
+            plot = draw(table, row, folder / f"{row_stem(row)}-{suffix}.svg")
+            if plot:
+                drawn.append(plot)
+    return drawn

@@ -10,9 +10,15 @@ Columns:
   otherwise `task@v<version>.<config hash[:8]>.<corpus hash[:8]>`, so a column never holds numbers
   of two keys and rows are only ever compared within one key.
 
-Ranking: by the first column of `RANKING_PREFERENCE` present in the build (lower-is-better or
-higher-is-better as stated there), competition ranking (ties share the smaller rank, "1224"),
-rows without a value unranked and last. Row order: rank, then checkpoint, then hookpoint.
+Sites: rows are ranked only against rows evaluated at the same hookpoint (a *site*), and only
+within one column (one comparability key). A site's ranking column is the first column of
+`RANKING_PREFERENCE` holding a value for one of its rows (lower-is-better or higher-is-better as
+stated there); competition ranking (ties share the smaller rank, "1224"), rows without a value
+unranked and last. Sites are ordered by their number of rows (most first), then by name; rows by
+site, then rank, then checkpoint.
+
+Families: a row's family is its architecture, `format · activation kind` (e.g. "sparsify · topk");
+the page groups rows by family and the plots colour them by family (`family_index`).
 
 Output is byte-deterministic: parquet through pyarrow with an explicit schema and no pandas
 metadata, CSV with "\n" line ends, no timestamps. This module never computes a metric: values
@@ -106,14 +112,44 @@ class Row:
         return None if record is None else record.metrics.get(column.metric)
 
 
+def family_of(row: "Row") -> str:
+    """The row's architecture family: checkpoint format and activation kind."""
+    ckpt = row.records[0].data["checkpoint"]
+    act = ckpt.get("activation")
+    kind = str(act.get("kind", "")) if isinstance(act, dict) else str(act or "")
+    return " · ".join(p for p in (str(ckpt.get("format", "")), kind) if p) or "unknown"
+
+
+@dataclass
+class Site:
+    """The rows evaluated at one hookpoint, ranked against each other only."""
+
+    hookpoint: str
+    rows: list["Row"]  # in rank order (unranked last)
+    ranked_by: MetricColumn | None = None
+    higher_is_better: bool | None = None
+
+
 @dataclass
 class LeaderboardTable:
-    rows: list[Row]  # in rank order
+    rows: list[Row]  # by site, then rank
     columns: list[MetricColumn]
     groups: dict[ComparabilityKey, str]  # key -> column group label
     ranked_by: MetricColumn | None = None
     higher_is_better: bool | None = None
     frame: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
+    sites: list[Site] = field(default_factory=list)
+
+    @property
+    def families(self) -> list[str]:
+        """Every family of the build, sorted: a family's index picks its colour everywhere."""
+        return sorted({family_of(r) for r in self.rows})
+
+    def family_index(self, row: Row) -> int:
+        return self.families.index(family_of(row))
+
+    def site_of(self, row: Row) -> Site:
+        return next(s for s in self.sites if s.hookpoint == row.hookpoint)
 
     def column(self, name: str) -> MetricColumn | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -168,12 +204,25 @@ def number(entry: dict[str, Any] | None, field_name: str) -> float | None:
     return float(value)
 
 
-def _ranking_column(columns: list[MetricColumn]) -> tuple[MetricColumn | None, bool | None]:
+def _ranking_column(columns: list[MetricColumn], rows: list[Row] | None = None) -> tuple[MetricColumn | None, bool | None]:
+    """The first preferred column (with a value in one of `rows`, when given) and its direction."""
     for task, metric, higher in RANKING_PREFERENCE:
         for column in columns:  # sorted: the first key of that task wins
             if column.key.task == task and column.metric == metric:
-                return column, higher
+                if rows is None or any(number(r.entry(column), "value") is not None for r in rows):
+                    return column, higher
     return None, None
+
+
+def _rank_site(site: Site) -> None:
+    column, higher = site.ranked_by, site.higher_is_better
+    if column is not None:
+        scored = [v for r in site.rows if (v := number(r.entry(column), "value")) is not None]
+        for row_ in site.rows:
+            value = number(row_.entry(column), "value")
+            if value is not None:
+                row_.rank = 1 + sum(1 for v in scored if (v > value if higher else v < value))
+    site.rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.checkpoint))
 
 
 def build_table(collection: Collection) -> LeaderboardTable:
@@ -185,15 +234,17 @@ def build_table(collection: Collection) -> LeaderboardTable:
                      key=lambda c: (c.group, c.metric))
     rows = [Row(i + 1, ckpt, hp, records) for i, ((ckpt, hp), records) in enumerate(collection.by_row().items())]
     ranked_by, higher = _ranking_column(columns)
-    if ranked_by is not None:
-        scored = [(v, r) for r in rows if (v := number(r.entry(ranked_by), "value")) is not None]
-        for row_ in rows:
-            value = number(row_.entry(ranked_by), "value")
-            if value is not None:
-                better = sum(1 for v, _ in scored if (v > value if higher else v < value))
-                row_.rank = better + 1
-    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.checkpoint, r.hookpoint))
-    table = LeaderboardTable(rows=rows, columns=columns, groups=groups, ranked_by=ranked_by, higher_is_better=higher)
+    by_site: dict[str, list[Row]] = {}
+    for row_ in rows:
+        by_site.setdefault(row_.hookpoint, []).append(row_)
+    sites = []
+    for hookpoint, site_rows in sorted(by_site.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        site = Site(hookpoint, site_rows, *_ranking_column(columns, site_rows))
+        _rank_site(site)
+        sites.append(site)
+    rows = [r for site in sites for r in site.rows]
+    table = LeaderboardTable(rows=rows, columns=columns, groups=groups, ranked_by=ranked_by, higher_is_better=higher,
+                             sites=sites)
     table.frame = to_frame(table)
     return table
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sae_bench.metrics.stats import one_minus, per_unit_ratio, ratio_metric
+from sae_bench.metrics.stats import one_minus, per_unit_ratio, ratio_metrics, ratio_terms_json
 from sae_bench.task_api import Metric
 
 _EPS = 1e-12
@@ -90,26 +90,38 @@ class ReconstructionAccumulator:
         mu = self.sum_x.sum(dim=0) / total
         return self.sq_norm_x - 2 * self.sum_x @ mu + self.tokens * (mu @ mu)
 
-    def finalize(self) -> dict[str, Metric]:
-        fvu = ratio_metric(self.sq_err, self.centred_sq_norm(),
-                           "activations have zero variance about their mean: fvu is undefined")
+    def ratio_terms(self) -> dict[str, tuple[Tensor, Tensor, str]]:
+        """Per-sequence (numerator, denominator, reason if undefined) of every metric: each is Σa/Σb."""
+        no_tokens = "no kept tokens"
+        centred = self.centred_sq_norm()
+        no_variance = "activations have zero variance about their mean: fvu is undefined"
         return {
-            "mse": ratio_metric(self.sq_err / self.d, self.tokens, "no kept tokens"),
-            "fvu": fvu,
-            "explained_variance": one_minus(fvu),
-            "cossim": ratio_metric(self.cos, self.tokens, "no kept tokens"),
-            "l2_ratio": ratio_metric(self.norm_ratio, self.tokens, "no kept tokens"),
-            "relative_reconstruction_bias": ratio_metric(
-                self.sq_norm_xhat, self.dot, "Σ x·x̂ is zero: the bias ratio is undefined"),
+            "mse": (self.sq_err / self.d, self.tokens, no_tokens),
+            "fvu": (self.sq_err, centred, no_variance),
+            "explained_variance": (centred - self.sq_err, centred, no_variance),  # = 1 − fvu
+            "cossim": (self.cos, self.tokens, no_tokens),
+            "l2_ratio": (self.norm_ratio, self.tokens, no_tokens),
+            "relative_reconstruction_bias": (self.sq_norm_xhat, self.dot,
+                                             "Σ x·x̂ is zero: the bias ratio is undefined"),
         }
 
+    def finalize(self) -> dict[str, Metric]:
+        metrics = ratio_metrics(self.ratio_terms())
+        fvu = metrics["fvu"]  # explained_variance is exactly 1 − fvu (not a separately rounded ratio)
+        metrics["explained_variance"] = one_minus(fvu)
+        return metrics
+
     def per_sequence(self) -> dict[str, list[float | None]]:
-        """Per-sequence values of the per-token averages, for paired comparisons."""
+        """Per-sequence values of the per-token averages (for the distribution plots)."""
         return {
             "mse": per_unit_ratio(self.sq_err / self.d, self.tokens),
             "cossim": per_unit_ratio(self.cos, self.tokens),
             "l2_ratio": per_unit_ratio(self.norm_ratio, self.tokens),
         }
+
+    def per_sequence_terms(self) -> dict[str, dict[str, list[float]]]:
+        """`ratio_terms` as JSON, for paired comparisons (`sae_bench.pairing`)."""
+        return ratio_terms_json(self.ratio_terms())
 
 
 def reconstruction_metrics(x: Tensor, x_hat: Tensor, sequence: Tensor | None = None) -> dict[str, Metric]:

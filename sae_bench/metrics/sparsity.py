@@ -37,7 +37,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from sae_bench.metrics.stats import per_unit_ratio, ratio_metric
+from sae_bench.metrics.stats import per_unit_ratio, ratio_metrics, ratio_terms_json
 from sae_bench.sae import Codes
 from sae_bench.task_api import Metric
 
@@ -182,8 +182,7 @@ class SparsityAccumulator:
         dead, dense = self._fractions(self.fire_counts, float(self.n_vectors))
         dead_se, dense_se = self.bootstrap(replicates, generator)
         return {
-            "l0": ratio_metric(self.l0, self.tokens, "no evaluated tokens"),
-            "l1": ratio_metric(self.l1, self.tokens, "no evaluated tokens"),
+            **ratio_metrics(self.ratio_terms()),
             "dead_fraction": Metric(dead, dead_se),
             "dense_fraction": Metric(dense, dense_se),
         }
@@ -191,8 +190,17 @@ class SparsityAccumulator:
     def histogram(self, bins_per_decade: int = 4) -> dict:
         return log10_histogram(self.fire_counts, self.n_vectors, bins_per_decade)
 
+    def ratio_terms(self) -> dict[str, tuple[Tensor, Tensor, str]]:
+        """Per-sequence (numerator, denominator, reason) of l0 and l1 (dead/dense fractions are not
+        sums over sequences: they have no such terms)."""
+        return {"l0": (self.l0, self.tokens, "no evaluated tokens"), "l1": (self.l1, self.tokens, "no evaluated tokens")}
+
+    def per_sequence_terms(self) -> dict[str, dict[str, list[float]]]:
+        """`ratio_terms` as JSON, for paired comparisons."""
+        return ratio_terms_json(self.ratio_terms())
+
     def per_sequence(self) -> dict[str, list[float | None]]:
-        """Per-sequence l0 and l1, for paired comparisons."""
+        """Per-sequence l0 and l1."""
         return {"l0": per_unit_ratio(self.l0, self.tokens), "l1": per_unit_ratio(self.l1, self.tokens)}
 
 

@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from sae_bench.metrics.stats import per_unit_ratio, ratio_metric
+from sae_bench.metrics.stats import per_unit_ratio, ratio_metrics, ratio_terms_json
 from sae_bench.task_api import Metric
 
 RUNS = ("clean", "spliced", "zero", "mean")
@@ -116,23 +116,33 @@ class SplicedLossAccumulator:
     def finalize(self) -> dict[str, Metric]:
         return spliced_loss_metrics(self.ce, self.kl, self.count)
 
+    def per_sequence_terms(self) -> dict[str, dict[str, list[float]]]:
+        """Every metric's per-sequence (numerator, denominator), for paired comparisons."""
+        return ratio_terms_json(spliced_loss_terms(self.ce, self.kl, self.count))
+
     def per_sequence(self) -> dict[str, list[float | None]]:
-        """Per-sequence delta CE (and KL), for paired comparisons."""
+        """Per-sequence delta CE (and KL): their distributions are drawn on the checkpoint page."""
         return {"delta_ce": per_unit_ratio(self.ce["spliced"] - self.ce["clean"], self.count),
                 "kl_spliced": per_unit_ratio(self.kl["spliced"], self.count)}
 
 
-def spliced_loss_metrics(ce: dict[str, Tensor], kl: dict[str, Tensor], count: Tensor) -> dict[str, Metric]:
-    """The module docstring's metrics from per-sequence sums (ce[run], kl[run], count) [n_seq]."""
+def spliced_loss_terms(ce: dict[str, Tensor], kl: dict[str, Tensor], count: Tensor) -> dict[str, tuple[Tensor, Tensor, str]]:
+    """Per-sequence (numerator, denominator, reason if undefined) of every metric of the module
+    docstring, from per-sequence sums (ce[run], kl[run], count) [n_seq]: each metric is Σa/Σb."""
     none = "no counted next-token predictions"
-    out = {f"ce_{run}": ratio_metric(ce[run], count, none) for run in RUNS}
-    out["delta_ce"] = ratio_metric(ce["spliced"] - ce["clean"], count, none)
-    out["ce_loss_recovered"] = ratio_metric(
+    out = {f"ce_{run}": (ce[run], count, none) for run in RUNS}
+    out["delta_ce"] = (ce["spliced"] - ce["clean"], count, none)
+    out["ce_loss_recovered"] = (
         ce["zero"] - ce["spliced"], ce["zero"] - ce["clean"],
         "CE_zero equals CE_clean (zero-ablation changes nothing): ce_loss_recovered is undefined")
-    out["kl_spliced"] = ratio_metric(kl["spliced"], count, none)
-    out["kl_zero"] = ratio_metric(kl["zero"], count, none)
-    out["kl_score"] = ratio_metric(
+    out["kl_spliced"] = (kl["spliced"], count, none)
+    out["kl_zero"] = (kl["zero"], count, none)
+    out["kl_score"] = (
         kl["zero"] - kl["spliced"], kl["zero"],
         "KL_zero is zero (zero-ablation changes nothing): kl_score is undefined")
     return out
+
+
+def spliced_loss_metrics(ce: dict[str, Tensor], kl: dict[str, Tensor], count: Tensor) -> dict[str, Metric]:
+    """The module docstring's metrics from per-sequence sums (ce[run], kl[run], count) [n_seq]."""
+    return ratio_metrics(spliced_loss_terms(ce, kl, count))

@@ -9,6 +9,11 @@ is the cluster-robust (delta-method) one,
 
 which for b_i = 1 reduces to the usual sd/√n. All arithmetic is float64. Never returns NaN:
 undefined values come back as None.
+
+The per-sequence terms (a_i, b_i) of each such metric are also stored in the result record
+(`artifacts.per_sequence_terms[metric] = {"num": [a_i], "den": [b_i]}`, `ratio_terms_json`), so
+that two checkpoints measured on the same sequences can be compared with a paired standard
+error (`sae_bench.pairing`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,17 @@ def mean_metric(values: Tensor, reason: str = "no units to average") -> Metric:
 def one_minus(metric: Metric) -> Metric:
     """1 − m with the same standard error (for explained_variance = 1 − fvu)."""
     return metric if metric.value is None else Metric(1.0 - metric.value, metric.stderr)
+
+
+def ratio_metrics(terms: dict[str, tuple[Tensor, Tensor, str]]) -> dict[str, Metric]:
+    """{metric: (numerators, denominators, reason if undefined)} -> {metric: Metric} (Σa/Σb each)."""
+    return {name: ratio_metric(num, den, reason) for name, (num, den, reason) in terms.items()}
+
+
+def ratio_terms_json(terms: dict[str, tuple[Tensor, Tensor, str]]) -> dict[str, dict[str, list[float]]]:
+    """The per-sequence terms of ratio metrics as JSON: {metric: {"num": [a_i], "den": [b_i]}}."""
+    return {name: {"num": num.to(torch.float64).flatten().tolist(), "den": den.to(torch.float64).flatten().tolist()}
+            for name, (num, den, _reason) in sorted(terms.items())}
 
 
 def per_unit_ratio(numerators: Tensor, denominators: Tensor) -> list[float | None]:
