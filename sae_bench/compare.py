@@ -83,6 +83,7 @@ class Comparison:
     refused: list[str] = field(default_factory=list)  # "hookpoint: reason"
     dictionary: DictionaryMatch | None = None
     dictionary_note: str = ""
+    pairs: list = field(default_factory=list, repr=False)  # the RecordPairs behind the rows (for --html)
 
     def differing(self) -> list[MetricComparison]:
         """Rows whose values differ (non-zero difference, or a value on one side only)."""
@@ -155,7 +156,8 @@ def compare_records(a_records: Iterable[ResultRecord], b_records: Iterable[Resul
     """Every metric of every comparable pair side by side (see the module docstring)."""
     table = merged(rules)
     out = Comparison(a_label, b_label)
-    for pair in pair_records(a_records, b_records):
+    out.pairs = pair_records(a_records, b_records)
+    for pair in out.pairs:
         if not pair.comparable:
             out.refused.append(f"{' / '.join(pair.key[:-1])}: {pair.reason}")
             continue

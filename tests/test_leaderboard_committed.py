@@ -34,7 +34,7 @@ def rebuild_differences(folder: Path, scratch: Path) -> list[str]:
     rebuilt = _tree(scratch)
     names = {v.name for v in index.versions}
     stored = {path: digest for path, digest in _tree(folder).items()
-              if path in (INDEX_FILE, "index.html") or path.split("/", 1)[0] in names}
+              if path in (INDEX_FILE, "index.html", "versions.html") or path.split("/", 1)[0] in names}
     return sorted(p for p in set(rebuilt) | set(stored) if rebuilt.get(p) != stored.get(p))
 
 

@@ -6,6 +6,7 @@ Checkpoint sides are evaluated with `RunConfig`'s options (the same as `sae-benc
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sae_bench.cli._options import add_options, given
 
@@ -26,6 +27,8 @@ def register(sub) -> None:
                    help=f"decoder cosine threshold, in [-1, 1] (default: {DEFAULT_THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--no-dictionary", action="store_true", help="skip the decoder comparison")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="also write the comparison as an HTML page with per-sequence difference plots")
     add_options(p, RunConfig, EVAL_OPTIONS, helps={
         "model": "model to evaluate checkpoints with (folder, hub id or .gguf)",
         "corpus": "corpus to evaluate checkpoints on",
@@ -45,4 +48,10 @@ def cmd_compare(args) -> int:
         tasks=options.pop("tasks", None), results_dir=options.pop("results_dir", None), threshold=args.threshold,
         dictionary=not args.no_dictionary, **options)
     print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False) if args.json else comparison.format())
+    if args.html:
+        from sae_bench.compare_report import write_html
+
+        path = write_html(comparison, args.html)
+        if not args.json:
+            print(f"report: {path}")
     return 0

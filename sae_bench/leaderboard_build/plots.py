@@ -341,7 +341,7 @@ def draw_histogram(table: LeaderboardTable, row: Row, path: Path) -> Plot | None
             fam = colour(table.family_index(row))
             ax.bar(edges[:-1], counts, width=widths, align="edge", color=fam, edgecolor="white", linewidth=0.5,
                    label=f"alive latents ({sum(counts)})")
-            dead_x = edges[0] - 2 * widths[0]
+            dead_x = edges[0] - 1.0 - widths[0] / 2  # a decade left of the first bin: room for its label
             ax.bar([dead_x], [dead], width=widths[0], align="edge", color="#999999", hatch="//",
                    label=f"dead: never fired ({dead})")
             ax.set_yscale("log")
