@@ -108,8 +108,9 @@ def test_only_rank_zero_writes_and_prints(runs):
     two = runs["two"]
     files = sorted(p for p in two.rglob("*") if p.is_file())
     assert [p for p in files if p.name.endswith(".tmp") or p.name.startswith(".")] == []
-    assert files == sorted(r.path for r in iter_records(two))  # one set of records, nothing else
-    assert len(files) == EXPECTED_RECORDS
+    # one set of records and their tidy table (written once, by rank 0), nothing else
+    assert files == sorted([r.path for r in iter_records(two)] + [two / "results.parquet"])
+    assert len(files) == EXPECTED_RECORDS + 1
     assert runs["stdout"]["two"].count(f"{EXPECTED_RECORDS} records in") == 1  # one table, from rank 0
     # Both ranks wrote their own activation shards to the shared cache, rank 0 the completion marker.
     for key_dir in (p for p in runs["cache"].iterdir() if p.is_dir()):
