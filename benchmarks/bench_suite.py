@@ -16,6 +16,7 @@ checkpoints:
               forwards for the clean, spliced, zero- and mean-ablated runs, each materialising the
               full-vocabulary logits [B, T, V].
 
+Mean ablation is opt-in in the harness (`spliced_loss.mean_ablation`); both sides run it here.
 Both sides compute every number with the same metric code (`sae_bench.metrics.*` accumulators,
 `token_ce_kl`, the same seeded bootstrap generator), so the script asserts that every metric value
 and standard error agrees — exactly by default (`--rtol 0`). It prints wall times and their ratio,
@@ -98,6 +99,7 @@ def run_harness(s: Setting) -> dict[str, dict[str, dict]]:
     with tempfile.TemporaryDirectory(prefix="bench_suite_") as tmp:
         config = RunConfig(model=s.model, corpus=s.corpus, results_dir=Path(tmp), seq_len=s.seq_len,
                            max_documents=s.max_documents, tasks=list(TASKS), device=s.device, dtype=s.dtype,
+                           task_options={"spliced_loss": {"mean_ablation": True}},  # the reference's 4 runs
                            seed=s.seed, batch_size=s.batch_size, overwrite=True, show_progress=False)
         specs = [CheckpointSpec(ref=path, hookpoint=s.hookpoint, format=fmt, label=label)
                  for label, path, fmt in s.checkpoints]
@@ -251,7 +253,7 @@ def harness_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int, 
     out: dict[str, dict[str, dict]] = {}
     for label, load in loaders:
         sae = load()
-        for task in (ReconstructionTask(), SparsityTask(), SplicedLossTask()):
+        for task in (ReconstructionTask(), SparsityTask(), SplicedLossTask(mean_ablation=True)):
             torch.manual_seed(seed)
             metrics = task.run(sae, ctx).metrics
             out.setdefault(label, {})[task.name] = {n: {"value": m.value, "stderr": m.stderr}

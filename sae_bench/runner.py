@@ -3,7 +3,9 @@
 Order of work: check every input first (model, corpus, each checkpoint's file, hookpoint and
 width) so that bad input fails before any result is written; then, per hookpoint, build one
 EvalContext (activations extracted once) and evaluate the checkpoints there one at a time (so a
-35-layer release never sits in memory at once). A record that already exists for the same task
+35-layer release never sits in memory at once). Tasks with shared work (`Task.shares_work`, e.g.
+spliced loss) prepare each checkpoint then and are finished together at the end of the hookpoint,
+so their records come after the others'. A record that already exists for the same task
 version, config, checkpoint sha256 and corpus is reused, which makes interrupted runs resumable.
 
 The runner owns output: tasks return numbers, this module writes records atomically.
@@ -17,6 +19,7 @@ import functools
 import json
 import platform
 import time
+import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,7 +337,22 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         by_hookpoint.setdefault(hookpoint, []).append((spec, sha256))
 
     report = RunReport()
+
+    def emit(task: Task, output: TaskOutput, sae, spec: CheckpointSpec, seconds: float) -> None:
+        data = make_record(task=task, output=output, sae=sae, spec=spec, model=model, hookpoint=ctx.hookpoint,
+                           corpus=corpus, config=config, corpus_label=corpus_label,
+                           model_label=model_label, seconds=seconds)
+        if not distributed.is_writer():  # other ranks only lend their share of the forwards
+            report.records.append(validate(data, f"rank {distributed.rank()}"))
+            return
+        path = write_record(config.results_dir, data)
+        record = read_record(path)
+        report.records.append(record)
+        if on_record:
+            on_record(record)
+
     for hookpoint, group in by_hookpoint.items():
+        held = _Held()
         source = ActivationSource(model, hookpoint, corpus, cache_dir=config.cache_dir,
                                   batch_size=config.batch_size, show_progress=config.show_progress)
         ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source,
@@ -370,19 +388,15 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                     continue
                 torch.manual_seed(config.seed)
                 start = time.perf_counter()
-                output = task.run(sae, ctx)
-                data = make_record(task=task, output=output, sae=sae, spec=spec, model=model, hookpoint=hookpoint,
-                                   corpus=corpus, config=config, corpus_label=corpus_label,
-                                   model_label=model_label, seconds=time.perf_counter() - start)
-                if not distributed.is_writer():  # other ranks only lend their share of the forwards
-                    report.records.append(validate(data, f"rank {distributed.rank()}"))
+                if task.shares_work:  # finished together with the hookpoint's other checkpoints
+                    held.add(task, spec, sae, task.prepare(sae, ctx), time.perf_counter() - start)
+                    if held.nbytes(task) > task.max_pending_bytes:
+                        held.finish(task, ctx, emit)
                     continue
-                path = write_record(config.results_dir, data)
-                record = read_record(path)
-                report.records.append(record)
-                if on_record:
-                    on_record(record)
+                output = task.run(sae, ctx)
+                emit(task, output, sae, spec, time.perf_counter() - start)
             del sae
+        held.finish_all(ctx, emit)
     if distributed.is_writer():  # the tidy table of every record in the folder, this run's included
         from sae_bench.results_table import write_results_parquet
 
@@ -390,6 +404,36 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                                                   None if Path(config.results_dir).is_dir() else [])
     distributed.barrier()
     return report
+
+
+class _Held:
+    """Prepared states of two-step tasks (`Task.shares_work`) at one hookpoint, until finished together."""
+
+    def __init__(self):
+        self.by_task: "OrderedDict[str, tuple[Task, list]]" = OrderedDict()
+
+    def add(self, task: Task, spec: CheckpointSpec, sae, state, seconds: float) -> None:
+        # only the metadata is kept: the SAE itself is released before the next checkpoint loads
+        self.by_task.setdefault(task.name, (task, []))[1].append(
+            (spec, types.SimpleNamespace(metadata=sae.metadata), state, seconds))
+
+    def nbytes(self, task: Task) -> int:
+        return sum(int(getattr(state, "nbytes", 0)) for _, _, state, _ in self.by_task.get(task.name, (task, []))[1])
+
+    def finish(self, task: Task, ctx: EvalContext, emit) -> None:
+        _, items = self.by_task.pop(task.name, (task, []))
+        if not items:
+            return
+        torch.manual_seed(ctx.seed)
+        start = time.perf_counter()
+        outputs = task.finish([state for _, _, state, _ in items], ctx)
+        shared = (time.perf_counter() - start) / len(items)
+        for (spec, sae, _, seconds), output in zip(items, outputs):
+            emit(task, output, sae, spec, seconds + shared)
+
+    def finish_all(self, ctx: EvalContext, emit) -> None:
+        for task, _ in list(self.by_task.values()):
+            self.finish(task, ctx, emit)
 
 
 def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:

@@ -104,3 +104,12 @@ class Task:
 
     def run(self, sae: "SparseAutoencoder", ctx: "EvalContext") -> TaskOutput:  # pragma: no cover
         raise NotImplementedError
+
+    # Optional two-step protocol for tasks whose expensive part can be shared by every checkpoint at
+    # one hookpoint (spliced loss: the clean log-probs of each chunk). A task sets
+    # `shares_work = True` and implements `prepare(sae, ctx) -> state` (the part that needs the SAE;
+    # `state.nbytes` says what it holds) and `finish([state, ...], ctx) -> [TaskOutput, ...]`. The
+    # runner prepares the checkpoints of a hookpoint one after another (one SAE in memory at a
+    # time) and finishes them together, holding at most `max_pending_bytes` of states.
+    shares_work: ClassVar[bool] = False
+    max_pending_bytes: ClassVar[int] = 1 << 30

@@ -1,7 +1,9 @@
 """Task `spliced_loss`: what the model loses when the SAE's reconstruction replaces its activations.
 
 Metrics (definitions, which predictions count, and standard errors: `sae_bench.metrics.spliced_loss`):
-ce_clean, ce_spliced, ce_zero, ce_mean, delta_ce, ce_loss_recovered, kl_spliced, kl_zero, kl_score.
+ce_clean, ce_spliced, ce_zero, delta_ce, ce_loss_recovered, kl_spliced, kl_zero, kl_score, and
+ce_mean with `mean_ablation=true` (off by default, as in SAELens/SAEBench: it costs one more
+suffix forward and lm_head product per batch the first time a hookpoint is seen).
 Artifacts: per-sequence delta CE and KL (`per_sequence`, drawn on the leaderboard) and every
 metric's per-sequence numerator and denominator (`per_sequence_terms`, for paired comparisons).
 
@@ -15,52 +17,67 @@ SAE whose splice returns x reproduces the clean run bit for bit.
 
 The full residual is rebuilt, never recomputed per checkpoint: kept positions come from the shared
 activation source (`ctx.activations`, which holds only kept positions, in corpus order — checked),
-and the few non-kept attended positions (BOS, EOS) are taken once from `model.residual` and kept in
-the per-hookpoint memo; pad positions are zeros (the attention mask hides them). The rest of the
-memo, computed once per hookpoint with `ctx.memo` and reused for every checkpoint:
-  * the clean final hidden states at the counted prediction positions ([n, d], CPU) — chosen over
-    storing clean log-probs, which would be [n, V] (V = 262,144 for Gemma 4): clean log-probs
-    are recomputed per chunk with one extra lm_head product, the cheapest exact option;
-  * the per-sequence clean CE, zero- and mean-ablated CE, and zero-ablated KL sums;
+and the few non-kept attended positions (BOS, EOS) are taken once from `model.residual`; pad
+positions are zeros (the attention mask hides them).
+
+The baseline (everything that does not depend on the checkpoint) is computed once per hookpoint
+and, with an activation cache (`--cache-dir`), kept on disk beside the activations
+(`sae_bench.activations.memo`: keyed by model + revision, corpus, hookpoint, dtype, batch size,
+ablation convention and MEMO_VERSION; written atomically, checksummed, recomputed if damaged):
+  * the BOS/EOS residuals and the clean final hidden states at the counted positions ([n, d]) —
+    small, unlike clean log-probs ([n, V], V = 262,144): the clean log-probs of a chunk are
+    recomputed from them with one lm_head product whenever checkpoints are scored;
+  * the per-sequence clean, zero- (and mean-) ablated CE and zero-ablated KL sums;
   * for Gemma 4 KV-shared layers, the clean K/V of the store layers at or before the hookpoint
-    that the suffix reads (`model.clean_kv`, CPU; they depend on the tokens only), so no
-    checkpoint ever pays for a clean prefix forward.
-Per checkpoint the cost is one suffix forward per batch plus two lm_head products per chunk.
-Logits exist for at most `chunk_positions` positions (two chunks for KL) at a time.
+    that the suffix reads (`model.clean_kv`; they depend on the tokens only).
+
+Shared lm_head work. The task runs in two steps (`prepare`, `finish`): `prepare` needs the SAE and
+runs only its suffix forwards, keeping the final hidden states at the counted positions (small);
+`finish` scores every prepared checkpoint of the hookpoint together (`RunScorer`): per chunk of
+positions the clean log-probs are computed once and each checkpoint's logits are scored against
+them, so k checkpoints cost k + 1 lm_head products per chunk. The first `finish` at a hookpoint
+scores the zero- (and mean-) ablated runs in the same pass. The runner prepares every checkpoint
+of a hookpoint before finishing them (bounded by `max_pending_bytes`); `run` does both for one.
+Logits exist for at most three `chunk_positions` x V float32 buffers, reused throughout.
 
 Skipped for the pooled final-norm source (ErnOS): its vectors are one per text, not a residual
-that later layers read, so there is nothing to splice. Never writes files.
+that later layers read, so there is nothing to splice. Writes only its baseline memo.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from sae_bench import distributed
+from sae_bench.activations.memo import load_memo, save_memo
 from sae_bench.errors import DataError
-from sae_bench.metrics.spliced_loss import (SplicedLossAccumulator, chunked_ce_kl, next_token_targets,
+from sae_bench.metrics.spliced_loss import (RunScorer, SplicedLossAccumulator, next_token_targets,
                                             prediction_mask)
 from sae_bench.registry import register_task
 from sae_bench.task_api import Task, TaskConfig, TaskOutput
 
-MEMO_VERSION = 3  # 3: per_batch keyed by batch index (a rank holds only its own batches)
+# 4: baseline on disk, mean ablation optional, scores of baseline and checkpoints in one pass
+MEMO_VERSION = 4
 
 
 @dataclass(frozen=True)
 class SplicedLossConfig(TaskConfig):
     positive = ("chunk_positions",)
-    chunk_positions: int = 512  # positions per lm_head call; bounds memory, does not change any number
+    # positions per lm_head call; None: from a memory budget (metrics.spliced_loss.chunk_for_budget).
+    # Bounds memory; changes numbers only by the lm_head's float rounding.
+    chunk_positions: int | None = None
+    mean_ablation: bool = False  # also run the mean-ablated model and report ce_mean
 
 
 class _Batch:
     """One corpus batch with everything the runs need."""
 
-    def __init__(self, rows: slice, ids: Tensor, mask: Tensor, keep: Tensor, kept_x: Tensor):
+    def __init__(self, rows: slice, ids: Tensor, mask: Tensor, keep: Tensor, kept_x: Tensor | None = None):
         self.rows, self.ids, self.mask, self.keep, self.kept_x = rows, ids, mask, keep, kept_x
         self.pred = prediction_mask(keep)
         self.targets = next_token_targets(ids)[self.pred]
@@ -100,7 +117,7 @@ def iter_kept_by_batch(source, corpus, batch_size: int) -> Iterator[tuple[slice,
 def _residual(batch: _Batch, kept_values: Tensor, fill: Tensor, dtype: torch.dtype, device) -> Tensor:
     """Full [B, T, d] residual: kept positions <- kept_values, BOS/EOS <- fill, pad <- 0."""
     B, T = batch.keep.shape
-    resid = torch.zeros(B, T, kept_values.shape[-1], dtype=dtype, device=device)
+    resid = torch.zeros(B, T, fill.shape[-1], dtype=dtype, device=device)
     resid[batch.keep.to(device)] = kept_values.to(device, dtype)
     resid[batch.fill_mask.to(device)] = fill.to(device, dtype)
     return resid
@@ -117,17 +134,95 @@ def _kv_to(clean_kv: dict, device) -> dict:
     return {kind: tuple(t.to(device) for t in tensors) for kind, tensors in clean_kv.items()}
 
 
-def _baseline(ctx, chunk: int) -> dict:
-    """Everything that does not depend on the checkpoint (see the module docstring).
+@dataclass
+class _BatchMemo:
+    fill: Tensor  # [n_fill, d] clean residual at BOS/EOS (CPU)
+    clean_h: Tensor  # [n_pred, d] clean final hidden states at the counted positions (model dtype, CPU)
+    clean_kv: dict  # Gemma 4 clean K/V the suffix reads ({} otherwise), CPU
+    ablated: dict[str, Tensor] = field(default_factory=dict)  # "zero"/"mean" final hidden states, until scored
 
-    Under torchrun each rank runs the forwards of its own batches (`distributed.shard`) and keeps
-    their memo; the per-prediction numbers are gathered in batch order and summed exactly as in
-    one process."""
+
+@dataclass
+class _Baseline:
+    """The per-hookpoint memo: this rank's batches, and the baseline sums once they are scored."""
+
+    per_batch: dict[int, _BatchMemo]
+    acc: SplicedLossAccumulator | None = None  # None until the ablated runs have been scored
+    path: Any = None  # where it is kept on disk (None: no activation cache)
+    key: dict = field(default_factory=dict)
+    from_disk: bool = False
+
+
+@dataclass
+class PreparedCheckpoint:
+    """One checkpoint's part of the work: its final hidden states at the counted positions per batch."""
+
+    hidden: dict[int, Tensor]
+    notes: list[str]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(h.numel() * h.element_size() for h in self.hidden.values())
+
+
+def _runs(cfg: SplicedLossConfig) -> tuple[str, ...]:
+    return ("clean", "spliced", "zero", "mean") if cfg.mean_ablation else ("clean", "spliced", "zero")
+
+
+def _memo_key(ctx, cfg: SplicedLossConfig) -> dict:
+    """Everything the baseline depends on beyond what the activation cache's folder already hashes
+    (model id + revision, corpus hash, tokenizer, hookpoint, seq_len, dtype)."""
+    return {"memo": "spliced_loss/baseline", "version": MEMO_VERSION, "batch_size": ctx.batch_size,
+            "ablation": "kept positions", "mean_ablation": cfg.mean_ablation,
+            "device": ctx.model.device.type, "world_size": distributed.world_size(), "rank": distributed.rank(),
+            "model": ctx.model.model_id, "revision": ctx.model.revision, "corpus": ctx.corpus.corpus_hash,
+            "hookpoint": ctx.hookpoint, "dtype": str(ctx.model.dtype)}
+
+
+def _to_tensors(base: _Baseline) -> dict[str, Tensor]:
+    out: dict[str, Tensor] = {}
+    for index, memo in base.per_batch.items():
+        out[f"batch.{index}.fill"] = memo.fill
+        out[f"batch.{index}.clean_h"] = memo.clean_h
+        for kind, tensors in memo.clean_kv.items():
+            for j, t in enumerate(tensors):
+                out[f"batch.{index}.kv.{kind}.{j}"] = t
+    out["sums.count"] = base.acc.count
+    for run, values in base.acc.ce.items():
+        if run != "spliced":
+            out[f"sums.ce.{run}"] = values
+    out["sums.kl.zero"] = base.acc.kl["zero"]
+    return out
+
+
+def _from_tensors(tensors: dict[str, Tensor], n_sequences: int, runs: tuple[str, ...]) -> _Baseline:
+    per_batch: dict[int, dict] = {}
+    for name, t in tensors.items():
+        parts = name.split(".")
+        if parts[0] != "batch":
+            continue
+        entry = per_batch.setdefault(int(parts[1]), {"kv": {}})
+        if parts[2] == "kv":
+            entry["kv"].setdefault(parts[3], {})[int(parts[4])] = t
+        else:
+            entry[parts[2]] = t
+    memos = {index: _BatchMemo(e["fill"], e["clean_h"], {k: tuple(v[j] for j in sorted(v)) for k, v in e["kv"].items()})
+             for index, e in sorted(per_batch.items())}
+    acc = SplicedLossAccumulator(n_sequences, runs)
+    acc.count = tensors["sums.count"]
+    for run in runs:
+        if run != "spliced":
+            acc.ce[run] = tensors[f"sums.ce.{run}"]
+    acc.kl["zero"] = tensors["sums.kl.zero"]
+    return _Baseline(memos, acc, from_disk=True)
+
+
+def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
+    """The clean and ablated suffix forwards of this rank's batches (see the module docstring)."""
     model, device = ctx.model, ctx.model.device
     dtype = model.dtype
-    mean = ctx.activations.mean().to(torch.float32)
-    per_batch: dict[int, dict] = {}  # batch index -> memo, for this rank's batches only
-    local = []
+    mean = ctx.activations.mean().to(torch.float32) if cfg.mean_ablation else None
+    per_batch: dict[int, _BatchMemo] = {}
     batches = distributed.shard(iter_kept_by_batch(ctx.activations, ctx.corpus, ctx.batch_size))
     total = len(range(distributed.rank(), -(-ctx.corpus.n_sequences // ctx.batch_size), distributed.world_size()))
     for index, (rows, ids, mask, keep, kept_x) in tqdm(batches, total=total,
@@ -139,24 +234,32 @@ def _baseline(ctx, chunk: int) -> dict:
         fill = full[batch.fill_mask.to(full.device)].cpu()
         del full
         clean_h = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, kept_x, fill, dtype, device))
-        ce_clean, _ = chunked_ce_kl(clean_h, batch.targets.to(device), model.logits_from_hidden, chunk=chunk)
-        zeros = torch.zeros_like(kept_x)
-        h_zero = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, zeros, fill, dtype, device))
-        ce_zero, kl_zero = chunked_ce_kl(h_zero, batch.targets.to(device), model.logits_from_hidden,
-                                         clean_hidden=clean_h, chunk=chunk)
-        means = mean.expand_as(kept_x)
-        h_mean = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, means, fill, dtype, device))
-        ce_mean, _ = chunked_ce_kl(h_mean, batch.targets.to(device), model.logits_from_hidden, chunk=chunk)
         clean_kv = _kv_to(model.clean_kv(ctx.hookpoint, ids.to(device), mask.to(device)), "cpu")
-        per_batch[index] = {"fill": fill, "clean_h": clean_h.cpu(), "clean_kv": clean_kv}
-        local.append((index, (batch.pred_sequence, ce_clean, ce_zero, kl_zero, ce_mean)))
-    acc = SplicedLossAccumulator(ctx.corpus.n_sequences)
-    for sequence, ce_clean, ce_zero, kl_zero, ce_mean in distributed.gather_ordered(local):
-        acc.add_count(sequence)
-        acc.add("clean", sequence, ce_clean)
-        acc.add("zero", sequence, ce_zero, kl_zero)
-        acc.add("mean", sequence, ce_mean)
-    return {"acc": acc, "per_batch": per_batch}
+        ablated = {"zero": torch.zeros_like(kept_x)}
+        if mean is not None:
+            ablated["mean"] = mean.expand_as(kept_x)
+        hidden = {run: _final_hidden(model, ctx.hookpoint, batch, _residual(batch, values, fill, dtype, device),
+                                     clean_kv=_kv_to(clean_kv, device))
+                  for run, values in ablated.items()}
+        per_batch[index] = _BatchMemo(fill, clean_h.cpu(), clean_kv, hidden)
+    return per_batch
+
+
+def _load_or_start_baseline(ctx, cfg: SplicedLossConfig) -> _Baseline:
+    key = _memo_key(ctx, cfg)
+    memo_path = getattr(ctx.activations, "memo_path", None)
+    path = memo_path("spliced_loss-baseline", key) if memo_path is not None else None
+    if path is not None:
+        tensors = load_memo(path, key)
+        if tensors is not None:
+            try:
+                base = _from_tensors(tensors, ctx.corpus.n_sequences, _runs(cfg))
+            except (KeyError, ValueError, IndexError):
+                base = None  # a memo of another layout under the same key: recompute
+            if base is not None:
+                base.path, base.key = path, key
+                return base
+    return _Baseline(_baseline_forwards(ctx, cfg), path=path, key=key)
 
 
 @register_task
@@ -164,7 +267,9 @@ class SplicedLossTask(Task):
     name = "spliced_loss"
     version = "1"
     Config = SplicedLossConfig
-    description = "next-token CE/KL with the SAE spliced in, vs clean, zero- and mean-ablated runs"
+    description = "next-token CE/KL with the SAE spliced in, vs clean and zero-ablated (optionally mean-ablated) runs"
+    shares_work = True  # prepare per checkpoint, finish together (see Task and the module docstring)
+    max_pending_bytes = 1 << 30  # prepared final hidden states held before the runner finishes them
 
     def skip_reason(self, sae, ctx) -> str | None:
         if ctx.is_pooled:
@@ -172,37 +277,82 @@ class SplicedLossTask(Task):
                     "are not a residual the model's later layers read")
         return None
 
-    def run(self, sae, ctx) -> TaskOutput:
-        chunk = self.config.chunk_positions
+    def _baseline(self, ctx) -> _Baseline:
+        key = f"spliced_loss/baseline/v{MEMO_VERSION}/bs{ctx.batch_size}/mean{int(self.config.mean_ablation)}"
+        return ctx.memo(key, lambda: _load_or_start_baseline(ctx, self.config))
+
+    def prepare(self, sae, ctx) -> PreparedCheckpoint:
+        """The checkpoint's suffix forwards: final hidden states at the counted positions, per batch."""
         model, device = ctx.model, ctx.model.device
-        base = ctx.memo(f"spliced_loss/baseline/v{MEMO_VERSION}/bs{ctx.batch_size}", lambda: _baseline(ctx, chunk))
-        acc = SplicedLossAccumulator(ctx.corpus.n_sequences)
-        for run in ("clean", "zero", "mean"):
-            acc.ce[run] = base["acc"].ce[run].clone()
-        acc.kl["zero"] = base["acc"].kl["zero"].clone()
-        acc.count = base["acc"].count.clone()
+        base = self._baseline(ctx)
+        hidden: dict[int, Tensor] = {}
         batches = distributed.shard(iter_kept_by_batch(ctx.activations, ctx.corpus, ctx.batch_size))
-        local = []  # (batch index, per-prediction numbers) for this rank's batches
-        for index, (rows, ids, mask, keep, kept_x) in tqdm(batches, total=len(base["per_batch"]),
+        for index, (rows, ids, mask, keep, kept_x) in tqdm(batches, total=len(base.per_batch),
                                                            desc="spliced_loss", unit="batch",
                                                            disable=not ctx.show_progress, leave=False):
-            memo = base["per_batch"][index]
+            memo = base.per_batch[index]
             batch = _Batch(rows, ids, mask, keep, kept_x)
             spliced = sae.splice(kept_x.to(sae.device, sae.dtype)) if kept_x.shape[0] else kept_x
-            h = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, spliced, memo["fill"], model.dtype, device),
-                              clean_kv=_kv_to(memo["clean_kv"], device))
-            ce, kl = chunked_ce_kl(h, batch.targets.to(device), model.logits_from_hidden,
-                                   clean_hidden=memo["clean_h"].to(device), chunk=chunk)
-            local.append((index, (batch.pred_sequence, ce, kl)))
-        for sequence, ce, kl in distributed.gather_ordered(local):  # corpus order on every rank
-            acc.add("spliced", sequence, ce, kl)
-        notes = ["predictions counted: position t with t and t+1 both kept (not BOS/pad/EOS); "
-                 "only kept positions are replaced"]
+            hidden[index] = _final_hidden(model, ctx.hookpoint, batch,
+                                          _residual(batch, spliced, memo.fill, model.dtype, device),
+                                          clean_kv=_kv_to(memo.clean_kv, device))
+        notes = []
         if sae.metadata.preprocessing.standardise == "batch":
             notes.append(f"batch-standardised preprocessing: statistics over the kept tokens of {ctx.batch_size} sequences")
-        return TaskOutput(
-            metrics=acc.finalize(),
-            counts={"tokens": acc.n_predictions, "sequences": int((acc.count > 0).sum())},
-            artifacts={"per_sequence": acc.per_sequence(), "per_sequence_terms": acc.per_sequence_terms()},
-            notes=notes,
-        )
+        return PreparedCheckpoint(hidden, notes)
+
+    def finish(self, prepared: list[PreparedCheckpoint], ctx) -> list[TaskOutput]:
+        """Score every prepared checkpoint (and, the first time, the ablated runs) in one pass."""
+        cfg, model, device = self.config, ctx.model, ctx.model.device
+        base = self._baseline(ctx)
+        score_baseline = base.acc is None
+        scorer = RunScorer(model.logits_from_hidden, model.vocab_size, chunk=cfg.chunk_positions, device=device)
+        local = []
+        batches = distributed.shard(ctx.corpus.batches(ctx.batch_size))
+        for index, (rows, ids, mask, keep) in tqdm(batches, total=len(base.per_batch), desc="spliced_loss scores",
+                                                   unit="batch", disable=not ctx.show_progress, leave=False):
+            memo = base.per_batch[index]
+            batch = _Batch(rows, ids, mask, keep)
+            runs = dict(memo.ablated) if score_baseline else {}
+            runs.update({j: p.hidden[index] for j, p in enumerate(prepared)})
+            ce_clean, scored = scorer.score(memo.clean_h, batch.targets, runs)
+            local.append((index, (batch.pred_sequence, ce_clean, scored)))
+        scorer.release()
+        gathered = distributed.gather_ordered(local)  # corpus order on every rank
+        if score_baseline:
+            acc = SplicedLossAccumulator(ctx.corpus.n_sequences, _runs(cfg))
+            for sequence, ce_clean, scored in gathered:
+                acc.add_count(sequence)
+                acc.add("clean", sequence, ce_clean)
+                acc.add("zero", sequence, *scored["zero"])
+                if cfg.mean_ablation:
+                    acc.add("mean", sequence, scored["mean"][0])
+            base.acc = acc
+            for memo in base.per_batch.values():
+                memo.ablated = {}
+            if base.path is not None:
+                save_memo(base.path, _to_tensors(base), base.key)
+        outputs = []
+        for j, p in enumerate(prepared):
+            acc = SplicedLossAccumulator(ctx.corpus.n_sequences, _runs(cfg))
+            acc.count = base.acc.count.clone()
+            for run in acc.ce:
+                if run != "spliced":
+                    acc.ce[run] = base.acc.ce[run].clone()
+            acc.kl["zero"] = base.acc.kl["zero"].clone()
+            for sequence, _ce_clean, scored in gathered:
+                acc.add("spliced", sequence, *scored[j])
+            notes = ["predictions counted: position t with t and t+1 both kept (not BOS/pad/EOS); "
+                     "only kept positions are replaced",
+                     "mean ablation on (ce_mean)" if cfg.mean_ablation else
+                     "mean ablation off (spliced_loss.mean_ablation=true adds ce_mean)", *p.notes]
+            outputs.append(TaskOutput(
+                metrics=acc.finalize(),
+                counts={"tokens": acc.n_predictions, "sequences": int((acc.count > 0).sum())},
+                artifacts={"per_sequence": acc.per_sequence(), "per_sequence_terms": acc.per_sequence_terms()},
+                notes=notes,
+            ))
+        return outputs
+
+    def run(self, sae, ctx) -> TaskOutput:
+        return self.finish([self.prepare(sae, ctx)], ctx)[0]

@@ -49,6 +49,21 @@ def llama_adapter():
     return ModelAdapter.from_pretrained_model(LlamaForCausalLM(config), tokenizer(), model_id="tiny-llama")
 
 
+def gemma3_adapter(softcap: float | None = None):
+    """A tiny random Gemma3ForCausalLM (Gemma 3 270M's layout: sliding/full layers, tied lm_head)."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from sae_bench.models import ModelAdapter
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=16,
+                              layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+                              final_logit_softcapping=softcap, pad_token_id=0, bos_token_id=2, eos_token_id=1)
+    model = Gemma3ForCausalLM(config)
+    return ModelAdapter.from_pretrained_model(model, tokenizer(), model_id="tiny-gemma3")
+
+
 def gpt2_adapter():
     from transformers import GPT2Config, GPT2LMHeadModel
 

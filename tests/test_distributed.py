@@ -112,10 +112,15 @@ def test_only_rank_zero_writes_and_prints(runs):
     assert files == sorted([r.path for r in iter_records(two)] + [two / "results.parquet"])
     assert len(files) == EXPECTED_RECORDS + 1
     assert runs["stdout"]["two"].count(f"{EXPECTED_RECORDS} records in") == 1  # one table, from rank 0
-    # Both ranks wrote their own activation shards to the shared cache, rank 0 the completion marker.
+    # Both ranks wrote their own activation shards to the shared cache, rank 0 the completion marker,
+    # and each rank its own spliced-loss baseline memo (its batches) where spliced loss ran.
+    memos = []
     for key_dir in (p for p in runs["cache"].iterdir() if p.is_dir()):
-        assert sorted(p.name for p in key_dir.iterdir()) == [
+        assert sorted(p.name for p in key_dir.iterdir() if p.name != "memo") == [
             "complete.json", *(f"shard_{i:06d}.safetensors" for i in range(5))]
+        memos += [sorted(p.name for p in (key_dir / "memo").iterdir())] if (key_dir / "memo").exists() else []
+    assert memos and all(len(names) == 2 and all(n.startswith("spliced_loss-baseline-") for n in names)
+                         for names in memos)
 
 
 def test_shard_and_gather_are_pass_throughs_in_one_process():

@@ -7,8 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sae_bench.metrics.spliced_loss import (SplicedLossAccumulator, chunked_ce_kl, next_token_targets,
-                                            prediction_mask, spliced_loss_metrics, token_ce_kl)
+from sae_bench.metrics.spliced_loss import (ROW_BLOCK, RunScorer, SplicedLossAccumulator, chunk_for_budget,
+                                            chunked_ce_kl, next_token_targets, prediction_mask, score_runs,
+                                            spliced_loss_metrics, token_ce_kl)
 
 
 def test_prediction_mask_requires_kept_input_and_kept_target():
@@ -186,7 +187,7 @@ def test_task_clean_ce_matches_full_forward_logits():
         logits = ctx.model.logits(ids, mask)
     pred = prediction_mask(corpus.keep_mask)
     ce, _ = token_ce_kl(logits[pred], next_token_targets(ids)[pred])
-    m = _run(identity_sae(ctx.model.d_model), ctx).metrics
+    m = _run(identity_sae(ctx.model.d_model), ctx, mean_ablation=True).metrics
     assert m["ce_clean"].value == pytest.approx(float(ce.double().mean()), rel=1e-5)
     # mean-ablation: replace kept positions by the mean kept activation, full forward with a splice
     mu = ctx.activations.mean().float()
@@ -271,3 +272,138 @@ def test_permuting_latents_changes_no_spliced_metric():
     a, b = _run(sae, ctx).metrics, _run(permuted, ctx).metrics
     for name in a:
         assert b[name].value == pytest.approx(a[name].value, rel=1e-4, abs=1e-6)
+
+
+def _linear_head(vocab: int, d: int, seed: int = 0):
+    weight = torch.randn(vocab, d, generator=torch.Generator().manual_seed(seed))
+
+    def logits_into(hidden, out=None):
+        return torch.mm(hidden, weight.t(), out=out[:hidden.shape[0]]) if out is not None else hidden @ weight.t()
+    return logits_into
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 2, 16, 17, 64, 500])
+def test_shared_clean_scoring_equals_token_ce_kl_bit_for_bit(chunk):
+    """Every run scored against one clean chunk gives exactly what token_ce_kl gives per run (from
+    chunks of 16 rows on: a GEMM of 1 or 2 rows takes another BLAS path, so there only to 1e-6)."""
+    vocab, d, n = 3001, 24, 203
+    logits = _linear_head(vocab, d)
+    gen = torch.Generator().manual_seed(1)
+    clean = torch.randn(n, d, generator=gen)
+    runs = {"near": clean + 0.2 * torch.randn(n, d, generator=gen), "zero": torch.zeros(n, d), 7: clean.clone()}
+    targets = torch.randint(0, vocab, (n,), generator=gen)
+    ce_clean, scored = score_runs(clean, targets, runs, logits, vocab, chunk=chunk)
+    clean_lp = torch.log_softmax(logits(clean), -1)
+    assert torch.allclose(ce_clean, token_ce_kl(logits(clean), targets)[0], rtol=1e-6)
+    for name, hidden in runs.items():
+        ce, kl = token_ce_kl(logits(hidden), targets, clean_lp)
+        if chunk is not None and chunk < 16:
+            assert torch.allclose(scored[name][0], ce, rtol=1e-6) and torch.allclose(scored[name][1], kl, rtol=1e-4, atol=1e-5)
+        else:
+            assert torch.equal(scored[name][0], ce) and torch.equal(scored[name][1], kl), name
+    assert torch.equal(scored[7][1], torch.zeros(n))  # the clean run against itself: KL exactly 0
+
+
+def test_run_scorer_reuses_its_buffers_and_sizes_chunks_from_the_budget():
+    vocab, d = 700, 8
+    scorer = RunScorer(_linear_head(vocab, d), vocab, chunk=32)
+    x = torch.randn(50, d)
+    scorer.score(x, torch.zeros(50, dtype=torch.int64), {"a": x})
+    first = [b.data_ptr() for b in scorer._buffers]
+    scorer.score(x[:7], torch.zeros(7, dtype=torch.int64), {"a": x[:7], "b": x[:7]})
+    assert [b.data_ptr() for b in scorer._buffers] == first
+    assert chunk_for_budget(262_144, 384 << 20) == 128  # three [128, V] float32 buffers = 384 MiB
+    assert chunk_for_budget(262_144, 1) == ROW_BLOCK and chunk_for_budget(10, 1 << 30) == 4096
+
+
+def _sae_collection(d):
+    """Identity, zero and a noisy reconstruction (three distinct SAEs)."""
+    both = torch.cat([torch.eye(d), -torch.eye(d)])
+    return {"identity": identity_sae(d), "zero": zero_sae(d), "biased": _test_sae(both, 0.9 * both, d)}
+
+
+def test_checkpoints_finished_together_equal_each_finished_alone():
+    """The shared pass (clean log-probs once for the baseline and every checkpoint) changes no number."""
+    from sae_bench.tasks.spliced_loss import SplicedLossTask
+
+    saes = _sae_collection(_fixture_context().model.d_model)
+    alone = {name: _run(sae, _fixture_context()).metrics for name, sae in saes.items()}
+    ctx = _fixture_context()
+    task = SplicedLossTask()
+    together = task.finish([task.prepare(sae, ctx) for sae in saes.values()], ctx)
+    for name, out in zip(saes, together):
+        assert out.metrics == alone[name], name
+    assert "ce_mean" not in together[0].metrics  # mean ablation is opt-in
+
+
+def test_baseline_on_disk_cold_equals_warm_and_damage_is_recomputed(tmp_path):
+    import dataclasses
+
+    from sae_bench.activations import ActivationSource
+    from sae_bench.tasks.spliced_loss import SplicedLossTask
+
+    def cached_context():
+        ctx = _fixture_context()
+        source = ActivationSource(ctx.model, ctx.hookpoint, ctx.corpus, cache_dir=tmp_path, batch_size=8,
+                                  show_progress=False)
+        return dataclasses.replace(ctx, activations=source, shared={})
+
+    saes = _sae_collection(cached_context().model.d_model)
+    cold = _run(saes["biased"], cached_context()).metrics
+    memo_files = list(tmp_path.rglob("memo/spliced_loss-baseline-*.safetensors"))
+    assert len(memo_files) == 1
+    ctx = cached_context()
+    task = SplicedLossTask()
+    assert task._baseline(ctx).from_disk  # the warm process computes no baseline forward
+    assert task.run(saes["biased"], ctx).metrics == cold
+    assert task.run(saes["zero"], ctx).metrics["ce_zero"] == cold["ce_zero"]
+    # a flipped byte in the stored tensors: detected, recomputed, same numbers
+    blob = bytearray(memo_files[0].read_bytes())
+    blob[-3] ^= 0xFF
+    memo_files[0].write_bytes(bytes(blob))
+    ctx = cached_context()
+    assert not SplicedLossTask()._baseline(ctx).from_disk
+    assert _run(saes["biased"], ctx).metrics == cold
+    # a truncated file: the same
+    memo_files[0].write_bytes(memo_files[0].read_bytes()[:100])
+    ctx = cached_context()
+    assert _run(saes["biased"], ctx).metrics == cold
+    # mean ablation on is another memo (another key), not a reuse of this one
+    with_mean = _run(saes["biased"], cached_context(), mean_ablation=True).metrics
+    assert len(list(tmp_path.rglob("memo/spliced_loss-baseline-*.safetensors"))) == 2
+    assert {k: v for k, v in with_mean.items() if k != "ce_mean"} == cold
+
+
+def test_task_on_gemma3_suffix_path_matches_full_forward_ce():
+    """Gemma 3 (Gemma 3 270M's architecture) runs the suffix-only path; its CE equals full forwards."""
+    import models_tiny
+    from sae_bench.activations import ActivationSource
+    from sae_bench.context import EvalContext
+    from sae_bench.corpus import load_corpus
+    from sae_bench.fixtures import EVAL_CORPUS_PATH
+
+    model = models_tiny.gemma3_adapter()
+    corpus = load_corpus(EVAL_CORPUS_PATH, model.tokenizer, seq_len=48, max_documents=12)
+    source = ActivationSource(model, "layers.1", corpus, batch_size=4, show_progress=False)
+    ctx = EvalContext(model=model, hookpoint="layers.1", corpus=corpus, activations=source, batch_size=4,
+                      show_progress=False)
+    sae = _sae_collection(model.d_model)["biased"]
+    m = _run(sae, ctx).metrics
+    ids, mask, keep = corpus.input_ids, corpus.attention_mask, corpus.keep_mask
+    pred = prediction_mask(keep)
+    targets = next_token_targets(ids)[pred]
+
+    def splice(x):
+        out = x.clone()
+        out[keep] = sae.splice(x[keep].float()).to(x.dtype)
+        return out
+
+    with torch.no_grad():
+        clean_logits = model.logits(ids, mask)[pred]
+        with model.splice("layers.1", splice):
+            spliced_logits = model.logits(ids, mask)[pred]
+    ce_clean, _ = token_ce_kl(clean_logits, targets)
+    ce, kl = token_ce_kl(spliced_logits, targets, torch.log_softmax(clean_logits, -1))
+    assert m["ce_clean"].value == pytest.approx(float(ce_clean.double().mean()), rel=1e-6)
+    assert m["ce_spliced"].value == pytest.approx(float(ce.double().mean()), rel=1e-6)
+    assert m["kl_spliced"].value == pytest.approx(float(kl.double().mean()), rel=1e-5)

@@ -182,3 +182,31 @@ def test_bfloat16_suffix_matches_bfloat16_splice(batch):
         got = adapter.final_hidden_from(f"layers.{layer}", resid.float(), ids, mask)  # upcast input is accepted
         assert got.dtype == torch.bfloat16
         assert torch.equal(got, expected), (layer, (got.float() - expected.float()).abs().max())
+
+
+def test_gemma3_suffix_equals_spliced_full_forward_at_every_layer(batch):
+    import models_tiny
+
+    adapter = models_tiny.gemma3_adapter()
+    assert adapter._suffix_applies(adapter.resolve_hookpoint("layers.1"))
+    ids, mask = batch
+    for layer in range(adapter.n_layers):
+        resid = _perturbed(adapter, layer, ids, mask, seed=layer)
+        expected = _spliced_reference(adapter, layer, resid, ids, mask)
+        got = adapter.final_hidden_from(f"layers.{layer}", resid, ids, mask)
+        assert torch.equal(got, expected), (layer, (got - expected).abs().max())
+        clean = adapter.residual(f"layers.{layer}", ids, mask)
+        assert torch.equal(adapter.final_hidden_from(f"layers.{layer}", clean, ids, mask),
+                           adapter.final_hidden(ids, mask))
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+def test_logits_into_a_buffer_equal_fresh_logits(softcap):
+    import models_tiny
+
+    adapter = models_tiny.gemma3_adapter(softcap=softcap)
+    hidden = torch.randn(7, adapter.d_model, generator=torch.Generator().manual_seed(1))
+    buffer = torch.full((10, adapter.vocab_size), float("nan"))
+    got = adapter.logits_from_hidden(hidden, out=buffer)
+    assert got.data_ptr() == buffer.data_ptr() and got.shape == (7, adapter.vocab_size)
+    assert torch.equal(got, adapter.logits_from_hidden(hidden))

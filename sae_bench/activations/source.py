@@ -141,6 +141,15 @@ class ActivationSource:
         """Everything at once (small corpora, probes)."""
         return ActivationBatch(*(torch.cat([s[k] for s in self.shards]) for k in ("x", "sequence", "position")))
 
+    def memo_path(self, name: str, key: dict) -> Path | None:
+        """Where a task keeps its checkpoint-independent memo `name` for `key` beside these
+        activations (`sae_bench.activations.memo`); None without an on-disk cache."""
+        if self.cache_dir is None:
+            return None
+        from sae_bench.activations.memo import key_hash
+
+        return self.cache_dir / "memo" / f"{name}-{key_hash(key)}.safetensors"
+
     def mean(self) -> Tensor:
         """Mean kept activation (float64), used by mean-ablation."""
         total = torch.zeros(self.d, dtype=torch.float64)

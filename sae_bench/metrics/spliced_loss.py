@@ -13,7 +13,8 @@ Per counted prediction t, with log-probabilities ℓ = log_softmax(logits) in fl
     KL_run(t)   = Σ_v p_clean(t)[v] (ℓ_clean(t)[v] − ℓ_run(t)[v])       (KL(p_clean ‖ p_run) ≥ 0)
 
 and over all counted predictions (N of them; sums per sequence i: C_i, S_i, Z_i, M_i for the
-clean, spliced, zero-ablated and mean-ablated CE, K_i^s and K_i^z for the KLs, n_i counts):
+clean, spliced, zero-ablated and mean-ablated CE, K_i^s and K_i^z for the KLs, n_i counts; the
+mean-ablated run is optional, and ce_mean is reported only when it was run):
 
     ce_clean, ce_spliced, ce_zero, ce_mean = Σ_i C_i / Σ_i n_i, …
     delta_ce           = Σ_i (S_i − C_i) / Σ_i n_i                 = ce_spliced − ce_clean
@@ -72,7 +73,8 @@ def chunked_ce_kl(hidden: Tensor, targets: Tensor, logits_fn: Callable[[Tensor],
                   clean_hidden: Tensor | None = None, chunk: int = 512) -> tuple[Tensor, Tensor | None]:
     """CE (and KL against the run given by `clean_hidden`) for n final hidden states [n, d].
 
-    Only `chunk` rows of logits exist at a time (two chunks when KL is asked for)."""
+    Only `chunk` rows of logits exist at a time (two chunks when KL is asked for). Kept as the
+    plain statement of the definition; tasks use `score_runs`, which gives the same numbers."""
     ces, kls = [], []
     for start in range(0, hidden.shape[0], chunk):
         part = slice(start, start + chunk)
@@ -89,14 +91,115 @@ def chunked_ce_kl(hidden: Tensor, targets: Tensor, logits_fn: Callable[[Tensor],
     return ce_all, ((torch.cat(kls) if kls else empty) if clean_hidden is not None else None)
 
 
-class SplicedLossAccumulator:
-    """Per-sequence sums of CE (per run) and KL (spliced, zero), and prediction counts."""
+# Rows per elementwise pass inside a chunk: the scratch of log-softmax and the KL product is
+# [ROW_BLOCK, V] (16 MiB at V = 262,144), small enough to stay in cache-sized pieces.
+ROW_BLOCK = 16
+# Default bytes for the float32 full-vocabulary buffers of `score_runs` (three [chunk, V] buffers).
+LOGITS_BUDGET_BYTES = 384 << 20
 
-    def __init__(self, n_sequences: int):
+
+def chunk_for_budget(vocab_size: int, budget_bytes: int = LOGITS_BUDGET_BYTES, *, most: int = 4096) -> int:
+    """Positions per chunk so that `score_runs`'s three [chunk, V] float32 buffers fit the budget
+    (a multiple of ROW_BLOCK, at least ROW_BLOCK, at most `most`)."""
+    rows = budget_bytes // (3 * 4 * max(int(vocab_size), 1))
+    return int(min(most, max(ROW_BLOCK, rows - rows % ROW_BLOCK)))
+
+
+def _log_softmax_(logits: Tensor, scratch: Tensor) -> Tensor:
+    """log_softmax over the last dim in place, ROW_BLOCK rows at a time (bit-identical to torch.log_softmax)."""
+    for start in range(0, logits.shape[0], ROW_BLOCK):
+        rows = logits[start:start + ROW_BLOCK]
+        out = scratch[:rows.shape[0]]
+        torch.log_softmax(rows, dim=-1, out=out)
+        rows.copy_(out)
+    return logits
+
+
+def _kl_rows(clean_lp: Tensor, clean_p: Tensor, run_lp: Tensor, scratch: Tensor) -> Tensor:
+    """Σ_v p_clean (ℓ_clean − ℓ_run) per row, clamped at 0 — token_ce_kl's arithmetic, row block by row block."""
+    out = torch.empty(clean_lp.shape[0], dtype=torch.float32, device=clean_lp.device)
+    for start in range(0, clean_lp.shape[0], ROW_BLOCK):
+        part = slice(start, start + ROW_BLOCK)
+        diff = scratch[:clean_lp[part].shape[0]]
+        torch.sub(clean_lp[part], run_lp[part], out=diff)
+        diff.mul_(clean_p[part])
+        torch.sum(diff, dim=-1, out=out[part])
+    return out.clamp_min_(0.0)
+
+
+class RunScorer:
+    """CE of a clean run and (CE, KL(p_clean ‖ p_run)) of other runs, chunk by chunk, sharing the clean work.
+
+    `logits_into(hidden, out)` writes float32 logits [rows, V] of final hidden states into `out`
+    and returns them. Per chunk the clean log-probs and probabilities are computed once and every
+    run is scored against them, so k runs cost k + 1 lm_head products per chunk, not 2k. Memory:
+    three [chunk, V] float32 buffers, allocated on first use and reused by every call (no fresh
+    full-vocabulary allocation, hence no page faults, per chunk), plus [ROW_BLOCK, V] scratch; no
+    float64 over the vocabulary. Same arithmetic as `token_ce_kl`, hence the same numbers given the
+    same logits. `chunk`: positions per lm_head call (None: `chunk_for_budget`)."""
+
+    def __init__(self, logits_into: Callable[[Tensor, Tensor], Tensor], vocab_size: int, *,
+                 chunk: int | None = None, device: torch.device | str | None = None):
+        self.logits_into, self.vocab_size = logits_into, int(vocab_size)
+        self.chunk = int(chunk or chunk_for_budget(vocab_size))
+        self.device = torch.device(device) if device is not None else None
+        self._buffers: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+
+    def _buffers_for(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if self._buffers is None or self._buffers[0].device != device:
+            self._buffers = None
+            shape = (self.chunk, self.vocab_size)
+            self._buffers = (torch.empty(shape, device=device), torch.empty(shape, device=device),
+                             torch.empty(shape, device=device),
+                             torch.empty(min(ROW_BLOCK, self.chunk), self.vocab_size, device=device))
+        return self._buffers
+
+    def release(self) -> None:
+        """Free the buffers (they are reallocated on the next call)."""
+        self._buffers = None
+
+    def score(self, clean_hidden: Tensor, targets: Tensor,
+              runs: dict[str, Tensor]) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+        """(CE of the clean run [n], {run: (CE [n], KL [n])}), float32 on the CPU; `clean_hidden` and
+        every run are final hidden states [n, d] at the same n counted predictions."""
+        n = clean_hidden.shape[0]
+        ce_clean = torch.empty(n, dtype=torch.float32)
+        out = {name: (torch.empty(n, dtype=torch.float32), torch.empty(n, dtype=torch.float32)) for name in runs}
+        if n == 0:
+            return ce_clean, out
+        device = self.device or clean_hidden.device
+        clean_lp, clean_p, run_lp, scratch = self._buffers_for(device)
+        targets = targets.to(device=device, dtype=torch.int64)
+        for start in range(0, n, self.chunk):
+            part = slice(start, min(start + self.chunk, n))
+            target = targets[part, None]
+            lp_c = _log_softmax_(self.logits_into(clean_hidden[part], clean_lp), scratch)
+            p_c = torch.exp(lp_c, out=clean_p[:lp_c.shape[0]])
+            ce_clean[part] = lp_c.gather(-1, target).squeeze(-1).neg().cpu()
+            for name, hidden in runs.items():
+                lp_r = _log_softmax_(self.logits_into(hidden[part], run_lp), scratch)
+                out[name][0][part] = lp_r.gather(-1, target).squeeze(-1).neg().cpu()
+                out[name][1][part] = _kl_rows(lp_c, p_c, lp_r, scratch).cpu()
+        return ce_clean, out
+
+
+def score_runs(clean_hidden: Tensor, targets: Tensor, runs: dict[str, Tensor],
+               logits_into: Callable[[Tensor, Tensor], Tensor], vocab_size: int, *,
+               chunk: int | None = None) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+    """One-shot `RunScorer(...).score(...)`."""
+    return RunScorer(logits_into, vocab_size, chunk=chunk).score(clean_hidden, targets, runs)
+
+
+class SplicedLossAccumulator:
+    """Per-sequence sums of CE (per run) and KL (spliced, zero), and prediction counts.
+
+    `runs`: the CE runs kept (RUNS, or RUNS without "mean" when mean ablation is off)."""
+
+    def __init__(self, n_sequences: int, runs: tuple[str, ...] = RUNS):
         self.n_sequences = n_sequences
         z = lambda: torch.zeros(n_sequences, dtype=torch.float64)  # noqa: E731
         self.count = z()
-        self.ce = {run: z() for run in RUNS}
+        self.ce = {run: z() for run in RUNS if run in runs}
         self.kl = {"spliced": z(), "zero": z()}
 
     def add_count(self, sequence: Tensor) -> None:
@@ -128,9 +231,10 @@ class SplicedLossAccumulator:
 
 def spliced_loss_terms(ce: dict[str, Tensor], kl: dict[str, Tensor], count: Tensor) -> dict[str, tuple[Tensor, Tensor, str]]:
     """Per-sequence (numerator, denominator, reason if undefined) of every metric of the module
-    docstring, from per-sequence sums (ce[run], kl[run], count) [n_seq]: each metric is Σa/Σb."""
+    docstring, from per-sequence sums (ce[run], kl[run], count) [n_seq]: each metric is Σa/Σb
+    (ce_mean only when ce has a "mean" run)."""
     none = "no counted next-token predictions"
-    out = {f"ce_{run}": (ce[run], count, none) for run in RUNS}
+    out = {f"ce_{run}": (ce[run], count, none) for run in RUNS if run in ce}
     out["delta_ce"] = (ce["spliced"] - ce["clean"], count, none)
     out["ce_loss_recovered"] = (
         ce["zero"] - ce["spliced"], ce["zero"] - ce["clean"],

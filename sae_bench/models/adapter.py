@@ -54,6 +54,7 @@ class ModelAdapter:
         self._text = self._modules[self.parts.text_path]
         self._norm = self._modules[self.parts.norm_path]
         self._gemma4 = _suffix.is_gemma4_text(self._text)
+        self._gemma3 = _suffix.is_gemma3_text(self._text)
         self._kv_sharing = self._gemma4 and int(getattr(self._text.config, "num_kv_shared_layers", 0) or 0) > 0
         self._clean_kv = _suffix.CleanKV()
         self._active_splices = 0
@@ -141,13 +142,25 @@ class ModelAdapter:
         """[B, d] float32: mean of the final-norm output over attended tokens (BOS included), L2-normalised."""
         return pool_normed(self.final_hidden(input_ids, attention_mask), attention_mask)
 
-    def logits_from_hidden(self, hidden: Tensor) -> Tensor:
-        """float32 logits for final hidden states [..., d]: lm_head in model dtype, then softcap c*tanh(z/c)."""
+    def logits_from_hidden(self, hidden: Tensor, out: Tensor | None = None) -> Tensor:
+        """float32 logits for final hidden states [..., d]: lm_head in model dtype, then softcap c*tanh(z/c).
+
+        `out`: a float32 buffer [n, V] on the head's device to write into (hidden must then be
+        [n, d]); same numbers, but no fresh full-vocabulary allocation (and its page faults) per call."""
         head = self.model.get_output_embeddings()
         with torch.no_grad():
-            logits = head(hidden.to(device=execution_device(head), dtype=head.weight.dtype)).float()
+            hidden = hidden.to(device=execution_device(head), dtype=head.weight.dtype)
+            if out is not None and head.weight.dtype == torch.float32 and getattr(head, "bias", None) is None:
+                logits = torch.mm(hidden, head.weight.t(), out=out[:hidden.shape[0]])
+            else:
+                logits = head(hidden).float()
+                if out is not None:
+                    logits = out[:hidden.shape[0]].copy_(logits)
             if self.softcap:
-                logits = torch.tanh(logits / self.softcap) * self.softcap
+                if out is not None:
+                    logits.div_(self.softcap).tanh_().mul_(self.softcap)
+                else:
+                    logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
 
     def logits(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -156,7 +169,7 @@ class ModelAdapter:
 
     def _suffix_applies(self, hook: Hookpoint) -> bool:
         is_layer = hook.layer is not None and hook.name == f"layers.{hook.layer}"
-        return self._gemma4 and is_layer and self._active_splices == 0
+        return (self._gemma4 or self._gemma3) and is_layer and self._active_splices == 0
 
     def clean_kv(self, hookpoint: str | Hookpoint, input_ids: Tensor, attention_mask: Tensor) -> dict:
         """The clean K/V a suffix forward from `hookpoint` reads for these tokens ({} if none).
@@ -186,7 +199,7 @@ class ModelAdapter:
                           attention_mask: Tensor, *, clean_kv: dict | None = None) -> Tensor:
         """Final normed hidden state [B, T, d] when the hookpoint's output is replaced by `resid`.
 
-        Gemma 4 decoder-layer hookpoints run only the layers after the hookpoint (see
+        Gemma 4 and Gemma 3 decoder-layer hookpoints run only the layers after the hookpoint (see
         `sae_bench.models.suffix`); any other case runs the full forward with `resid` spliced in.
         `clean_kv`: what `clean_kv(hookpoint, input_ids, attention_mask)` returned for these same
         tokens (moved to the model's device); None looks it up (or computes it) here.
@@ -201,6 +214,9 @@ class ModelAdapter:
                 return self.final_hidden(ids, mask)
         layer_module = self._modules[hook.module_path]
         resid = resid.to(dtype=self.dtype, device=execution_device(layer_module))
+        if self._gemma3:
+            with torch.no_grad():
+                return _suffix.gemma3_suffix(self._text, hook.layer, resid, mask)
         if clean_kv is None:
             clean_kv = self.clean_kv(hook, ids, mask)
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Suffix-only forwards for Gemma 4: run only the decoder layers after a hookpoint, from a given residual.
+"""Suffix-only forwards for Gemma 4 and Gemma 3: run only the decoder layers after a hookpoint, from a given residual.
 
 Equal to the full forward with that residual spliced in at layer L, because it rebuilds exactly
 what `Gemma4TextModel.forward` hands each later layer:
@@ -20,6 +20,10 @@ fixture (float32 and bfloat16, CPU, padded batch longer than the sliding window)
 E2B-shaped random model (35 layers, 20 KV-shared) in bfloat16 on an H100, where the suffix from
 layer 20 took 62 ms against 144 ms for the full forward (B=8, T=1024, clean K/V cached).
 
+Gemma 3 (`Gemma3TextModel`, e.g. Gemma 3 270M) needs less: no per-layer inputs and no KV sharing,
+only the rotary embeddings and the causal / sliding-window masks of its forward
+(`gemma3_suffix`); tested bit-identical to the spliced full forward at every layer.
+
 Other architectures (and hookpoints inside a layer, or while another splice is active) fall back to
 a full forward with the residual spliced in, which is correct but not cheaper. This module never
 changes weights and never keeps anything but clean (unspliced) K/V.
@@ -37,6 +41,12 @@ def is_gemma4_text(text_model: nn.Module) -> bool:
     config = getattr(text_model, "config", None)
     return (type(text_model).__name__ == "Gemma4TextModel" and hasattr(config, "kv_sharing_modes")
             and getattr(config, "use_bidirectional_attention", None) != "all")
+
+
+def is_gemma3_text(text_model: nn.Module) -> bool:
+    config = getattr(text_model, "config", None)
+    return (type(text_model).__name__ == "Gemma3TextModel" and hasattr(config, "layer_types")
+            and not getattr(config, "use_bidirectional_attention", False))
 
 
 def kv_store_layers(config) -> dict[str, int]:
@@ -157,4 +167,33 @@ def gemma4_suffix(model: nn.Module, text: nn.Module, layer: int, resid: Tensor, 
             position_ids=position_ids,
             past_key_values=None,
         )
+    return text.norm(hidden)
+
+
+def _no_cache_name(mask_fn) -> str:
+    """The mask functions' cache argument: `cache` in newer transformers, `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(mask_fn).parameters else "past_key_values"
+
+
+def gemma3_suffix(text: nn.Module, layer: int, resid: Tensor, attention_mask: Tensor) -> Tensor:
+    """Layers layer+1 .. N-1 and the final norm of a Gemma 3 text model, from `resid` at layer `layer`.
+
+    The masks and rotary embeddings are built as `Gemma3TextModel.forward` builds them; they read
+    only the shape, dtype and device of the embeddings, which `resid` shares."""
+    from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+
+    config = text.config
+    position_ids = torch.arange(resid.shape[1], device=resid.device).unsqueeze(0)
+    mask_kwargs = {"config": config, "inputs_embeds": resid, "attention_mask": attention_mask,
+                   "position_ids": position_ids, _no_cache_name(create_causal_mask): None}
+    masks = {"full_attention": create_causal_mask(**mask_kwargs),
+             "sliding_attention": create_sliding_window_causal_mask(**mask_kwargs)}
+    rope = {kind: text.rotary_emb(resid, position_ids, kind) for kind in set(config.layer_types)}
+    hidden = resid
+    for i in range(layer + 1, config.num_hidden_layers):
+        kind = config.layer_types[i]
+        hidden = text.layers[i](hidden, attention_mask=masks[kind], position_embeddings=rope[kind],
+                                position_ids=position_ids)
     return text.norm(hidden)
