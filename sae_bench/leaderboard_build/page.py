@@ -356,7 +356,7 @@ def render_board(table: LeaderboardTable, plots: list[Plot], version: str, prefi
     folder, _ = short_names(table)
     out = _head(f"{title} {version}", script=True) + [
         f"<h1>{esc(title)} <span class=\"muted small\">{esc(version)}</span></h1>",
-        f"<p class=\"sub\">{len(table.rows)} checkpoints × sites from {n_records} records · model "
+        f"<p class=\"sub\">{len(table.rows)} rows (checkpoint × site) from {n_records} records · model "
         f"{esc(', '.join(models))} · corpus {esc(_corpora(table))}"
         + (f" · checkpoints under {esc(folder)}" if folder else "") + ". Rows are ranked only against rows at the same "
         "site (hookpoint), within one comparability group; cells are value ±standard error, ↑/↓ which way is "

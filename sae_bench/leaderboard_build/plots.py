@@ -185,9 +185,9 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
     dropped = 0
     for x, y in frontier_columns(table):
         points, lost = _site_points(site, x, y)
-        dropped += lost
         if len(points) >= 2:
             panels.append((x, y, points))
+            dropped = max(dropped, lost)
     if not panels:
         return None
     plt = _pyplot()
@@ -210,8 +210,7 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
                     fx, fy = zip(*front)
                     ax.plot(fx, fy, linestyle="--", color="#444444", linewidth=1.0, drawstyle="steps-post", zorder=0)
                 _log_x(ax, [p[1] for p in points])
-                ys = [p[2] for p in points]
-                lo, hi = min(ys), max(ys)
+                lo, hi = min(p[2] - p[4] for p in points), max(p[2] + p[4] for p in points)
                 pad = (hi - lo) * 0.18 or abs(hi) * 0.05 or 0.05
                 ax.set_ylim(lo - pad, hi + pad)
                 ax.set_xlabel("L0 (log scale)")
@@ -345,6 +344,8 @@ def draw_histogram(table: LeaderboardTable, row: Row, path: Path) -> Plot | None
             ax.bar([dead_x], [dead], width=widths[0], align="edge", color="#999999", hatch="//",
                    label=f"dead: never fired ({dead})")
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
             top = max(counts + [dead, 1])
             ax.set_ylim(0.7, top * 3)
             ticks = list(range(math.floor(edges[0]), math.ceil(edges[-1]) + 1))
