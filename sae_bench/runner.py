@@ -89,7 +89,8 @@ class RunConfig:
                                         "corpus)")
     corpus_packing: str = option("document", "document: one document per row, right-padded; pack: documents "
                                              "concatenated into full rows, BOS first and BOS between documents "
-                                             "(as SAELens and SAEBench)", check=packing_problem)
+                                             "(as SAELens and SAEBench)", metavar="{document,pack}",
+                                 check=packing_problem)
     corpus_prepend_bos: bool = option(False, "pre-tokenized corpus: put BOS first in each document row "
                                              "(default: the token ids verbatim)", check=boolean)
     tasks: list[str] | None = option(None, "comma-separated task names (default: all registered tasks)",

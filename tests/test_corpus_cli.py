@@ -100,3 +100,14 @@ def test_same_rows_from_texts_and_token_ids_give_the_same_numbers(tmp_path):
     for task in text:
         assert text[task]["metrics"] == ids[task]["metrics"], task
         assert text[task]["corpus"]["hash"] != ids[task]["corpus"]["hash"]
+
+
+def test_compare_takes_the_corpus_options():
+    from sae_bench.cli import build_parser
+    from sae_bench.cli._options import given
+    from sae_bench.runner import RunConfig
+
+    args = build_parser().parse_args(["compare", "a", "b", "--corpus-packing", "pack", "--corpus-column", "input_ids",
+                                      "--corpus-prepend-bos"])
+    assert {k: v for k, v in given(args, RunConfig).items() if k.startswith("corpus_")} == {
+        "corpus_column": "input_ids", "corpus_packing": "pack", "corpus_prepend_bos": True}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sae_bench.cli._options import add_options, given
 
-EVAL_OPTIONS = ["model", "corpus", "tasks", "seq_len", "max_documents", "results_dir", "cache_dir", "device",
-                "dtype", "batch_size", "seed", "show_progress"]
+EVAL_OPTIONS = ["model", "corpus", "corpus_column", "corpus_packing", "corpus_prepend_bos", "tasks", "seq_len",
+                "max_documents", "results_dir", "cache_dir", "device", "dtype", "batch_size", "seed", "show_progress"]
 
 
 def register(sub) -> None:
