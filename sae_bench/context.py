@@ -85,10 +85,24 @@ class EvalContext:
     shared: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8  # sequences per model forward
     show_progress: bool = True
+    # Transcoders: the site their output predicts (e.g. "layers.3.mlp_out") and its activations, in
+    # the same order as `activations` (the transcoder's inputs). None for SAEs.
+    output_hookpoint: str | None = None
+    target_activations: Any = None
 
     @property
     def is_pooled(self) -> bool:
         return bool(getattr(self.activations, "pooled", False))
+
+    @property
+    def splice_hookpoint(self) -> str:
+        """Where a reconstruction replaces the model's activations: the output site for transcoders."""
+        return self.output_hookpoint or self.hookpoint
+
+    @property
+    def splice_activations(self) -> Any:
+        """The activations the reconstruction is compared with and replaces (the output site's for transcoders)."""
+        return self.target_activations if self.target_activations is not None else self.activations
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """Compute once per context (i.e. once per hookpoint), reuse for every checkpoint."""

@@ -17,6 +17,7 @@ computes anything but lm-eval's own per-document scores.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from contextlib import contextmanager
@@ -134,8 +135,10 @@ def _excluded_token_ids(model) -> set[int]:
 
 
 @contextmanager
-def sae_splice(model, hookpoint: str, sae) -> Iterator[None]:
+def sae_splice(model, hookpoint: str, sae, output_hookpoint: str | None = None) -> Iterator[None]:
     """Replace the residual at `hookpoint` with sae.splice(x) at non-BOS/pad/EOS positions.
+    A transcoder (`output_hookpoint` given) reads `hookpoint` and replaces `output_hookpoint` (a later
+    module of the same forward) with sae.splice(input).
 
     The token ids of each forward are read by a pre-hook on the HF module (lm-eval calls it with
     `input_ids`); if they cannot be seen, every position is spliced."""
@@ -147,18 +150,21 @@ def sae_splice(model, hookpoint: str, sae) -> Iterator[None]:
         seen["ids"] = ids if isinstance(ids, torch.Tensor) else None
 
     def replace(x: torch.Tensor) -> torch.Tensor:
+        source = x if inputs is None else inputs.value
         ids = seen["ids"]
         if ids is None or tuple(ids.shape) != tuple(x.shape[:2]):
-            return sae.splice(x.to(sae.dtype)).to(x.dtype)
+            return sae.splice(source.to(sae.device, sae.dtype)).to(x.device, x.dtype)
         keep = ~torch.isin(ids, excluded.to(ids.device))
         out = x.clone()
         if bool(keep.any()):
-            out[keep] = sae.splice(x[keep].to(sae.device, sae.dtype)).to(x.device, x.dtype)
+            out[keep] = sae.splice(source[keep].to(sae.device, sae.dtype)).to(x.device, x.dtype)
         return out
 
     handle = model.model.register_forward_pre_hook(remember_ids, with_kwargs=True)
     try:
-        with model.splice(hookpoint, replace):
+        with contextlib.ExitStack() as stack:
+            inputs = stack.enter_context(model.capture(hookpoint)) if output_hookpoint else None
+            stack.enter_context(model.splice(output_hookpoint or hookpoint, replace))
             yield
     finally:
         handle.remove()

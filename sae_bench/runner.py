@@ -18,12 +18,13 @@ import datetime as _dt
 import functools
 import json
 import platform
+import sys
 import time
 import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -52,6 +53,7 @@ class CheckpointSpec:
     label: str | None = None
     revision: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    trained_on: str | None = None  # the model it was trained on, when known from outside (the release registry)
 
     @property
     def display_id(self) -> str:
@@ -59,12 +61,25 @@ class CheckpointSpec:
 
     @classmethod
     def parse(cls, text: str, **kwargs: Any) -> "CheckpointSpec":
-        """`REF` or `REF@HOOKPOINT`: a hub id or path, optionally a hookpoint inside it. The one parser
-        of checkpoint references (run, compare, maxact). An existing path that contains "@" is a REF."""
+        """`REF`, `REF@SUBFOLDER` (a hub id or path, optionally the hookpoint or sae_id folder inside it)
+        or `RELEASE:LAYER` of a known release (`sae-bench releases`). The one parser of checkpoint
+        references (run, compare, maxact). An existing path that contains "@" or ":" is a REF."""
+        from sae_bench import releases
+
+        found = releases.parse_short_ref(text) if not Path(text).exists() else None
+        if found is not None:
+            return cls.from_release(found, **kwargs)
         ref, hookpoint = text, None
         if "@" in text and not Path(text).exists():
             ref, _, hookpoint = text.rpartition("@")
         return cls(ref=ref, hookpoint=hookpoint or None, **kwargs)
+
+    @classmethod
+    def from_release(cls, found, **kwargs: Any) -> "CheckpointSpec":
+        """One checkpoint of a known release (a `sae_bench.releases.ReleaseCheckpoint`)."""
+        subfolder = found.subfolder or (found.hookpoint if found.format == "ernos" else None)
+        return cls(ref=found.ref, hookpoint=subfolder, format=found.format, label=found.label,
+                   trained_on=found.model, **kwargs)
 
 
 @dataclass
@@ -107,6 +122,8 @@ class RunConfig:
     resources: dict[str, Path] = field(default_factory=dict)
     overwrite: bool = option(False, "recompute records that already exist")
     show_progress: bool = option(True, "no progress bars", flag="--quiet", invert=True)
+    allow_model_mismatch: bool = option(False, "evaluate checkpoints trained on another model (base vs -it, another "
+                                               "size); the records and the leaderboard say so")
 
     def check(self) -> None:
         """Raise InputError for the first option whose value is out of range (before any work)."""
@@ -119,6 +136,7 @@ class RunReport:
     reused: int = 0
     skipped: list[tuple[str, str, str, str]] = field(default_factory=list)  # (checkpoint, hookpoint, task, reason)
     table_path: Path | None = None  # <results>/results.parquet, rewritten after the run (writer only)
+    warnings: list[str] = field(default_factory=list)  # also written to stderr when found
 
 
 def library_versions() -> dict[str, str]:
@@ -223,34 +241,89 @@ def _load_checkpoint(spec: CheckpointSpec, device: str, dtype: torch.dtype | Non
 
 
 def _eval_hookpoint(spec: CheckpointSpec, sae) -> str:
-    hookpoint = spec.hookpoint or sae.metadata.hookpoint
+    """Where the checkpoint reads: what its loader says (a SAELens hook_name, a Gemma Scope folder's layer,
+    a sparsify folder), else the spec's hookpoint. A spec hookpoint may be only the subfolder to load."""
+    hookpoint = sae.metadata.hookpoint or spec.hookpoint
     if not hookpoint:
         raise CheckpointError(spec.ref, "no hookpoint given and the checkpoint does not name one")
     # A sparsify hookpoint may carry its run folder ("sae-run/language_model.layers.3").
     return hookpoint.rsplit("/", 1)[-1]
 
 
+def _canonical(model, hookpoint: str) -> str:
+    return hookpoint if hookpoint == POOLED_HOOKPOINT else model.resolve_hookpoint(hookpoint).name
+
+
 def checked_checkpoint(model, spec: CheckpointSpec, device: str, dtype: torch.dtype | None = None):
     """Load `spec`'s SAE and check it against the model: (sae, canonical hookpoint). Raises
-    CheckpointError when no hookpoint is known or the SAE's width does not fit the model's."""
+    CheckpointError when no hookpoint is known, a hookpoint does not resolve (a transcoder's output
+    site too) or the SAE's width does not fit the model's."""
     sae = _load_checkpoint(spec, device, dtype)
-    hookpoint = _eval_hookpoint(spec, sae)
-    if hookpoint != POOLED_HOOKPOINT:
-        hookpoint = model.resolve_hookpoint(hookpoint).name
+    hookpoint = _canonical(model, _eval_hookpoint(spec, sae))
+    if sae.metadata.output_hookpoint:
+        _canonical(model, sae.metadata.output_hookpoint)
     if sae.d_in != model.d_model:
         raise CheckpointError(sae.metadata.weights_path or spec.ref,
                               f"SAE d_in={sae.d_in} does not match the model's hidden size {model.d_model} at {hookpoint}")
     return sae, hookpoint
 
 
-def preflight(model, specs: list[CheckpointSpec], device: str) -> list[tuple[CheckpointSpec, str, str]]:
-    """Check every checkpoint against the model before any work: (spec, canonical hookpoint, sha256)."""
+class Checked(NamedTuple):
+    """A checkpoint that passed preflight: where it reads (and, for transcoders, what it predicts)."""
+
+    spec: CheckpointSpec
+    hookpoint: str
+    output_hookpoint: str | None
+    sha256: str
+    mismatch: dict[str, str] | None  # {"trained_on", "evaluated", "problem"} when allowed to differ
+
+
+def model_mismatch(spec: CheckpointSpec, sae, evaluated: str, allow: bool) -> dict[str, str] | None:
+    """The model-mismatch guard: a checkpoint that names the model it was trained on (registry, SAELens
+    model_name, sparsify run config, ErnOS source_model) must be evaluated on that model; otherwise a
+    one-line InputError, or with `allow` the facts for the record's note."""
+    from sae_bench.model_identity import mismatch_problem
+
+    trained_on = spec.trained_on or sae.metadata.source_model
+    problem = mismatch_problem(trained_on, evaluated) if trained_on else None
+    if problem is None:
+        return None
+    if not allow:
+        raise CheckpointError(spec.display_id, f"{problem}; evaluate it on {trained_on}, or pass "
+                                               "--allow-model-mismatch to evaluate it anyway (the records say so)")
+    return {"trained_on": trained_on, "evaluated": evaluated, "problem": problem}
+
+
+def preflight(model, specs: list[CheckpointSpec], device: str, evaluated_model: str | None = None,
+              allow_model_mismatch: bool = False) -> list[Checked]:
+    """Check every checkpoint against the model before any work: hookpoints resolve, widths fit, and
+    it was trained on this model (`evaluated_model`, default the adapter's id) unless allowed."""
     checked = []
     for spec in specs:
         sae, hookpoint = checked_checkpoint(model, spec, device)
-        checked.append((spec, hookpoint, sae.metadata.weights_sha256 or ""))
+        output = sae.metadata.output_hookpoint
+        output = _canonical(model, output) if output else None
+        mismatch = model_mismatch(spec, sae, evaluated_model or model.model_id, allow_model_mismatch)
+        checked.append(Checked(spec, hookpoint, output, sae.metadata.weights_sha256 or "", mismatch))
         del sae
     return checked
+
+
+def first_batch_explained_variance(sae, ctx) -> float | None:
+    """Explained variance on the first activation batch (the scale check before any task runs)."""
+    from sae_bench.metrics.reconstruction import ReconstructionAccumulator
+
+    first = next(ctx.activations.batches(4096, device=sae.device), None)
+    if first is None or first.x.shape[0] < 2:
+        return None
+    x_in, _ = sae.preprocess(first.x.to(sae.dtype))
+    target = x_in
+    if sae.is_transcoder:
+        target = next(ctx.splice_activations.batches(4096, device=sae.device)).x.to(sae.dtype)
+    acc = ReconstructionAccumulator(ctx.corpus.n_sequences, sae.d_in)
+    rows = sae.row_chunks(len(x_in))[0]
+    acc.update(target[rows], sae.decode(sae.encode(x_in[rows]), x_in[rows]), first.sequence[rows])
+    return acc.finalize()["explained_variance"].value
 
 
 def _existing(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus) -> ResultRecord | None:
@@ -268,9 +341,14 @@ def _existing(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus) -> R
 
 def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, model, hookpoint: str,
                 corpus: TokenizedCorpus, config: RunConfig, corpus_label: str, model_label: str,
-                seconds: float) -> dict[str, Any]:
+                seconds: float, mismatch: dict[str, str] | None = None,
+                extra_notes: list[str] | None = None) -> dict[str, Any]:
     meta = sae.metadata
-    return {
+    notes = list(output.notes) + list(extra_notes or [])
+    if mismatch:
+        notes.insert(0, f"MODEL MISMATCH: this checkpoint {mismatch['problem']}; evaluated anyway "
+                        "(--allow-model-mismatch)")
+    record = {
         "schema_version": SCHEMA_VERSION,
         "harness_version": sae_bench.__version__,
         "task": {"name": task.name, "version": task.version, "config": task.config.to_json(),
@@ -278,6 +356,7 @@ def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, mo
         "checkpoint": {"id": spec.display_id, "format": meta.format, "sha256": meta.weights_sha256 or "",
                        "d_in": meta.d_in, "d_sae": meta.d_sae, "activation": dataclasses.asdict(meta.activation),
                        "preprocessing": dataclasses.asdict(meta.preprocessing), "hookpoint": meta.hookpoint,
+                       **({"output_hookpoint": meta.output_hookpoint} if meta.output_hookpoint else {}),
                        "source_model": meta.source_model, "dtype": meta.dtype},
         "model": {"id": model_label, "revision": model.revision or ""},
         "hookpoint": hookpoint,
@@ -286,7 +365,7 @@ def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, mo
                    "tokens_kept": corpus.n_kept, **output.counts},
         "metrics": {name: metric.to_json() for name, metric in sorted(output.metrics.items())},
         "artifacts": output.artifacts,
-        "notes": output.notes,
+        "notes": notes,
         "seed": config.seed,
         "randomness": {"seed": config.seed, "torch_manual_seed": config.seed,
                        "sources": list(task.random_sources) or ["none: deterministic given the inputs"]},
@@ -296,6 +375,9 @@ def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, mo
         "timings": {"task_seconds": round(seconds, 3), "world_size": distributed.world_size()},
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if mismatch:
+        record["model_mismatch"] = {"trained_on": mismatch["trained_on"], "evaluated": mismatch["evaluated"]}
+    return record
 
 
 def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
@@ -321,7 +403,8 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                               device=config.device, dtype=dtype, trust_remote_code=config.trust_remote_code)
     # `--device auto` spreads the model with device_map="auto"; SAEs and inputs go where its embeddings are.
     device = str(model.device) if config.device == "auto" else config.device
-    checked = preflight(model, checkpoints, device)
+    checked = preflight(model, checkpoints, device, evaluated_model=config.model_label or str(config.model),
+                        allow_model_mismatch=config.allow_model_mismatch)
     # Leftovers of killed runs: temp files whose writer is gone (live concurrent writers are kept).
     if distributed.is_writer():
         remove_stale_temp_files(config.results_dir)
@@ -333,16 +416,24 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     corpus_label = config.corpus_label or str(config.corpus)
     model_label = config.model_label or str(config.model)
 
-    by_hookpoint: "OrderedDict[str, list[tuple[CheckpointSpec, str]]]" = OrderedDict()
-    for spec, hookpoint, sha256 in checked:
-        by_hookpoint.setdefault(hookpoint, []).append((spec, sha256))
+    # Transcoders form their own groups: (input site, output site); SAEs: (hookpoint, None).
+    by_hookpoint: "OrderedDict[tuple[str, str | None], list[Checked]]" = OrderedDict()
+    for item in checked:
+        by_hookpoint.setdefault((item.hookpoint, item.output_hookpoint), []).append(item)
+    mismatches = {item.spec.display_id: item.mismatch for item in checked}
+    scale_notes: dict[str, list[str]] = {}
+
+    def source_at(site: str) -> ActivationSource:
+        return ActivationSource(model, site, corpus, cache_dir=config.cache_dir, batch_size=config.batch_size,
+                                show_progress=config.show_progress)
 
     report = RunReport()
 
     def emit(task: Task, output: TaskOutput, sae, spec: CheckpointSpec, seconds: float) -> None:
         data = make_record(task=task, output=output, sae=sae, spec=spec, model=model, hookpoint=ctx.hookpoint,
                            corpus=corpus, config=config, corpus_label=corpus_label,
-                           model_label=model_label, seconds=seconds)
+                           model_label=model_label, seconds=seconds, mismatch=mismatches.get(spec.display_id),
+                           extra_notes=scale_notes.get(spec.display_id))
         if not distributed.is_writer():  # other ranks only lend their share of the forwards
             report.records.append(validate(data, f"rank {distributed.rank()}"))
             return
@@ -352,14 +443,14 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         if on_record:
             on_record(record)
 
-    for hookpoint, group in by_hookpoint.items():
+    for (hookpoint, output_hookpoint), group in by_hookpoint.items():
         held = _Held()
-        source = ActivationSource(model, hookpoint, corpus, cache_dir=config.cache_dir,
-                                  batch_size=config.batch_size, show_progress=config.show_progress)
-        ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source,
+        ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source_at(hookpoint),
+                          output_hookpoint=output_hookpoint,
+                          target_activations=source_at(output_hookpoint) if output_hookpoint else None,
                           device=torch.device(device), seed=config.seed, resources=dict(config.resources),
                           batch_size=config.batch_size, show_progress=config.show_progress)
-        for spec, sha256 in group:
+        for spec, _, _, sha256, _ in group:
             found = {}
             for task in tasks:
                 path = record_path(config.results_dir, spec.display_id, hookpoint, task.name)
@@ -382,6 +473,7 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
             if not pending:
                 continue
             sae = _load_checkpoint(spec, device, sae_compute_dtype(device, model.dtype, hookpoint))
+            scale_notes[spec.display_id] = _scale_check(sae, ctx, spec, report)
             for task in pending:
                 reason = task.skip_reason(sae, ctx)
                 if reason:
@@ -435,6 +527,22 @@ class _Held:
     def finish_all(self, ctx: EvalContext, emit) -> None:
         for task, _ in list(self.by_task.values()):
             self.finish(task, ctx, emit)
+
+
+def _scale_check(sae, ctx, spec: CheckpointSpec, report: RunReport) -> list[str]:
+    """Warn (stderr, report, record notes) when the widths fit but the SAE explains less than nothing
+    on the first batch: the activations are not on the scale it was trained on (another model?)."""
+    if ctx.is_pooled:
+        return []
+    ev = first_batch_explained_variance(sae, ctx)
+    if ev is None or ev >= 0:
+        return []
+    message = (f"explained variance {ev:.4g} on the first batch at {ctx.hookpoint}: d_in fits but the activations "
+               "are far from the scale this SAE was trained on (another model or site?)")
+    if distributed.is_writer():
+        print(f"sae-bench: warning: {spec.display_id}: {message}", file=sys.stderr)
+    report.warnings.append(f"{spec.display_id}: {message}")
+    return [f"WARNING: {message}"]
 
 
 def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:

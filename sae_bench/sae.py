@@ -10,6 +10,10 @@ Semantics (x is one activation vector of size d_in, all in the preprocessed spac
     codes = act(pre)               relu: max(pre, 0); jumprelu: pre * (pre > threshold);
                                    topk: the k largest of relu(pre), the rest zero
     x_hat = codes @ W_dec + b_dec  (+ x @ W_skip.T when a skip connection exists)
+
+A transcoder is the same object with `metadata.output_hookpoint` set: it encodes the activations
+at `hookpoint` (an MLP's input) and x_hat predicts the activations at `output_hookpoint` (that MLP's
+output), so x_hat is compared with, and spliced in place of, the output site's activations.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ class SaeMetadata:
     activation: ActivationSpec
     preprocessing: InputPreprocessing = field(default_factory=InputPreprocessing)
     hookpoint: str | None = None  # as named by the checkpoint (e.g. "language_model.layers.3")
+    output_hookpoint: str | None = None  # transcoders only: the site x_hat predicts (e.g. "layers.3.mlp_out")
     source_model: str | None = None
     weights_sha256: str | None = None
     weights_path: str | None = None
@@ -187,6 +192,11 @@ class SparseAutoencoder(torch.nn.Module):
     @property
     def activation(self) -> ActivationSpec:
         return self.metadata.activation
+
+    @property
+    def is_transcoder(self) -> bool:
+        """True when x_hat predicts another site's activations (metadata.output_hookpoint)."""
+        return self.metadata.output_hookpoint is not None
 
     def to(self, *args, **kwargs) -> "SparseAutoencoder":  # type: ignore[override]
         for name in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold", "W_skip"):
@@ -293,8 +303,9 @@ class SparseAutoencoder(torch.nn.Module):
 
     def __repr__(self) -> str:
         m = self.metadata
+        target = f" -> {m.output_hookpoint}" if m.output_hookpoint else ""
         return (f"SparseAutoencoder({m.format}: {m.checkpoint_id}, d_in={self.d_in}, d_sae={self.d_sae}, "
-                f"{m.activation.describe()}, hookpoint={m.hookpoint})")
+                f"{m.activation.describe()}, hookpoint={m.hookpoint}{target})")
 
 
 def is_finite(tensor: Tensor) -> bool:

@@ -62,7 +62,9 @@ def _layout(header: list[str], body: list[list[str]]) -> list[str]:
 def format_table(records: list[ResultRecord], *, wide: bool = False, width: int = WIDTH) -> str:
     rows: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
     for record in records:
-        row = rows.setdefault((record.checkpoint_id, record.hookpoint), {})
+        # evaluated on another model than it was trained on (--allow-model-mismatch): marked in the name
+        name = record.checkpoint_id + (" [model mismatch]" if record.data.get("model_mismatch") else "")
+        row = rows.setdefault((name, record.hookpoint), {})
         for name, entry in record.metrics.items():
             row[(record.task_name, name)] = entry
     columns = [c for c in HEADLINE_METRICS if any(c in row for row in rows.values())]

@@ -11,6 +11,7 @@ acc_delta = acc_spliced − acc_clean with the *paired* standard error sd_i(d_i)
 (d_i = spliced − clean score of document i; the same documents are scored in both runs). With
 several tasks, the same three per task as `acc_clean/<task>` …, and acc_clean/acc_spliced/acc_delta
 are the unweighted mean over tasks with se = √(Σ se_t²)/n_tasks. Artifacts: per-document deltas.
+Transcoders read their input site and replace the MLP output they predict.
 Skipped for the pooled hookpoint (nothing to splice).
 """
 
@@ -83,7 +84,7 @@ class DownstreamLmEvalTask(Task):
         run = lambda: downstream.evaluate_tasks(lm, names, include_paths=paths, limit=cfg.limit,  # noqa: E731
                                                 num_fewshot=cfg.num_fewshot, seed=ctx.seed, quiet=not ctx.show_progress)
         clean = ctx.memo(f"downstream_lm_eval/clean/{cfg.config_hash()}", run)
-        with downstream.sae_splice(ctx.model, ctx.hookpoint, sae):
+        with downstream.sae_splice(ctx.model, ctx.hookpoint, sae, ctx.output_hookpoint):
             spliced = run()
         metrics: dict[str, Metric] = {}
         per_doc: dict[str, list[float]] = {}

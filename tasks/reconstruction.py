@@ -3,6 +3,8 @@
 Metrics (definitions in `sae_bench.metrics.reconstruction`): mse, fvu, explained_variance,
 cossim, l2_ratio, relative_reconstruction_bias, each with a sequence-clustered standard error.
 Measured in the SAE's input space (after its preprocessing, e.g. ErnOS's L2 + standardise).
+Transcoders: x_hat (from the input site) is compared with the output site's activations, the
+MLP's output it predicts (`ctx.target_activations`, same order as the inputs); the record says so.
 """
 
 from __future__ import annotations
@@ -29,17 +31,25 @@ class ReconstructionTask(Task):
     description = "mse, fvu, explained variance (about the mean), cosine, norm ratio, bias"
 
     def run(self, sae, ctx) -> TaskOutput:
-        source = ctx.activations
+        size = self.config.batch_tokens
         acc = ReconstructionAccumulator(ctx.corpus.n_sequences, sae.d_in)
-        for batch in source.batches(self.config.batch_tokens, device=sae.device):
+        inputs = ctx.activations.batches(size, device=sae.device)
+        targets = ctx.splice_activations.batches(size, device=sae.device) if sae.is_transcoder else None
+        for batch in inputs:
             x_in, _ = sae.preprocess(batch.x.to(sae.dtype))
+            target = next(targets).x.to(sae.dtype) if targets is not None else x_in
             for rows in sae.row_chunks(len(x_in)):
                 x_hat = sae.decode(sae.encode(x_in[rows]), x_in[rows])
-                acc.update(x_in[rows], x_hat, batch.sequence[rows])
+                acc.update(target[rows], x_hat, batch.sequence[rows])
+        notes = []
+        if sae.metadata.preprocessing.standardise == "batch":
+            notes.append("batch-standardised preprocessing depends on batch_tokens")
+        if sae.is_transcoder:
+            notes.append(f"transcoder: its output (from {ctx.hookpoint}) is compared with the activations at "
+                         f"{ctx.splice_hookpoint}, the MLP output it predicts")
         return TaskOutput(
             metrics=acc.finalize(),
             counts={"tokens": int(acc.tokens.sum()), "sequences": int((acc.tokens > 0).sum())},
             artifacts={"per_sequence": acc.per_sequence(), "per_sequence_terms": acc.per_sequence_terms()},
-            notes=["batch-standardised preprocessing depends on batch_tokens"]
-            if sae.metadata.preprocessing.standardise == "batch" else [],
+            notes=notes,
         )

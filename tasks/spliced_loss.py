@@ -40,6 +40,10 @@ scores the zero- (and mean-) ablated runs in the same pass. The runner prepares 
 of a hookpoint before finishing them (bounded by `max_pending_bytes`); `run` does both for one.
 Logits exist for at most three `chunk_positions` x V float32 buffers, reused throughout.
 
+Transcoders replace the MLP's output: the baseline runs at `ctx.splice_hookpoint` (the output site)
+with `ctx.splice_activations`, and the spliced values are sae.splice(inputs), the inputs being the
+transcoder's own site (`ctx.activations`, kept positions in the same order).
+
 Skipped for the pooled final-norm source (ErnOS): its vectors are one per text, not a residual
 that later layers read, so there is nothing to splice. Writes only its baseline memo.
 """
@@ -176,7 +180,7 @@ def _memo_key(ctx, cfg: SplicedLossConfig) -> dict:
             "ablation": "kept positions", "mean_ablation": cfg.mean_ablation,
             "device": ctx.model.device.type, "world_size": distributed.world_size(), "rank": distributed.rank(),
             "model": ctx.model.model_id, "revision": ctx.model.revision, "corpus": ctx.corpus.corpus_hash,
-            "hookpoint": ctx.hookpoint, "dtype": str(ctx.model.dtype)}
+            "hookpoint": ctx.splice_hookpoint, "dtype": str(ctx.model.dtype)}
 
 
 def _to_tensors(base: _Baseline) -> dict[str, Tensor]:
@@ -221,24 +225,25 @@ def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
     """The clean and ablated suffix forwards of this rank's batches (see the module docstring)."""
     model, device = ctx.model, ctx.model.device
     dtype = model.dtype
-    mean = ctx.activations.mean().to(torch.float32) if cfg.mean_ablation else None
+    site = ctx.splice_hookpoint  # the hookpoint, or for transcoders the MLP output they replace
+    mean = ctx.splice_activations.mean().to(torch.float32) if cfg.mean_ablation else None
     per_batch: dict[int, _BatchMemo] = {}
-    batches = distributed.shard(iter_kept_by_batch(ctx.activations, ctx.corpus, ctx.batch_size))
+    batches = distributed.shard(iter_kept_by_batch(ctx.splice_activations, ctx.corpus, ctx.batch_size))
     total = len(range(distributed.rank(), -(-ctx.corpus.n_sequences // ctx.batch_size), distributed.world_size()))
     for index, (rows, ids, mask, keep, kept_x) in tqdm(batches, total=total,
-                                                       desc=f"spliced_loss baseline @ {ctx.hookpoint}",
+                                                       desc=f"spliced_loss baseline @ {site}",
                                                        unit="batch", disable=not ctx.show_progress, leave=False):
         batch = _Batch(rows, ids, mask, keep, kept_x)
         with torch.no_grad():
-            full = model.residual(ctx.hookpoint, ids.to(device), mask.to(device))
+            full = model.residual(site, ids.to(device), mask.to(device))
         fill = full[batch.fill_mask.to(full.device)].cpu()
         del full
-        clean_h = _final_hidden(model, ctx.hookpoint, batch, _residual(batch, kept_x, fill, dtype, device))
-        clean_kv = _kv_to(model.clean_kv(ctx.hookpoint, ids.to(device), mask.to(device)), "cpu")
+        clean_h = _final_hidden(model, site, batch, _residual(batch, kept_x, fill, dtype, device))
+        clean_kv = _kv_to(model.clean_kv(site, ids.to(device), mask.to(device)), "cpu")
         ablated = {"zero": torch.zeros_like(kept_x)}
         if mean is not None:
             ablated["mean"] = mean.expand_as(kept_x)
-        hidden = {run: _final_hidden(model, ctx.hookpoint, batch, _residual(batch, values, fill, dtype, device),
+        hidden = {run: _final_hidden(model, site, batch, _residual(batch, values, fill, dtype, device),
                                      clean_kv=_kv_to(clean_kv, device))
                   for run, values in ablated.items()}
         per_batch[index] = _BatchMemo(fill, clean_h.cpu(), clean_kv, hidden)
@@ -247,7 +252,7 @@ def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
 
 def _load_or_start_baseline(ctx, cfg: SplicedLossConfig) -> _Baseline:
     key = _memo_key(ctx, cfg)
-    memo_path = getattr(ctx.activations, "memo_path", None)
+    memo_path = getattr(ctx.splice_activations, "memo_path", None)
     path = memo_path("spliced_loss-baseline", key) if memo_path is not None else None
     if path is not None:
         tensors = load_memo(path, key)
@@ -292,11 +297,15 @@ class SplicedLossTask(Task):
                                                            disable=not ctx.show_progress, leave=False):
             memo = base.per_batch[index]
             batch = _Batch(rows, ids, mask, keep, kept_x)
+            # kept_x: the SAE's (or transcoder's) inputs; the result replaces the splice site's values
             spliced = sae.splice(kept_x.to(sae.device, sae.dtype)) if kept_x.shape[0] else kept_x
-            hidden[index] = _final_hidden(model, ctx.hookpoint, batch,
+            hidden[index] = _final_hidden(model, ctx.splice_hookpoint, batch,
                                           _residual(batch, spliced, memo.fill, model.dtype, device),
                                           clean_kv=_kv_to(memo.clean_kv, device))
         notes = []
+        if sae.is_transcoder:
+            notes.append(f"transcoder: its output replaces the MLP output at {ctx.splice_hookpoint} (the zero "
+                         "ablation ablates that site)")
         if sae.metadata.preprocessing.standardise == "batch":
             notes.append(f"batch-standardised preprocessing: statistics over the kept tokens of {ctx.batch_size} sequences")
         return PreparedCheckpoint(hidden, notes)

@@ -1,12 +1,12 @@
 """Load any supported SAE checkpoint into the one `SparseAutoencoder` interface.
 
 `load_checkpoint(ref, hookpoint=None, format=None, revision=None, device="cpu", **options)`:
-`ref` is a local file/folder or a hub id "owner/name"; `format` one of sparsify | saelens | ernos
-or None to detect it from the file names. For hub ids only the hookpoint's subfolder is
+`ref` is a local file/folder or a hub id "owner/name"; `format` one of sparsify | saelens |
+gemma_scope | ernos or None to detect it from the file names. For hub ids only the hookpoint's subfolder is
 downloaded (`format="ernos"` fetches the repo's top-level .safetensors and JSON files instead).
 
 Modules, one job each: safe_tensors (safe reading, hashing), hub (ids, downloads), detect
-(format detection), sparsify / saelens / ernos (one format each), feature_map (ErnOS labels),
+(format detection), sparsify / saelens / gemma_scope / ernos (one format each), feature_map (ErnOS labels),
 assemble (metadata + the SAE object).
 
 Must never: unpickle anything (torch.load, pickle); copy weight matrices; let a bad input
@@ -23,6 +23,7 @@ from sae_bench.sae import SparseAutoencoder
 
 from .detect import FORMATS, check_format, detect_format, single_safetensors
 from .ernos import load_ernos
+from .gemma_scope import load_gemma_scope
 from .feature_map import FeatureLabel, FeatureMap, load_feature_map
 from .hub import check_hub_id, check_relative_path, download, looks_like_hub_id
 from .saelens import load_saelens
@@ -30,7 +31,7 @@ from .sparsify import load_sparsify
 
 __all__ = ["FORMATS", "FeatureLabel", "FeatureMap", "load_checkpoint", "load_feature_map", "detect_format"]
 
-LOADERS = {"sparsify": load_sparsify, "saelens": load_saelens, "ernos": load_ernos}
+LOADERS = {"sparsify": load_sparsify, "saelens": load_saelens, "gemma_scope": load_gemma_scope, "ernos": load_ernos}
 ERNOS_HUB_PATTERNS = ["*.safetensors", "sae_config.json", "feature_map.json"]
 
 
@@ -52,9 +53,10 @@ def load_checkpoint(ref: str | os.PathLike, *, hookpoint: str | None = None, for
                     revision: str | None = None, device: str = "cpu", **options) -> SparseAutoencoder:
     """Load an SAE checkpoint (local path or hub id) as a SparseAutoencoder.
 
-    hookpoint: the sparsify/saelens subfolder (it may carry the run folder, "run/layers.3"), or for
-    ErnOS the activation site to record (default pooled_final_norm). options: format-specific
-    (ErnOS: activation, k, threshold, normalise, standardise, mean, std, source_model,
+    hookpoint: the sparsify/saelens/gemma_scope subfolder (it may carry the run folder, "run/layers.3", or
+    a hub sae_id, "gemma-4-e2b/btk-mat-layer-17-k-100"), or for ErnOS the activation site to record
+    (default pooled_final_norm). options: format-specific (Gemma Scope 2: layer, site, width, l0,
+    source_model; ErnOS: activation, k, threshold, normalise, standardise, mean, std, source_model,
     decoder_layout, subtract_decoder_bias, feature_map); `cache_dir` for hub downloads.
     """
     source = os.fspath(ref) if isinstance(ref, (str, os.PathLike)) else repr(ref)

@@ -32,7 +32,8 @@ def check_options(source: str | Path, fmt: str, options: dict[str, Any], allowed
 
 def build_sae(*, weights_path: Path, fmt: str, checkpoint_id: str, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor,
               b_dec: Tensor, activation: ActivationSpec, preprocessing: InputPreprocessing | None = None,
-              hookpoint: str | None = None, source_model: str | None = None, subtract_decoder_bias: bool = True,
+              hookpoint: str | None = None, output_hookpoint: str | None = None, source_model: str | None = None,
+              subtract_decoder_bias: bool = True,
               threshold: Tensor | None = None, W_skip: Tensor | None = None, feature_map: Any = None,
               extras: dict[str, Any] | None = None, device: str | torch.device = "cpu") -> SparseAutoencoder:
     """A SparseAutoencoder sharing the given tensors; vectors are cast to the matrices' dtype."""
@@ -48,7 +49,8 @@ def build_sae(*, weights_path: Path, fmt: str, checkpoint_id: str, W_enc: Tensor
         raise CheckpointError(weights_path, f"topk k={activation.k} exceeds the {d_sae} latents")
     metadata = SaeMetadata(
         checkpoint_id=checkpoint_id, format=fmt, d_in=int(d_in), d_sae=int(d_sae), activation=activation,
-        preprocessing=preprocessing or InputPreprocessing(), hookpoint=hookpoint, source_model=source_model,
+        preprocessing=preprocessing or InputPreprocessing(), hookpoint=hookpoint,
+        output_hookpoint=output_hookpoint, source_model=source_model,
         weights_sha256=sha256_file(weights_path), weights_path=str(Path(weights_path).resolve()),
         dtype=torch_dtype_name(dtype), extras=dict(extras or {}))
     sae = SparseAutoencoder(W_enc, b_enc, W_dec, b_dec, metadata, subtract_decoder_bias=subtract_decoder_bias,

@@ -1,8 +1,9 @@
 """Which checkpoint format a local file or folder is in, from its file names only.
 
 Rules: a folder (or its `hookpoint` subfolder) with cfg.json + sae.safetensors, or hookpoint
-subfolders holding those -> sparsify; cfg.json + sae_weights.safetensors -> saelens; a single
-.safetensors file (or a folder holding exactly one) -> ernos. Anything else is a CheckpointError
+subfolders holding those -> sparsify; cfg.json + sae_weights.safetensors -> saelens;
+params.safetensors -> gemma_scope (Gemma Scope 2); a single .safetensors file (or a folder holding
+exactly one) -> ernos. Anything else is a CheckpointError
 listing what was found.
 
 Must never: open or unpickle weights (pickle-named files are refused by name).
@@ -14,10 +15,10 @@ from pathlib import Path
 
 from sae_bench.errors import CheckpointError
 
-from . import saelens, sparsify
+from . import gemma_scope, saelens, sparsify
 from .safe_tensors import PICKLE_SUFFIXES, refuse_unsafe_suffix
 
-FORMATS = ("sparsify", "saelens", "ernos")
+FORMATS = ("sparsify", "saelens", "gemma_scope", "ernos")
 
 
 def check_format(fmt: str | None, source) -> str | None:
@@ -40,7 +41,7 @@ def single_safetensors(folder: Path) -> Path | None:
 
 
 def detect_format(path: Path, hookpoint: str | None = None) -> str:
-    """"sparsify" | "saelens" | "ernos" for a local path (a CheckpointError when none fits)."""
+    """"sparsify" | "saelens" | "gemma_scope" | "ernos" for a local path (a CheckpointError when none fits)."""
     if path.is_file():
         refuse_unsafe_suffix(path)
         if path.suffix.lower() == ".safetensors":
@@ -54,6 +55,8 @@ def detect_format(path: Path, hookpoint: str | None = None) -> str:
             return "sparsify"
         if saelens.is_saelens_folder(folder):
             return "saelens"
+        if gemma_scope.is_gemma_scope_folder(folder):
+            return "gemma_scope"
     if sparsify.hookpoint_folders(path):
         return "sparsify"
     if single_safetensors(path) is not None:
@@ -62,5 +65,5 @@ def detect_format(path: Path, hookpoint: str | None = None) -> str:
     hint = f"; pickle-based files are never opened ({', '.join(pickles[:5])})" if pickles else ""
     where = f" (or its subfolder {hookpoint!r})" if hookpoint else ""
     raise CheckpointError(path, f"cannot detect the checkpoint format{where}: found {_listing(path)}; expected "
-                                f"cfg.json + sae.safetensors (sparsify), cfg.json + sae_weights.safetensors (saelens) "
-                                f"or one .safetensors file (ernos){hint}")
+                                f"cfg.json + sae.safetensors (sparsify), cfg.json + sae_weights.safetensors (saelens), "
+                                f"params.safetensors (gemma_scope) or one .safetensors file (ernos){hint}")

@@ -111,6 +111,14 @@ def resolve_folder(ref: Path, hookpoint: str | None) -> Path:
                                + (f" or in {hookpoint}/" if hookpoint else ""))
 
 
+def _hookpoint(ref: Path, folder: Path, given: str | None, hook_name: str | None) -> str | None:
+    """Where the SAE reads: the cfg's hook_name when `given` only named the subfolder (a hub sae_id such
+    as "gemma-4-e2b/btk-mat-layer-17-k-100"), else the explicitly given hookpoint."""
+    if given is None or folder != ref:
+        return hook_name
+    return given.rsplit("/", 1)[-1]
+
+
 def load_saelens(ref: Path, *, hookpoint: str | None, checkpoint_id: str, device="cpu",
                  **options) -> SparseAutoencoder:
     folder = resolve_folder(ref, hookpoint)
@@ -139,5 +147,5 @@ def load_saelens(ref: Path, *, hookpoint: str | None, checkpoint_id: str, device
     return build_sae(
         weights_path=weights, fmt="saelens", checkpoint_id=checkpoint_id, W_enc=tensors["W_enc"].T,
         b_enc=tensors["b_enc"], W_dec=tensors["W_dec"], b_dec=tensors["b_dec"], activation=cfg["activation"],
-        hookpoint=hookpoint.rsplit("/", 1)[-1] if hookpoint else cfg["hook_name"], source_model=cfg["model_name"],
+        hookpoint=_hookpoint(ref, folder, hookpoint, cfg["hook_name"]), source_model=cfg["model_name"],
         subtract_decoder_bias=cfg["apply_b_dec_to_input"], threshold=threshold, extras=extras, device=device)

@@ -7,11 +7,15 @@ W_dec [F, D], b_dec [D] and W_skip [D, D] with skip_connection.
 Semantics: pre = relu((x - b_dec) @ W_enc.T + b_enc); TopK; x_hat = sum acts * W_dec[idx] + b_dec
 (+ x @ W_skip.T). With multi_topk the SparseCoder's forward() returns the 4k output: evaluation
 uses encode/decode (k latents), which is what this SAE does.
+Transcoders (transcode=true) encode the hooked module's input without subtracting b_dec and predict
+its output; they are supported at MLP hookpoints (`layers.N.mlp`): input site layers.N.mlp_in (what
+the MLP reads), output site layers.N.mlp (what it returns).
+The model a run was trained on is read from the run folder's `config.json` ("model"), if present.
 
 The cfg is parsed here with the same field names, defaults and drop-extra-fields behaviour as
 `sparsify.SparseCoderConfig` (importing sparsify costs seconds and prints to stdout; the tests
 cross-check this parser and our encode/decode against sparsify's own).
-Must never: import sparsify at load time; accept groupmax or transcoders silently.
+Must never: import sparsify at load time; accept groupmax silently.
 """
 
 from __future__ import annotations
@@ -77,9 +81,6 @@ def parse_config(path: Path) -> tuple[SparsifyConfig, dict[str, Any]]:
         raise CheckpointError(path, f"cfg.json d_in must be positive, got {cfg.d_in}")
     if cfg.num_latents < 0 or cfg.expansion_factor < 1 and cfg.num_latents == 0:
         raise CheckpointError(path, "cfg.json needs num_latents > 0 or expansion_factor >= 1")
-    if cfg.transcode:
-        raise CheckpointError(path, "transcode=true: transcoders are not SAEs (they predict a module's output from "
-                                    "its input) and are not evaluated here")
     if cfg.activation == "groupmax":
         raise CheckpointError(path, "activation 'groupmax' is not supported (only 'topk' sparsify checkpoints are)")
     if cfg.activation != "topk":
@@ -127,6 +128,24 @@ def resolve_folder(ref: Path, hookpoint: str | None) -> tuple[Path, str]:
     raise CheckpointError(ref, f"not a sparsify checkpoint: no {CFG_NAME} + {WEIGHTS_NAME} here or in a subfolder")
 
 
+def run_model_name(folder: Path) -> str | None:
+    """The "model" of the sparsify run config (`config.json` in the run folder above the hookpoint folder)."""
+    run_config = folder.parent / "config.json"
+    if not run_config.is_file():
+        return None
+    data = read_json(run_config, CheckpointError)
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
+def transcoder_sites(folder: Path, name: str) -> tuple[str, str]:
+    """(input hookpoint, output hookpoint) of a sparsify transcoder trained at module `name`."""
+    if not name.rsplit(".", 1)[-1] == "mlp":
+        raise CheckpointError(folder, f"transcode=true at hookpoint {name!r}: transcoders are supported at MLP "
+                                      "hookpoints (layers.N.mlp), where the input site is layers.N.mlp_in")
+    return f"{name}_in", name
+
+
 def load_sparsify(ref: Path, *, hookpoint: str | None, checkpoint_id: str, device="cpu",
                   **options) -> SparseAutoencoder:
     folder, name = resolve_folder(ref, hookpoint)
@@ -144,8 +163,10 @@ def load_sparsify(ref: Path, *, hookpoint: str | None, checkpoint_id: str, devic
         extras["ignored_cfg_keys"] = sorted(unknown)
     if cfg.multi_topk:
         extras["note"] = "multi_topk: evaluated with encode/decode at k, not forward()'s 4k output"
+    hook_in, hook_out = transcoder_sites(folder, name) if cfg.transcode else (name, None)
     return build_sae(
         weights_path=weights, fmt="sparsify", checkpoint_id=checkpoint_id, W_enc=tensors["encoder.weight"],
         b_enc=tensors["encoder.bias"], W_dec=tensors["W_dec"], b_dec=tensors["b_dec"],
-        activation=ActivationSpec("topk", k=cfg.k), hookpoint=name, subtract_decoder_bias=True,
+        activation=ActivationSpec("topk", k=cfg.k), hookpoint=hook_in, output_hookpoint=hook_out,
+        source_model=run_model_name(folder), subtract_decoder_bias=not cfg.transcode,
         W_skip=tensors.get("W_skip"), extras=extras, device=device)

@@ -21,9 +21,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("run", help="evaluate checkpoints (no arguments: the bundled fixture suite)")
     p.add_argument("--suite", type=Path, help="suite JSON (default: the bundled fixture suite)")
-    p.add_argument("--checkpoint", "-c", action="append", default=[], metavar="REF[@HOOKPOINT]",
-                   help="checkpoint folder, file or hub id, optionally @HOOKPOINT inside it "
-                        "(repeatable; default: the suite's checkpoints)")
+    p.add_argument("--checkpoint", "-c", action="append", default=[], metavar="REF[@SUBFOLDER] | RELEASE:LAYER",
+                   help="checkpoint folder, file or hub id, optionally @SUBFOLDER inside it (a hookpoint, or a "
+                        "hub sae_id folder: owner/repo@sub/folder fetches only that folder), or RELEASE:LAYER of a "
+                        "known release (sae-bench releases) (repeatable; default: the suite's checkpoints)")
+    p.add_argument("--release", help="evaluate a known release (sae-bench releases); --model defaults to its model")
+    p.add_argument("--layers", help="with --release: comma-separated layers (default: every published layer)")
     add_include_path(p)
     add_options(p, RunConfig, defaults={"cache_dir": DEFAULT_CACHE},
                 helps={"results_dir": "results folder (default: results/, or results/fixtures for the bundled suite)",
@@ -44,7 +47,10 @@ def run_config_from_args(args):
     include_paths(args)
     options = given(args, RunConfig)
     suite: dict[str, Any] = {}
-    specs = [CheckpointSpec.parse(text) for text in args.checkpoint]
+    specs = [CheckpointSpec.parse(text) for text in args.checkpoint] + _release_specs(args.release, args.layers)
+    trained_on = {spec.trained_on for spec in specs if spec.trained_on}
+    if "model" not in options and len(trained_on) == 1:
+        options["model"] = trained_on.pop()  # the release's model, unless --model says otherwise
     suite_path = args.suite
     if suite_path is None and "model" not in options and not specs:
         from sae_bench.fixtures import SUITE_PATH
@@ -82,6 +88,19 @@ def run_config_from_args(args):
     options["task_options"] = {**suite.get("task_options", {}), **options.get("task_options", {})}
     options["resources"] = {k: base / v for k, v in suite.get("resources", {}).items()}
     return RunConfig(**options), specs
+
+
+def _release_specs(name: str | None, layers: str | None) -> list:
+    """`--release NAME [--layers 6,17,28]`: that release's checkpoints (sae_bench.releases)."""
+    from sae_bench import releases
+    from sae_bench.runner import CheckpointSpec
+
+    if name is None:
+        if layers is not None:
+            raise InputError(f"--layers {layers}", "needs --release NAME")
+        return []
+    chosen = releases.expand(name, releases.parse_layers(layers) if layers is not None else None)
+    return [CheckpointSpec.from_release(found) for found in chosen]
 
 
 def cmd_run(args) -> int:

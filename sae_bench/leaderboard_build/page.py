@@ -212,6 +212,17 @@ def _header_cell(label: str, key: str, numeric: bool, first: int = 1, title: str
 BOARD_COLUMNS = 8  # metric columns per site table: what fits 1400 px beside rank, name and d_sae
 
 
+def mismatch_marker(row: Row) -> str:
+    """A visible note on rows evaluated on another model than the checkpoint was trained on
+    (`sae-bench run --allow-model-mismatch`); empty for every other row."""
+    found = next((r.data["model_mismatch"] for r in row.records if isinstance(r.data.get("model_mismatch"), dict)),
+                 None)
+    if found is None:
+        return ""
+    text = f"model mismatch: trained on {found.get('trained_on')}, evaluated on {found.get('evaluated')}"
+    return f' <strong class="mismatch" title="{esc(text)}">[{esc(text)}]</strong>'
+
+
 def site_columns(table: LeaderboardTable, site: Site) -> list[MetricColumn]:
     """The ranking column, then the headline columns with a non-null value at this site, in headline
     order, at most `BOARD_COLUMNS` in all (the rest: the all-metrics table and checkpoint pages)."""
@@ -258,7 +269,7 @@ def _site_table(table: LeaderboardTable, site: Site, prefix: str) -> list[str]:
             d_sae = d_sae if isinstance(d_sae, int) and not isinstance(d_sae, bool) else ""
             cells = [f'<td class="num">{"" if row.rank is None else row.rank}</td>',
                      f'<td class="name"><a href="{esc(prefix + checkpoint_page(row))}" title="{esc(row.checkpoint)}">'
-                     f"{esc(short[row.checkpoint])}</a></td>",
+                     f"{esc(short[row.checkpoint])}</a>{mismatch_marker(row)}</td>",
                      f'<td class="num">{d_sae}</td>']
             for column in columns:
                 entry = row.entry(column)
@@ -321,7 +332,7 @@ def _all_metrics(table: LeaderboardTable, prefix: str) -> list[str]:
         rank = "" if row.rank is None else row.rank
         cells = [f'<td class="num" data-sort="{rank}">{rank}</td>',
                  f'<td data-sort="{esc(row.checkpoint)}"><a href="{esc(prefix + checkpoint_page(row))}">'
-                 f"{esc(row.checkpoint)}</a></td>",
+                 f"{esc(row.checkpoint)}</a>{mismatch_marker(row)}</td>",
                  f'<td data-sort="{esc(row.hookpoint)}">{esc(row.hookpoint)}</td>']
         for column in table.columns:
             entry = row.entry(column)
@@ -514,7 +525,7 @@ def render_checkpoint_page(table: LeaderboardTable, row: Row, plots: list[Plot],
     corpus = first["corpus"]
     out = _head(f"{row.checkpoint} @ {row.hookpoint} — sae-bench leaderboard {version}", script=False) + [
         f'<p class="small"><a href="../index.html#row-{row.row}">← leaderboard {esc(version)}</a></p>',
-        f"<h1>{esc(row.checkpoint)} <span class=\"muted\">@ {esc(row.hookpoint)}</span></h1>",
+        f"<h1>{esc(row.checkpoint)} <span class=\"muted\">@ {esc(row.hookpoint)}</span></h1>{mismatch_marker(row)}",
         f'<p class="sub"><span class="swatch fam{table.families.index(family) % 10}"></span>{esc(family)} · '
         f"{esc(rank)}</p>",
         "<h2>Provenance</h2>",

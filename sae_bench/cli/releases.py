@@ -1,0 +1,16 @@
+"""`sae-bench releases`: the known Gemma SAE releases (the packaged registry, sae_bench/releases.json)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("releases", help="known Gemma SAE releases: hub ids, models, layers, hookpoints, formats")
+    p.set_defaults(func=cmd_releases)
+
+
+def cmd_releases(args) -> int:
+    from sae_bench import releases
+
+    print(releases.format_listing())
+    print("\nuse: sae-bench run --release NAME [--layers 6,17,28] ...   or   sae-bench run -c NAME:LAYER ...")
+    return 0

@@ -1,0 +1,140 @@
+"""The release registry: known Gemma SAE families, read from the one data file `releases.json`.
+
+For: `sae-bench releases` (the listing), `--checkpoint NAME:LAYER` and `--release NAME --layers
+6,17,28` (expansion into hub checkpoints), `--model` defaulting to the release's model, and the
+model-mismatch guard (the release says which model its weights were trained on).
+
+A release: hub (repository id), model (what it was trained on), format, subfolder and hookpoint
+templates over {layer} (subfolder None: the repository's top-level files, ErnOS), layers (the
+ones published), optional output_hookpoint (transcoders), d_in, d_sae, description, notes.
+Must never: download anything, or accept a layer the release does not publish.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sae_bench.errors import InputError
+
+REGISTRY_PATH = Path(__file__).with_name("releases.json")
+_SHORT_REF = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*):(\d+)$")
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    hub: str
+    model: str
+    format: str
+    subfolder: str | None
+    hookpoint: str
+    layers: tuple[int, ...]
+    output_hookpoint: str | None = None
+    d_in: int | None = None
+    d_sae: int | None = None
+    description: str = ""
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def subfolder_for(self, layer: int | None) -> str | None:
+        return None if self.subfolder is None else self.subfolder.format(layer=layer)
+
+    def hookpoint_for(self, layer: int | None) -> str:
+        return self.hookpoint.format(layer=layer)
+
+
+@dataclass(frozen=True)
+class ReleaseCheckpoint:
+    """One checkpoint of a release: what `load_checkpoint` needs, and the model it was trained on."""
+
+    release: str
+    layer: int | None
+    ref: str  # hub id
+    subfolder: str | None
+    hookpoint: str
+    format: str
+    model: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.release}:{self.layer}" if self.layer is not None else self.release
+
+
+@lru_cache(maxsize=1)
+def releases() -> dict[str, Release]:
+    """Every known release by name (the packaged data file, read once)."""
+    data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
+    known = {f for f in Release.__dataclass_fields__ if f not in ("name", "extra", "layers")}
+    out = {}
+    for name, entry in data["releases"].items():
+        fields = {k: v for k, v in entry.items() if k in known}
+        out[name] = Release(name=name, layers=tuple(entry.get("layers", ())), **fields,
+                            extra={k: v for k, v in entry.items() if k not in known and k != "layers"})
+    return out
+
+
+def get_release(name: str) -> Release:
+    found = releases().get(name)
+    if found is None:
+        raise InputError(f"--release {name}", f"unknown release; known: {', '.join(sorted(releases()))} "
+                                              "(sae-bench releases lists them)")
+    return found
+
+
+def expand(name: str, layers: list[int] | None = None) -> list[ReleaseCheckpoint]:
+    """The checkpoints of release `name` at `layers` (None: every published layer)."""
+    release = get_release(name)
+    if not release.layers:
+        if layers:
+            raise InputError(f"--release {name} --layers", "this release has no layers (one checkpoint)")
+        chosen: list[int | None] = [None]
+    else:
+        chosen = list(release.layers) if layers is None else list(layers)
+        missing = [layer for layer in chosen if layer not in release.layers]
+        if missing:
+            raise InputError(f"{name}:{missing[0]}", f"release {name} publishes layers "
+                                                     f"{', '.join(map(str, release.layers))} only")
+    return [ReleaseCheckpoint(release=name, layer=layer, ref=release.hub, subfolder=release.subfolder_for(layer),
+                              hookpoint=release.hookpoint_for(layer), format=release.format, model=release.model)
+            for layer in chosen]
+
+
+def parse_layers(text: str) -> list[int]:
+    """'6,17,28' -> [6, 17, 28] (a one-line InputError otherwise)."""
+    try:
+        layers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--layers {text}", "expected comma-separated layer numbers, e.g. 6,17,28") from None
+    if not layers or any(layer < 0 for layer in layers):
+        raise InputError(f"--layers {text}", "expected comma-separated non-negative layer numbers")
+    return layers
+
+
+def parse_short_ref(ref: str) -> ReleaseCheckpoint | None:
+    """`NAME:LAYER` of a known release -> its checkpoint; None when `ref` is not of that form or
+    names no known release (then it is a path or hub id)."""
+    match = _SHORT_REF.match(ref)
+    if match is None or match.group(1) not in releases():
+        return None
+    return expand(match.group(1), [int(match.group(2))])[0]
+
+
+def release_of_hub(hub: str) -> list[Release]:
+    """Releases stored in hub repository `hub` (a repository may hold several models' SAEs)."""
+    return [r for r in releases().values() if r.hub == hub]
+
+
+def format_listing() -> str:
+    """The `sae-bench releases` table."""
+    rows = [("release", "hub", "model", "format", "layers", "hookpoint")]
+    for r in sorted(releases().values(), key=lambda r: r.name):
+        layers = ",".join(map(str, r.layers)) if len(r.layers) <= 6 else f"{r.layers[0]}-{r.layers[-1]}"
+        hookpoint = r.hookpoint + (f" -> {r.output_hookpoint}" if r.output_hookpoint else "")
+        rows.append((r.name, r.hub, r.model, r.format, layers or "-", hookpoint))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
