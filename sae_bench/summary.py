@@ -62,9 +62,7 @@ def _layout(header: list[str], body: list[list[str]]) -> list[str]:
 def format_table(records: list[ResultRecord], *, wide: bool = False, width: int = WIDTH) -> str:
     rows: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
     for record in records:
-        # evaluated on another model than it was trained on (--allow-model-mismatch): marked in the name
-        name = record.checkpoint_id + (" [model mismatch]" if record.data.get("model_mismatch") else "")
-        row = rows.setdefault((name, record.hookpoint), {})
+        row = rows.setdefault((record.checkpoint_id, record.hookpoint), {})
         for name, entry in record.metrics.items():
             row[(record.task_name, name)] = entry
     columns = [c for c in HEADLINE_METRICS if any(c in row for row in rows.values())]
@@ -95,6 +93,12 @@ def format_table(records: list[ResultRecord], *, wide: bool = False, width: int 
     left = [label(c) for c in columns if c not in chosen]
     if left:
         lines.append(f"(cells: value±stderr; {len(left)} more metrics with --wide: {', '.join(left)})")
+    # evaluated on another model than it was trained on (--allow-model-mismatch): said under the table
+    mismatched = {r.checkpoint_id: r.data["model_mismatch"] for r in records
+                  if isinstance(r.data.get("model_mismatch"), dict)}
+    for name, found in sorted(mismatched.items()):
+        lines.append(f"[model mismatch] {name}: trained on {found.get('trained_on')}, "
+                     f"evaluated on {found.get('evaluated')}")
     return "\n".join(lines)
 
 

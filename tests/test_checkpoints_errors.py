@@ -185,7 +185,7 @@ def test_sparsify_k_larger_than_latents(tmp_path):
 
 @pytest.mark.parametrize("change,words", [
     ({"activation": "groupmax"}, ("groupmax", "not supported")),
-    ({"transcode": True}, ("transcoders are not SAEs",)),
+    ({"transcode": True}, ("transcode=true", "MLP hookpoints")),  # transcoders: only at layers.N.mlp
     ({"k": "eight"}, ("k", "integer")),
     ({"skip_connection": 1}, ("skip_connection", "true/false")),
 ])
@@ -238,7 +238,7 @@ def test_hookpoint_traversal_refused(hookpoint):
 
 
 def test_unknown_format_lists_valid_ones():
-    fails(CheckpointError, "unknown checkpoint format 'pytorch'", "sparsify, saelens, ernos", source=SPARSIFY_L2,
+    fails(CheckpointError, "unknown checkpoint format 'pytorch'", "sparsify, saelens, gemma_scope, ernos", source=SPARSIFY_L2,
           call=lambda: load_checkpoint(SPARSIFY_L2, format="pytorch"))
 
 

@@ -141,8 +141,8 @@ def run_model_name(folder: Path) -> str | None:
 def transcoder_sites(folder: Path, name: str) -> tuple[str, str]:
     """(input hookpoint, output hookpoint) of a sparsify transcoder trained at module `name`."""
     if not name.rsplit(".", 1)[-1] == "mlp":
-        raise CheckpointError(folder, f"transcode=true at hookpoint {name!r}: transcoders are supported at MLP "
-                                      "hookpoints (layers.N.mlp), where the input site is layers.N.mlp_in")
+        raise CheckpointError(folder / CFG_NAME, f"transcode=true at hookpoint {name!r}: transcoders are supported "
+                                                 "at MLP hookpoints (layers.N.mlp), where the input site is layers.N.mlp_in")
     return f"{name}_in", name
 
 
