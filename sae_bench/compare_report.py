@@ -89,7 +89,7 @@ def _svg(panels: list[tuple[str, list[float], float]]) -> str:
                 ax.axvline(diff, color="#c44e52", linestyle="--", linewidth=1.2, label=f"metric B−A {diff:+.3g}")
                 ax.set_xlabel(metric)
                 ax.set_ylabel("sequences")
-                ax.legend(loc="upper left", fontsize=6.5, frameon=False)
+                ax.legend(loc="best", fontsize=6.5, framealpha=0.8)
             fig.tight_layout()
             buffer = io.StringIO()
             fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": "sae-bench compare"})
@@ -135,12 +135,17 @@ def render_html(comparison: Comparison) -> str:
                 ((pair.key[0] if len(pair.key) == 3 else ""), pair.hookpoint, pair.task)}
         panels = [(metric, deltas, row.diff) for metric, row in sorted(rows.items())
                   if row.diff is not None and len(deltas := sequence_differences(pair, metric)) >= 2]
-        if not panels:
+        same = [metric for metric, deltas, _ in panels if not any(deltas)]
+        panels = [p for p in panels if any(p[1])]
+        if not panels and not same:
             continue
         drawn += 1
         title = " · ".join(([pair.key[0]] if len(pair.key) == 3 else []) + [pair.hookpoint, pair.task])
         out.append(f"<h3>{esc(title)}</h3>")
-        out.append(_svg(panels))
+        if same:
+            out.append(f"<p>Identical on every sequence: {esc(', '.join(same))}.</p>")
+        if panels:
+            out.append(_svg(panels))
     if not drawn:
         out.append("<p>No metric has per-sequence values on both sides for the same sequences.</p>")
     out += ["</body>", "</html>"]

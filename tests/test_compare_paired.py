@@ -109,6 +109,8 @@ def test_compare_html_report_draws_per_sequence_differences(two_runs, tmp_path, 
     assert f"report: {report}" in capsys.readouterr().out
     page = report.read_text()
     assert page.count("<svg") == len(TASKS)  # one figure of per-sequence differences per task
+    same = re.findall(r"Identical on every sequence: ([^.<]*)\.", page)  # the model's numbers, not the SAE's
+    assert {"ce_clean", "ce_zero", "kl_zero"} <= set(", ".join(same).split(", "))
     assert page.count('id="legend_') >= 10  # a legend in every panel
     assert "B−A per sequence (16)" in page and "<script" not in page
 
