@@ -38,7 +38,7 @@ DEPTH_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "l0")
 LOWER_IS_BETTER = frozenset({"fvu"})
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f")
-_LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)$")
+_LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)((?:\.[A-Za-z_][\w]*)*)$")
 
 _RC = {
     "svg.hashsalt": "sae-bench-leaderboard",
@@ -80,8 +80,15 @@ def colour(index: int) -> str:
 
 
 def layer_of(hookpoint: str) -> int | None:
+    """The layer number of `...layers.N` or `...layers.N.<site>` (mlp_out, hook_resid_post ...), else None."""
     match = _LAYER.search(hookpoint)
     return int(match.group(1)) if match else None
+
+
+def site_kind(hookpoint: str) -> str:
+    """What follows the layer number ("" for the block output): depth lines never mix kinds of site."""
+    match = _LAYER.search(hookpoint)
+    return match.group(2).lstrip(".") if match else ""
 
 
 def _pyplot():
@@ -242,11 +249,13 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
 
 # ----------------------------------------------------------------------------------- depth
 def releases(table: LeaderboardTable) -> dict[str, list[Row]]:
-    """Checkpoint id -> its rows at numbered layers, for ids evaluated at two or more layers."""
+    """Line label -> rows at numbered layers, one line per checkpoint id and kind of site (block
+    output, mlp_out ...), for lines with two or more layers. The label is the id, with the site kind."""
     found: dict[str, list[Row]] = {}
     for row in table.rows:
         if layer_of(row.hookpoint) is not None:
-            found.setdefault(row.checkpoint, []).append(row)
+            kind = site_kind(row.hookpoint)
+            found.setdefault(row.checkpoint + (f" · {kind}" if kind else ""), []).append(row)
     return {k: sorted(v, key=lambda r: layer_of(r.hookpoint)) for k, v in sorted(found.items()) if len(v) >= 2}
 
 
