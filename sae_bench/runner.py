@@ -335,7 +335,8 @@ def _existing(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus) -> R
         return None  # unreadable: recompute and replace atomically
     data = record.data
     same = (data["task"]["version"] == task.version and data["task"]["config_hash"] == task.config.config_hash()
-            and data["checkpoint"].get("sha256") == sha256 and data["corpus"]["hash"] == corpus.corpus_hash)
+            and data["checkpoint"].get("sha256") == sha256 and data["corpus"]["hash"] == corpus.corpus_hash
+            and data["corpus"].get("seq_len") == corpus.seq_len)  # the hash names the documents, seq_len the rows
     return record if same else None
 
 

@@ -111,3 +111,21 @@ def test_compare_takes_the_corpus_options():
                                       "--corpus-prepend-bos"])
     assert {k: v for k, v in given(args, RunConfig).items() if k.startswith("corpus_")} == {
         "corpus_column": "input_ids", "corpus_packing": "pack", "corpus_prepend_bos": True}
+
+
+def test_a_record_is_reused_only_for_the_same_rows(tmp_path):
+    """Same documents, same packing, another seq_len: other rows, so the record is recomputed."""
+    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+
+    spec = CheckpointSpec(str(SAES_DIR / "sparsify/tiny-gemma4-8x"), hookpoint="layers.2")
+
+    def run(seq_len):
+        config = RunConfig(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), results_dir=tmp_path,
+                           seq_len=seq_len, max_documents=16, corpus_packing="pack", tasks=["reconstruction"],
+                           show_progress=False)
+        report = evaluate(config, [spec])
+        return report.reused, report.records[0].data["corpus"]["seq_len"]
+
+    assert run(32) == (0, 32)
+    assert run(32) == (1, 32)
+    assert run(16) == (0, 16)
