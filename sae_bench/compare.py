@@ -3,8 +3,8 @@
 Metrics: for every comparable record pair (see `sae_bench.pairing`) and every metric, A, B, the
 difference d = B − A and a 95% interval d ± 1.96·se_d, paired over sequences when both records
 carry the metric's per-sequence terms on the same corpus, else unpaired (√(se_A² + se_B²), with
-the reason), and which side is better according to `sae_bench.metric_directions` ("~" when the
-interval contains 0). The printout labels every column and ends with a footer explaining them.
+the reason), and which side is better according to the metric's declared direction (its
+`MetricSpec`; `--rule` overrides it), "~" when the interval contains 0. The printout labels every column and ends with a footer explaining them.
 
 Dictionary: with Â_i, B̂_j the unit-normalised decoder rows (latent directions) of A and B,
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sae_bench.errors import InputError
-from sae_bench.metric_directions import MetricRule, lookup, merged
+from sae_bench.metric_directions import MetricRule, rule_for
 from sae_bench.pairing import difference, format_table, pair_records
 from sae_bench.results import ResultRecord, iter_records
 
@@ -154,7 +154,6 @@ def compare_records(a_records: Iterable[ResultRecord], b_records: Iterable[Resul
                     rules: Mapping[str, MetricRule] | None = None, a_label: str = "A",
                     b_label: str = "B") -> Comparison:
     """Every metric of every comparable pair side by side (see the module docstring)."""
-    table = merged(rules)
     out = Comparison(a_label, b_label)
     out.pairs = pair_records(a_records, b_records)
     for pair in out.pairs:
@@ -163,7 +162,8 @@ def compare_records(a_records: Iterable[ResultRecord], b_records: Iterable[Resul
             continue
         for metric in sorted(set(pair.a.metrics) | set(pair.b.metrics)):
             ea, eb = pair.a.metrics.get(metric) or {}, pair.b.metrics.get(metric) or {}
-            rule = lookup(metric, table, task=pair.task)
+            spec = pair.a.metric_spec(metric) or pair.b.metric_spec(metric)
+            rule = rule_for(metric, pair.task, spec and spec.rule, rules)
             direction = rule.direction if rule else "none"
             common = dict(checkpoint=pair.key[0] if len(pair.key) == 3 else "",
                           hookpoint=pair.hookpoint, task=pair.task, metric=metric, a=ea.get("value"),

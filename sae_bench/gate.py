@@ -1,8 +1,9 @@
 """The regression gate: does a candidate's set of result records regress against a baseline's?
 
-For every metric of every comparable record pair (see `sae_bench.pairing`) with a direction in
-the rules (`sae_bench.metric_directions`), with d = candidate − baseline and `worse` = d when lower
-is better, −d when higher is better:
+For every metric of every comparable record pair (see `sae_bench.pairing`) with a direction (the
+task's declared `MetricSpec`, carried by the record, or the user's override, see
+`sae_bench.metric_directions`), with d = candidate − baseline and `worse` = d when lower is
+better, −d when higher is better:
 
     regression  ⇔  worse > max(min_effect, z · se_d)          (z = 2 by default)
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from sae_bench.errors import ResultError
-from sae_bench.metric_directions import MetricRule, load_rules_file, lookup, merged, parse_rule_arg
+from sae_bench.metric_directions import MetricRule, load_rules_file, parse_rule_arg, rule_for
 from sae_bench.pairing import difference, format_table, pair_records
 from sae_bench.results import ResultRecord, iter_records, validate
 
@@ -124,8 +125,7 @@ def as_records(source: Any, name: str = "records") -> list[ResultRecord]:
 
 def gate(baseline_records: Iterable[ResultRecord], candidate_records: Iterable[ResultRecord],
          rules: Mapping[str, MetricRule] | None = None, z: float = DEFAULT_Z) -> GateReport:
-    """Gate the candidate against the baseline; `rules` override the defaults key by key."""
-    table = merged(rules)
+    """Gate the candidate against the baseline; `rules` override the metrics' declared rules key by key."""
     report = GateReport(z=z)
     for pair in pair_records(baseline_records, candidate_records):
         anchor = pair.a or pair.b
@@ -138,14 +138,15 @@ def gate(baseline_records: Iterable[ResultRecord], candidate_records: Iterable[R
             report.refused.append(Refusal(checkpoint, pair.hookpoint, pair.task, reason))
             continue
         for metric in sorted(pair.a.metrics):
-            row = _gate_metric(pair.a, pair.b, metric, table, z, checkpoint)
+            row = _gate_metric(pair.a, pair.b, metric, rules, z, checkpoint)
             {"fail": report.failures, "pass": report.passes, "ungated": report.ungated}[row.status].append(row)
     return report
 
 
-def _gate_metric(base: ResultRecord, cand: ResultRecord, metric: str, table: Mapping[str, MetricRule],
+def _gate_metric(base: ResultRecord, cand: ResultRecord, metric: str, rules: Mapping[str, MetricRule] | None,
                  z: float, checkpoint: str) -> GateRow:
-    rule = lookup(metric, table, task=base.task_name)
+    spec = base.metric_spec(metric)
+    rule = rule_for(metric, base.task_name, spec and spec.rule, rules)
     b_value = base.metrics[metric].get("value")
     c_entry = cand.metrics.get(metric)
     c_value = None if c_entry is None else c_entry.get("value")

@@ -1,14 +1,15 @@
-"""Which way is better for each metric, and how large a change matters: the one table for compare and gate.
+"""Gate and compare rules: which way is better for a metric and how large a change matters.
 
 A `MetricRule` says whether higher or lower values are better (or neither: `none`, never gated)
 and the minimum effect below which a change is not a regression, either absolute (`0.01`) or
-relative to the baseline value (`5%`). Names are matched exactly first, then as shell patterns
-(`sae_accuracy_k*`); a key `task.metric` beats a bare `metric`. Metrics not in the table are
-reported by compare and gate but never gated.
+relative to the baseline value (`5%`). The defaults are not here: each task declares them with its
+metrics (`sae_bench.task_api.MetricSpec`, carried by every record). This module parses the user's
+overrides (`--rule`, rules files) and picks the rule for a metric: an override first (a key
+`task.metric` beats a bare `metric`, exact names beat shell patterns such as `sae_accuracy_k*`),
+else the metric's declared spec; a metric with neither is reported but never gated.
 
 Rule text (command line, rules files): `direction[:min_effect]`, e.g. `lower:0.01`, `higher:2%`,
-`none`. This module holds the table and its parsing only; it never reads records or computes
-metrics.
+`none`. This module never reads records or computes metrics.
 """
 
 from __future__ import annotations
@@ -51,61 +52,23 @@ class MetricRule:
         return f"{self.direction}:{effect}"
 
 
-def _r(direction: str, effect: float = 0.0, relative: bool = False) -> MetricRule:
-    return MetricRule(direction, effect, relative)
-
-
-# The defaults. Absolute effects are in each metric's own units (fractions, nats); mse and l1 depend
-# on the activation scale, so their effects are relative to the baseline.
-DEFAULT_RULES: dict[str, MetricRule] = {
-    # reconstruction
-    "fvu": _r("lower", 0.01),
-    "explained_variance": _r("higher", 0.01),
-    "mse": _r("lower", 0.05, relative=True),
-    "cossim": _r("higher", 0.01),
-    "l2_ratio": _r("none"),  # ideal is 1, not an extreme
-    "relative_reconstruction_bias": _r("none"),  # ideal is 1
-    # sparsity: l0/l1 are a design choice, not a quality
-    "l0": _r("none"),
-    "l1": _r("none"),
-    "dead_fraction": _r("lower", 0.01),
-    "dense_fraction": _r("lower", 0.01),
-    # spliced loss
-    "ce_loss_recovered": _r("higher", 0.01),
-    "delta_ce": _r("lower", 0.01),
-    "ce_spliced": _r("lower", 0.01),
-    "ce_clean": _r("none"),  # a property of the model, not the SAE
-    "ce_zero": _r("none"),
-    "kl_spliced": _r("lower", 0.01),
-    "kl_zero": _r("none"),
-    "kl_score": _r("higher", 0.01),
-    # downstream / probing / max-activation reproduction
-    "acc_spliced*": _r("higher", 0.01),
-    "label_confirmed_fraction*": _r("higher", 0.02),
-    "sae_accuracy_k*": _r("higher", 0.02),
-    "reproduced_fraction*": _r("higher", 0.02),
-}
-
-
-def lookup(metric: str, rules: Mapping[str, MetricRule] | None = None, task: str | None = None) -> MetricRule | None:
-    """The rule for `metric` (of `task`): `task.metric` then `metric` exact, then patterns; None if unknown."""
-    table = DEFAULT_RULES if rules is None else rules
+def lookup(metric: str, rules: Mapping[str, MetricRule], task: str | None = None) -> MetricRule | None:
+    """The rule for `metric` (of `task`) in `rules`: `task.metric` then `metric` exact, then patterns; None if absent."""
     names = ([f"{task}.{metric}"] if task else []) + [metric]
     for name in names:
-        if name in table:
-            return table[name]
+        if name in rules:
+            return rules[name]
     for name in names:
-        for pattern, rule in table.items():
+        for pattern, rule in rules.items():
             if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(name, pattern):
                 return rule
     return None
 
 
-def merged(overrides: Mapping[str, MetricRule] | None) -> dict[str, MetricRule]:
-    """The defaults with `overrides` on top (an override replaces the default of the same key)."""
-    out = dict(DEFAULT_RULES)
-    out.update(overrides or {})
-    return out
+def rule_for(metric: str, task: str, declared: MetricRule | None,
+             overrides: Mapping[str, MetricRule] | None = None) -> MetricRule | None:
+    """The user's override for `metric` if any, else its declared rule (None: report, never gate)."""
+    return lookup(metric, overrides or {}, task=task) or declared
 
 
 def parse_rule_text(text: str, source: str) -> MetricRule:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from sae_bench.errors import InputError
-from sae_bench.task_api import Task
+from sae_bench.task_api import MetricSpec, Task
 
 ENTRY_POINT_GROUP = "sae_bench.tasks"
 
@@ -38,9 +38,20 @@ def register_task(cls: type[Task]) -> type[Task]:
     existing = _ORIGINS.get(cls.name)
     if existing is not None and existing != origin:
         raise DuplicateTaskError(cls.name, f"task name registered twice: by {existing} and by {origin}")
+    _check_metrics(cls)
     _TASKS[cls.name] = cls
     _ORIGINS[cls.name] = origin
     return cls
+
+
+def _check_metrics(cls: type[Task]) -> None:
+    """A task declares at least one metric, each a MetricSpec, each name once."""
+    metrics = getattr(cls, "metrics", ())
+    if not isinstance(metrics, tuple) or not metrics or not all(isinstance(m, MetricSpec) for m in metrics):
+        raise TypeError(f"task {cls.__qualname__} needs `metrics`: a non-empty tuple of MetricSpec")
+    names = [m.name for m in metrics]
+    if len(set(names)) != len(names):
+        raise TypeError(f"task {cls.__qualname__} declares a metric twice: {sorted(n for n in names if names.count(n) > 1)}")
 
 
 def _import_builtin_tasks() -> None:
@@ -103,6 +114,12 @@ def get_task(name: str) -> type[Task]:
         return _TASKS[name]
     except KeyError:
         raise InputError(f"task {name!r}", f"unknown task; known: {', '.join(sorted(_TASKS))}") from None
+
+
+def find_task(name: str) -> type[Task] | None:
+    """The registered task `name`, None when no task of that name is registered (no error)."""
+    discover()
+    return _TASKS.get(name)
 
 
 def all_tasks() -> dict[str, type[Task]]:

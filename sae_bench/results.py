@@ -9,6 +9,7 @@ computes metrics.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -16,9 +17,12 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sae_bench.errors import ResultError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sae_bench.task_api import MetricSpec
 
 SCHEMA_VERSION = 1
 
@@ -32,6 +36,7 @@ REQUIRED_KEYS = {
     "corpus": dict,  # {"id", "hash", "seq_len", "n_sequences"}
     "counts": dict,  # tokens after masking etc.
     "metrics": dict,  # name -> {"value", "stderr", ["reason"]}
+    # optional: "metric_specs": {declared name -> MetricSpec.to_json()}, the specs of these metrics
     "seed": int,
     "dtype": str,
     "device": str,
@@ -81,6 +86,26 @@ class ResultRecord:
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
         return self.data["metrics"]
+
+    @functools.cached_property
+    def _carried_specs(self) -> list["MetricSpec"]:
+        from sae_bench.task_api import MetricSpec
+
+        return [MetricSpec.from_json(d) for d in self.data.get("metric_specs", {}).values()]
+
+    def metric_spec(self, name: str) -> "MetricSpec | None":
+        """The spec of metric `name`: the one this record carries, else its task's declared one (for
+        records written before records carried specs, or by a task that is not registered: None)."""
+        from sae_bench.task_api import find_spec
+
+        carried = self._carried_specs
+        spec = find_spec(carried, name)
+        if spec is None and not carried:
+            from sae_bench import registry
+
+            task = registry.find_task(self.task_name)
+            spec = task.metric_spec(name) if task is not None else None
+        return spec
 
     def metric(self, name: str) -> float | None:
         entry = self.metrics.get(name)
@@ -144,6 +169,24 @@ def _check_types(data: dict[str, Any], source: str) -> None:
         raise ResultError(source, "notes should be a list of strings")
     if "artifacts" in data and not isinstance(data["artifacts"], dict):
         raise ResultError(source, "artifacts should be an object")
+    _check_specs(data.get("metric_specs"), source)
+
+
+def _check_specs(specs: Any, source: str) -> None:
+    """`metric_specs`, when present: an object of valid MetricSpec objects keyed by their names."""
+    if specs is None:
+        return
+    from sae_bench.task_api import MetricSpec
+
+    if not isinstance(specs, dict):
+        raise ResultError(source, "metric_specs should be an object")
+    for name, spec in specs.items():
+        try:
+            if not isinstance(spec, dict) or spec.get("name") != name:
+                raise ValueError("not a spec object with that name")
+            MetricSpec.from_json(spec)
+        except (ValueError, TypeError) as exc:
+            raise ResultError(source, f"metric_specs[{name!r}] is not a valid metric spec: {exc}") from None
 
 
 def validate(data: Any, source: str = "<record>") -> ResultRecord:

@@ -39,7 +39,7 @@ from sae_bench.options import (boolean, check_values, comma_list, int_at_least, 
 from sae_bench.packing import packing_problem
 from sae_bench.results import (SCHEMA_VERSION, ResultRecord, read_record, record_path, remove_stale_temp_files,
                                validate, write_record)
-from sae_bench.task_api import Task, TaskOutput
+from sae_bench.task_api import MetricSpec, Task, TaskOutput
 
 
 @dataclass
@@ -340,6 +340,19 @@ def _existing(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus) -> R
     return record if same else None
 
 
+def declared_specs(task: Task, output: TaskOutput) -> dict[str, MetricSpec]:
+    """The specs of the metrics `output` reports, by declared name; InputError naming the first
+    metric the task does not declare (so no record carries a metric nothing knows how to read)."""
+    used: dict[str, MetricSpec] = {}
+    for metric in sorted(output.metrics):
+        spec = task.metric_spec(metric)
+        if spec is None:
+            raise InputError(f"task {task.name}", f"reported metric {metric!r}, which it does not declare in "
+                                                  f"`metrics` (declared: {', '.join(s.name for s in task.metrics)})")
+        used[spec.name] = spec
+    return used
+
+
 def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, model, hookpoint: str,
                 corpus: TokenizedCorpus, config: RunConfig, corpus_label: str, model_label: str,
                 seconds: float, mismatch: dict[str, str] | None = None,
@@ -365,6 +378,7 @@ def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, mo
         "counts": {"sequences_total": corpus.n_sequences, "tokens_total": corpus.n_tokens,
                    "tokens_kept": corpus.n_kept, **output.counts},
         "metrics": {name: metric.to_json() for name, metric in sorted(output.metrics.items())},
+        "metric_specs": {name: spec.to_json() for name, spec in sorted(declared_specs(task, output).items())},
         "artifacts": output.artifacts,
         "notes": notes,
         "seed": config.seed,

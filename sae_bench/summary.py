@@ -17,15 +17,6 @@ from sae_bench.results import ResultRecord
 WIDTH = 100
 NAME_WIDTH = 30  # longest checkpoint name shown in the narrow table (middle elided)
 
-HEADLINE_METRICS = (
-    ("reconstruction", "fvu"), ("reconstruction", "cossim"), ("sparsity", "l0"),
-    ("sparsity", "dead_fraction"), ("spliced_loss", "ce_loss_recovered"), ("spliced_loss", "kl_score"),
-    ("probing", "label_confirmed_fraction"), ("probing", "sae_accuracy_k5"),
-    ("maxact_repro", "reproduced_fraction"), ("downstream_lm_eval", "acc_spliced"),
-    ("downstream_lm_eval", "acc_delta"),
-)
-
-
 def _cell(entry: dict | None, wide: bool) -> str:
     if entry is None:
         return "-"
@@ -59,19 +50,32 @@ def _layout(header: list[str], body: list[list[str]]) -> list[str]:
     return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in body]
 
 
+def headline_columns(records: list[ResultRecord]) -> tuple[list[tuple[str, str]], set[tuple[str, str]]]:
+    """(task, metric) pairs to show: the metrics whose spec has a headline position
+    (`MetricSpec.headline`), in that order, then for each task with none of those its first metric
+    (by name); and the set of the former."""
+    ranked: dict[tuple[str, str], int] = {}
+    firsts: dict[str, str] = {}
+    for record in records:
+        for name in record.metrics:
+            spec = record.metric_spec(name)
+            if spec is not None and spec.headline is not None:
+                ranked[(record.task_name, name)] = spec.headline
+            firsts[record.task_name] = min(firsts.get(record.task_name, name), name)
+    headed = {task for task, _ in ranked}
+    columns = sorted(ranked, key=lambda c: (ranked[c], c))
+    return columns + [(task, first) for task, first in sorted(firsts.items()) if task not in headed], set(ranked)
+
+
 def format_table(records: list[ResultRecord], *, wide: bool = False, width: int = WIDTH) -> str:
     rows: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
     for record in records:
         row = rows.setdefault((record.checkpoint_id, record.hookpoint), {})
         for name, entry in record.metrics.items():
             row[(record.task_name, name)] = entry
-    columns = [c for c in HEADLINE_METRICS if any(c in row for row in rows.values())]
-    known = {task for task, _ in HEADLINE_METRICS}
-    for task in sorted({r.task_name for r in records} - known):  # plugin tasks: their first metric
-        first = min((m for (t, m) in set().union(*rows.values()) if t == task), default=None)
-        if first is not None:
-            columns.append((task, first))
-    label = lambda c: c[1] if c[0] in known else f"{c[0]}/{c[1]}"  # noqa: E731
+    columns, declared = headline_columns(records)
+    metric_names = [m for _, m in columns]
+    label = lambda c: c[1] if c in declared and metric_names.count(c[1]) == 1 else f"{c[0]}/{c[1]}"  # noqa: E731
     names = [ckpt for ckpt, _ in rows]
     folder = "" if wide else common_folder(names)
     shown = {n: n if wide else _elide(n[len(folder):], NAME_WIDTH) for n in names}

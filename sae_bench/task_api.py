@@ -5,16 +5,25 @@ under different settings are never ranked together), what it needs from the cont
 `TaskOutput`. Tasks never see checkpoint formats or file layouts, and never write files: the
 runner owns output.
 
+A task also declares its metrics (`metrics`: one `MetricSpec` each, or one per family such as
+`sae_accuracy_k*`): which way is better, the gate's default minimum effect, the headline order,
+the unit and a one-line definition. The runner refuses a metric the task does not declare, every
+record carries the specs of its metrics, and compare, gate, the terminal summary, the leaderboard
+and docs/metrics.md read them from there (lm-eval's `higher_is_better`, kept with the metric).
+
 Bump `version` whenever a change alters what a metric means or how it is computed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, NamedTuple
+
+from sae_bench.metric_directions import MetricRule
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_bench.context import EvalContext
@@ -34,6 +43,68 @@ class Metric(NamedTuple):
     @classmethod
     def null(cls, reason: str) -> "Metric":
         return cls(None, None, reason)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What one metric (or a family of metrics, `name` a shell pattern) means and which way is better.
+
+    direction: higher | lower | none (no better side: l0 is a design choice, l2_ratio's ideal is 1);
+    min_effect: the gate's default minimum effect, absolute in `unit`, or a fraction of |baseline|
+    when `relative`; headline: position among the headline columns (terminal summary, leaderboard
+    page), None for "all metrics" only; ranking: priority as the leaderboard's ranking metric (the
+    lowest present ranks the rows), None: never ranks."""
+
+    name: str
+    direction: str
+    definition: str
+    unit: str = ""
+    min_effect: float = 0.0
+    relative: bool = False
+    headline: int | None = None
+    ranking: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("a MetricSpec needs a non-empty name")
+        try:
+            self.rule  # checks direction and min_effect
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{self.name}: {exc}") from None
+        if self.ranking is not None and self.direction == "none":
+            raise ValueError(f"{self.name}: a ranking metric needs a direction")
+        if not self.definition or "\n" in self.definition:
+            raise ValueError(f"{self.name}: the definition is one non-empty line")
+
+    @property
+    def rule(self) -> MetricRule:
+        """The gate's and compare's default rule for this metric."""
+        return MetricRule(self.direction, float(self.min_effect), self.relative)
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        return None if self.direction == "none" else self.direction == "higher"
+
+    @property
+    def is_pattern(self) -> bool:
+        return any(c in self.name for c in "*?[")
+
+    def matches(self, metric: str) -> bool:
+        return metric == self.name or (self.is_pattern and fnmatch.fnmatchcase(metric, self.name))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "MetricSpec":
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def find_spec(specs: Iterable[MetricSpec], metric: str) -> MetricSpec | None:
+    """The spec of `metric`: an exact name first, then the first pattern that matches; None if undeclared."""
+    specs = list(specs)
+    exact = next((s for s in specs if s.name == metric), None)
+    return exact or next((s for s in specs if s.is_pattern and s.matches(metric)), None)
 
 
 @dataclass
@@ -79,12 +150,14 @@ class TaskConfig:
 
 
 class Task:
-    """Subclass, set `name`, `version`, `Config`, implement `run`, and decorate with
+    """Subclass, set `name`, `version`, `Config`, `metrics`, implement `run`, and decorate with
     `@sae_bench.registry.register_task`."""
 
     name: ClassVar[str]
     version: ClassVar[str]
     Config: ClassVar[type[TaskConfig]] = TaskConfig
+    # Every metric `run` may report, declared once (patterns for families); see MetricSpec.
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     description: ClassVar[str] = ""
     # What in this task is random and how it is seeded (recorded in every result); () = deterministic.
     random_sources: ClassVar[tuple[str, ...]] = ()
@@ -92,6 +165,11 @@ class Task:
     def __init__(self, config: TaskConfig | None = None, **overrides: Any):
         base = config if config is not None else self.Config()
         self.config = dataclasses.replace(base, **overrides) if overrides else base
+
+    @classmethod
+    def metric_spec(cls, metric: str) -> MetricSpec | None:
+        """The declared spec of `metric`, None when this task does not declare it."""
+        return find_spec(cls.metrics, metric)
 
     def skip_reason(self, sae: "SparseAutoencoder", ctx: "EvalContext") -> str | None:
         """Return why this task does not apply (e.g. no feature map), or None to run it."""

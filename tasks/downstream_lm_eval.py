@@ -24,7 +24,7 @@ import torch
 
 from sae_bench.downstream import DEFAULT_TASK
 from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, Task, TaskConfig, TaskOutput
+from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,16 @@ class DownstreamLmEvalTask(Task):
     random_sources = ("lm-eval: random_seed, numpy_random_seed, torch_random_seed and fewshot_random_seed = seed",)
     Config = DownstreamConfig
     description = "lm-eval accuracy clean vs SAE-spliced (default: local topic multiple choice)"
+    metrics = (
+        MetricSpec("acc_spliced", "higher", "lm-eval accuracy with the SAE spliced in", "fraction", 0.01, headline=60),
+        MetricSpec("acc_delta", "higher", "acc_spliced − acc_clean, paired over documents", "fraction", 0.01,
+                   headline=61),
+        MetricSpec("acc_clean", "none", "lm-eval accuracy of the unmodified model (a property of the model)",
+                   "fraction"),
+        MetricSpec("acc_spliced/*", "higher", "acc_spliced on one lm-eval task", "fraction", 0.01),
+        MetricSpec("acc_delta/*", "higher", "acc_delta on one lm-eval task", "fraction", 0.01),
+        MetricSpec("acc_clean/*", "none", "acc_clean on one lm-eval task", "fraction"),
+    )
 
     def skip_reason(self, sae, ctx) -> str | None:
         if ctx.is_pooled:

@@ -17,7 +17,6 @@ examples are per token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sae_bench.errors import InputError
 from sae_bench.checkpoints.safe_tensors import sha256_file
@@ -26,7 +25,7 @@ from sae_bench.maxact.repro import ReproSettings, corpus_mismatch, reproduce
 from sae_bench.maxact.schema import read_maxact
 from sae_bench.metrics.maxact import Tolerances
 from sae_bench.registry import register_task
-from sae_bench.task_api import Task, TaskConfig, TaskOutput
+from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 NO_PARQUET = ("no max-activation parquet for this checkpoint (looked for: option maxact_repro.parquet, resource "
               "'maxact', maxact.parquet beside the weights, bundled fixtures/maxact matched by sha256)")
@@ -53,6 +52,18 @@ class MaxActReproTask(Task):
     version = "1"
     Config = MaxActReproConfig
     description = "re-encode stored max-activation contexts: peak agreement, peak rel. error, Spearman, reproduced"
+    metrics = (
+        MetricSpec("reproduced_fraction", "higher",
+                   "share of features whose stored peaks re-encode within tolerance (peak, relative error, Spearman)",
+                   "fraction", 0.02, headline=50),
+        MetricSpec("examples_reproduced_fraction", "higher", "share of stored examples reproduced within tolerance",
+                   "fraction", 0.02),
+        MetricSpec("peak_position_agreement", "higher", "share of examples whose re-encoded peak is at the stored position",
+                   "fraction", 0.02),
+        MetricSpec("peak_relative_error", "lower", "mean |re-encoded − stored peak| / |stored peak|", "fraction", 0.02),
+        MetricSpec("spearman", "higher", "mean Spearman correlation of re-encoded and stored context activations",
+                   "correlation", 0.02),
+    )
 
     def _locate(self, sae, ctx):
         return find_parquet(sae, ctx.hookpoint, explicit=self.config.parquet, resources=ctx.resources)

@@ -43,7 +43,7 @@ from sae_bench.metrics.probing import (
 from sae_bench.metrics.stats import mean_metric
 from sae_bench.probe_set import ProbeSet, load_probe_set
 from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, Task, TaskConfig, TaskOutput
+from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,22 @@ class ProbingTask(Task):
                       "logistic regression: scikit-learn random_state = seed")
     Config = ProbingConfig
     description = "feature-map label check (AUROC + permutation test) and k-sparse probes vs raw activations"
+    metrics = (
+        MetricSpec("label_confirmed_fraction", "higher",
+                   "share of labelled features with AUROC ≥ 0.7 and permutation p < 0.05 on their category",
+                   "fraction", 0.02, headline=40),
+        MetricSpec("label_confirmed_fraction/*", "higher", "label_confirmed_fraction within one category",
+                   "fraction", 0.02),
+        MetricSpec("label_auroc_mean", "higher", "mean AUROC of the labelled features on their category",
+                   "AUROC", 0.02),
+        MetricSpec("sae_accuracy_k5", "higher", "held-out accuracy of a logistic probe on the top 5 SAE latents",
+                   "fraction", 0.02, headline=41),
+        MetricSpec("sae_accuracy_k*", "higher", "held-out accuracy of a logistic probe on the top k SAE latents",
+                   "fraction", 0.02),
+        MetricSpec("raw_accuracy_*", "none",
+                   "the same probe on raw activations (k dimensions, or all: dense): a reference, not the SAE's score",
+                   "fraction"),
+    )
 
     def _probe_set(self, ctx) -> ProbeSet:
         path = self.config.probe_set or ctx.resources.get("probe_set")

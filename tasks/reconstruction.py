@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sae_bench.metrics.reconstruction import ReconstructionAccumulator
 from sae_bench.registry import register_task
-from sae_bench.task_api import Task, TaskConfig, TaskOutput
+from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,17 @@ class ReconstructionTask(Task):
     version = "1"
     Config = ReconstructionConfig
     description = "mse, fvu, explained variance (about the mean), cosine, norm ratio, bias"
+    metrics = (
+        MetricSpec("fvu", "lower", "Σ‖x − x̂‖² / Σ‖x − μ‖²: residual variance over variance about the mean",
+                   "fraction", 0.01, headline=10, ranking=2),
+        MetricSpec("explained_variance", "higher", "1 − fvu (variance about the mean, never about 0)",
+                   "fraction", 0.01, ranking=3),
+        MetricSpec("mse", "lower", "(1/T) Σ_t ‖x_t − x̂_t‖² / d: mean squared error per dimension",
+                   "activation units²", 0.05, relative=True),
+        MetricSpec("cossim", "higher", "(1/T) Σ_t cos(x_t, x̂_t)", "cosine", 0.01, headline=11),
+        MetricSpec("l2_ratio", "none", "(1/T) Σ_t ‖x̂_t‖ / ‖x_t‖ (ideal 1, not an extreme)", "ratio"),
+        MetricSpec("relative_reconstruction_bias", "none", "Σ‖x̂‖² / Σ x·x̂ (ideal 1, not an extreme)", "ratio"),
+    )
 
     def run(self, sae, ctx) -> TaskOutput:
         size = self.config.batch_tokens

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sae_bench.metrics.sparsity import DEFAULT_DENSE_THRESHOLD, SparsityAccumulator
 from sae_bench.registry import register_task
-from sae_bench.task_api import Task, TaskConfig, TaskOutput
+from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 _RNG_OFFSET = 7_001  # this task's stream of ctx.generator
 
@@ -39,6 +39,15 @@ class SparsityTask(Task):
     random_sources = ("bootstrap of dead/dense fractions: torch.Generator(seed + 7001)",)
     Config = SparsityConfig
     description = "l0, l1, dead and dense latent fractions, firing-frequency histogram"
+    metrics = (
+        MetricSpec("l0", "none", "(1/T) Σ_t #{j : f_tj ≠ 0}: active latents per vector (a design choice)",
+                   "latents", headline=20),
+        MetricSpec("l1", "none", "(1/T) Σ_t Σ_j |f_tj|: code mass per vector (a design choice)", "code units"),
+        MetricSpec("dead_fraction", "lower", "share of latents that never fire on the evaluated vectors",
+                   "fraction", 0.01, headline=21),
+        MetricSpec("dense_fraction", "lower", "share of latents firing on more than `dense_threshold` of the vectors",
+                   "fraction", 0.01),
+    )
 
     def run(self, sae, ctx) -> TaskOutput:
         cfg = self.config

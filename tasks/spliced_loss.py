@@ -63,7 +63,7 @@ from sae_bench.errors import DataError
 from sae_bench.metrics.spliced_loss import (RunScorer, SplicedLossAccumulator, next_token_targets,
                                             prediction_mask)
 from sae_bench.registry import register_task
-from sae_bench.task_api import Task, TaskConfig, TaskOutput
+from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 # 4: baseline on disk, mean ablation optional, scores of baseline and checkpoints in one pass
 MEMO_VERSION = 4
@@ -273,6 +273,21 @@ class SplicedLossTask(Task):
     version = "1"
     Config = SplicedLossConfig
     description = "next-token CE/KL with the SAE spliced in, vs clean and zero-ablated (optionally mean-ablated) runs"
+    metrics = (
+        MetricSpec("ce_loss_recovered", "higher", "(CE_zero − CE_spliced) / (CE_zero − CE_clean)", "fraction", 0.01,
+                   headline=30, ranking=1),
+        MetricSpec("kl_score", "higher", "(KL_zero − KL_spliced) / KL_zero", "fraction", 0.01, headline=31),
+        MetricSpec("delta_ce", "lower", "CE_spliced − CE_clean over counted predictions", "nats", 0.01),
+        MetricSpec("ce_spliced", "lower", "next-token cross-entropy with the SAE's reconstruction spliced in",
+                   "nats", 0.01),
+        MetricSpec("kl_spliced", "lower", "KL(p_clean ‖ p_spliced) per counted prediction", "nats", 0.01),
+        MetricSpec("ce_clean", "none", "next-token cross-entropy of the unmodified model (a property of the model)",
+                   "nats"),
+        MetricSpec("ce_zero", "none", "cross-entropy with the hookpoint's activations zero-ablated", "nats"),
+        MetricSpec("ce_mean", "none", "cross-entropy with the activations replaced by their corpus mean "
+                                      "(with spliced_loss.mean_ablation)", "nats"),
+        MetricSpec("kl_zero", "none", "KL(p_clean ‖ p_zero-ablated) per counted prediction", "nats"),
+    )
     shares_work = True  # prepare per checkpoint, finish together (see Task and the module docstring)
     max_pending_bytes = 1 << 30  # prepared final hidden states held before the runner finishes them
 

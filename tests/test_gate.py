@@ -11,7 +11,8 @@ from record_factories import make_record_data, write_records
 from sae_bench.cli import main
 from sae_bench.errors import InputError
 from sae_bench.gate import gate, rules_from_options
-from sae_bench.metric_directions import DEFAULT_RULES, MetricRule, load_rules_file, lookup, parse_rule_arg
+from sae_bench import registry
+from sae_bench.metric_directions import MetricRule, load_rules_file, lookup, parse_rule_arg, rule_for
 from sae_bench.results import validate
 
 
@@ -111,15 +112,25 @@ def test_several_checkpoints_are_matched_by_id():
 
 
 # ------------------------------------------------------------------------------------ rules
-def test_rule_table_and_patterns():
-    assert lookup("fvu").direction == "lower"
-    assert lookup("explained_variance").direction == "higher"
-    assert lookup("l0").direction == "none"
-    assert lookup("sae_accuracy_k5").direction == "higher"
-    assert lookup("nonexistent_metric") is None
-    rules = {**DEFAULT_RULES, "reconstruction.fvu": MetricRule("lower", 0.5)}
-    assert lookup("fvu", rules, task="reconstruction").min_effect == 0.5
-    assert lookup("fvu", rules, task="other").min_effect == 0.01
+def test_declared_rules_and_patterns():
+    declared = lambda task, metric: registry.get_task(task).metric_spec(metric)  # noqa: E731
+    assert declared("reconstruction", "fvu").rule == MetricRule("lower", 0.01)
+    assert declared("reconstruction", "explained_variance").direction == "higher"
+    assert declared("sparsity", "l0").direction == "none"
+    assert declared("probing", "sae_accuracy_k20").direction == "higher"  # the sae_accuracy_k* family
+    assert declared("probing", "label_confirmed_fraction/semantic").direction == "higher"
+    assert declared("reconstruction", "nonexistent_metric") is None
+
+
+def test_overrides_beat_declared_rules_task_key_first():
+    fvu = registry.get_task("reconstruction").metric_spec("fvu").rule
+    rules = {"reconstruction.fvu": MetricRule("lower", 0.5), "fvu": MetricRule("lower", 0.2),
+             "sae_accuracy_k*": MetricRule("none")}
+    assert rule_for("fvu", "reconstruction", fvu, rules).min_effect == 0.5
+    assert rule_for("fvu", "other", fvu, rules).min_effect == 0.2
+    assert rule_for("fvu", "reconstruction", fvu, {}).min_effect == 0.01
+    assert rule_for("sae_accuracy_k5", "probing", MetricRule("higher", 0.02), rules).direction == "none"
+    assert lookup("nonexistent_metric", rules) is None
 
 
 def test_parse_rules():

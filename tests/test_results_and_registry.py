@@ -83,8 +83,9 @@ def test_include_path_adds_tasks_and_broken_files_are_loud(tmp_path):
     good = tmp_path / "good"
     good.mkdir()
     (good / "extra.py").write_text(
-        "from sae_bench.registry import register_task\nfrom sae_bench.task_api import Task\n"
-        "@register_task\nclass Extra(Task):\n    name = 'extra_test_task'\n    version = '1'\n")
+        "from sae_bench.registry import register_task\nfrom sae_bench.task_api import MetricSpec, Task\n"
+        "@register_task\nclass Extra(Task):\n    name = 'extra_test_task'\n    version = '1'\n"
+        "    metrics = (MetricSpec('score', 'higher', 'a score'),)\n")
     registry.include_path(good)
     assert registry.get_task("extra_test_task").version == "1"
     bad = tmp_path / "bad"
@@ -92,6 +93,14 @@ def test_include_path_adds_tasks_and_broken_files_are_loud(tmp_path):
     (bad / "broken.py").write_text("import does_not_exist_anywhere\n")
     with pytest.raises(InputError, match="broken.py: task file failed to import"):
         registry.include_path(bad)
+
+
+def test_a_task_without_metric_specs_is_refused_loudly(tmp_path):
+    (tmp_path / "nometrics.py").write_text(
+        "from sae_bench.registry import register_task\nfrom sae_bench.task_api import Task\n"
+        "@register_task\nclass NoMetrics(Task):\n    name = 'no_metrics_task'\n    version = '1'\n")
+    with pytest.raises(InputError, match="nometrics.py: .*needs `metrics`"):
+        registry.include_path(tmp_path)
 
 
 def test_unknown_task_lists_known_ones():

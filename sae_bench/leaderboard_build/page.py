@@ -36,7 +36,7 @@ from typing import Any, Iterable
 from sae_bench.leaderboard_build.collect import ComparabilityKey, key_of
 from sae_bench.leaderboard_build.plots import Plot, row_stem
 from sae_bench.leaderboard_build.table import (LeaderboardTable, MetricColumn, Row, Site, family_of, format_value,
-                                               higher_is_better, number)
+                                               number)
 from sae_bench.results import ResultRecord, record_path
 
 RESULTS_FOLDER = "results"  # the version folder's snapshot of its records
@@ -197,8 +197,8 @@ def _breakable(name: str) -> str:
     return esc(name).replace("_", "_<wbr>").replace("/", "/<wbr>")
 
 
-def _arrow(metric: str) -> str:
-    better = higher_is_better(metric)
+def _arrow(better: bool | None) -> str:
+    """ ↑ / ↓ for a metric whose spec says higher / lower is better, nothing otherwise."""
     return "" if better is None else (" ↑" if better else " ↓")
 
 
@@ -254,7 +254,7 @@ def _site_table(table: LeaderboardTable, site: Site, prefix: str) -> list[str]:
         label = column.metric if column.group == column.key.task else column.name
         cls = ' class="rankcol"' if column == site.ranked_by else ""
         heads.append(f'<th{cls} title="{esc(column.name)}: value ± standard error">'
-                     f"{_breakable(label)}{esc(_arrow(column.metric))}</th>")
+                     f"{_breakable(label)}{esc(_arrow(column.higher_is_better))}</th>")
     out = [f'<div class="scroll"><table class="board" data-site="{esc(site.hookpoint)}">',
            "<thead><tr>" + "".join(heads) + "</tr></thead>"]
     families: dict[str, list[Row]] = {}
@@ -321,9 +321,9 @@ def _all_metrics(table: LeaderboardTable, prefix: str) -> list[str]:
     heads = [_header_cell("rank", "rank", True), _header_cell("checkpoint", "checkpoint", False),
              _header_cell("hookpoint", "hookpoint", False)]
     for column in table.columns:
-        better = higher_is_better(column.metric)
+        better = column.higher_is_better
         heads.append(_header_cell(column.name, column.name, True, first=-1 if better else 1,
-                                  title=f"{column.name}{_arrow(column.metric)}; value ± standard error"))
+                                  title=f"{column.name}{_arrow(better)}; value ± standard error"))
     out = [f"<details><summary>All {len(table.columns)} metric columns of every row (sortable: click a header; "
            "rows.csv and rows.parquet hold them too)</summary>",
            '<div class="scroll"><table class="sortable" id="all-metrics">',
@@ -433,7 +433,8 @@ def _metrics_table(table: LeaderboardTable, row: Row) -> str:
         group = table.groups[key_of(record)]
         for i, (name, entry) in enumerate(sorted(record.metrics.items())):
             value, stderr = number(entry, "value"), number(entry, "stderr")
-            better = higher_is_better(name)
+            spec = record.metric_spec(name)
+            better = None if spec is None else spec.higher_is_better
             parts.append(
                 f"<tr><td>{esc(group) if i == 0 else ''}</td><td>{esc(name)}</td>"
                 f"<td>{'' if better is None else ('higher' if better else 'lower')}</td>"

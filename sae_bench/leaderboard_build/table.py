@@ -11,9 +11,10 @@ Columns:
   of two keys and rows are only ever compared within one key.
 
 Sites: rows are ranked only against rows evaluated at the same hookpoint (a *site*), and only
-within one column (one comparability key). A site's ranking column is the first column of
-`RANKING_PREFERENCE` holding a value for one of its rows (lower-is-better or higher-is-better as
-stated there); competition ranking (ties share the smaller rank, "1224"), rows without a value
+within one column (one comparability key). A site's ranking column is, among the columns holding
+a value for one of its rows, the one whose metric spec has the lowest `ranking` priority, ranked
+in the direction the spec declares (`sae_bench.task_api.MetricSpec`, carried by the records);
+competition ranking (ties share the smaller rank, "1224"), rows without a value
 unranked and last. Sites are ordered by their number of rows (most first), then by name; rows by
 site, then rank, then checkpoint.
 
@@ -38,27 +39,9 @@ import pyarrow.parquet as pq
 
 from sae_bench.leaderboard_build.collect import Collection, ComparabilityKey, key_of
 from sae_bench.results import ResultRecord
-from sae_bench.summary import HEADLINE_METRICS
+from sae_bench.task_api import MetricSpec
 
 STDERR_SUFFIX = "_stderr"
-
-# (task, metric, True when higher is better); the first present in a build ranks the rows.
-RANKING_PREFERENCE: tuple[tuple[str, str, bool], ...] = (
-    ("spliced_loss", "ce_loss_recovered", True),
-    ("reconstruction", "fvu", False),
-    ("reconstruction", "explained_variance", True),
-)
-
-# Which way is better for the headline metrics (the page's first click on a header sorts best first).
-HIGHER_IS_BETTER = frozenset({"explained_variance", "cossim", "ce_loss_recovered", "kl_score",
-                              "label_confirmed_fraction", "reproduced_fraction"})
-LOWER_IS_BETTER = frozenset({"fvu", "mse", "delta_ce", "kl_spliced", "dead_fraction", "dense_fraction"})
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """True/False for metrics with a known better direction, None otherwise (l0, l1 ...)."""
-    return True if metric in HIGHER_IS_BETTER else False if metric in LOWER_IS_BETTER else None
-
 
 ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("rank", pa.int64()),
@@ -83,6 +66,11 @@ class MetricColumn:
     group: str
     key: ComparabilityKey
     metric: str
+    spec: MetricSpec | None = field(default=None, compare=False)  # as the task declares it (None: unknown)
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        return None if self.spec is None else self.spec.higher_is_better
 
     @property
     def name(self) -> str:
@@ -155,11 +143,10 @@ class LeaderboardTable:
         return next((c for c in self.columns if c.name == name), None)
 
     def headline_columns(self) -> list[MetricColumn]:
-        """The headline metrics (`sae_bench.summary.HEADLINE_METRICS`, in that order) present in the
+        """The headline metrics (specs with a `headline` position, in that order) present in the
         build, or every column when none is; the other columns are in "all metrics" and the files."""
-        order = {pair: i for i, pair in enumerate(HEADLINE_METRICS)}
-        chosen = [c for c in self.columns if (c.key.task, c.metric) in order]
-        return sorted(chosen, key=lambda c: (order[(c.key.task, c.metric)], c.group)) or list(self.columns)
+        chosen = [c for c in self.columns if c.spec is not None and c.spec.headline is not None]
+        return sorted(chosen, key=lambda c: (c.spec.headline, c.group)) or list(self.columns)
 
 
 def group_labels(keys: list[ComparabilityKey]) -> dict[ComparabilityKey, str]:
@@ -205,13 +192,19 @@ def number(entry: dict[str, Any] | None, field_name: str) -> float | None:
 
 
 def _ranking_column(columns: list[MetricColumn], rows: list[Row] | None = None) -> tuple[MetricColumn | None, bool | None]:
-    """The first preferred column (with a value in one of `rows`, when given) and its direction."""
-    for task, metric, higher in RANKING_PREFERENCE:
-        for column in columns:  # sorted: the first key of that task wins
-            if column.key.task == task and column.metric == metric:
-                if rows is None or any(number(r.entry(column), "value") is not None for r in rows):
-                    return column, higher
-    return None, None
+    """The column (with a value in one of `rows`, when given) whose spec has the lowest `ranking`, and
+    its direction; columns are sorted, so the first key of a task wins a tie."""
+    candidates = [c for c in columns if c.spec is not None and c.spec.ranking is not None
+                  and (rows is None or any(number(r.entry(c), "value") is not None for r in rows))]
+    if not candidates:
+        return None, None
+    best = min(candidates, key=lambda c: c.spec.ranking)
+    return best, best.higher_is_better
+
+
+def _spec(records: list[ResultRecord], metric: str) -> MetricSpec | None:
+    """The first spec the records (of one comparability key) give for `metric`."""
+    return next((spec for r in records if (spec := r.metric_spec(metric)) is not None), None)
 
 
 def _rank_site(site: Site) -> None:
@@ -227,10 +220,8 @@ def _rank_site(site: Site) -> None:
 
 def build_table(collection: Collection) -> LeaderboardTable:
     groups = group_labels(collection.keys)
-    metric_names: dict[ComparabilityKey, set[str]] = {}
-    for record in collection.records:
-        metric_names.setdefault(key_of(record), set()).update(record.metrics)
-    columns = sorted((MetricColumn(groups[k], k, m) for k, names in metric_names.items() for m in names),
+    columns = sorted((MetricColumn(groups[k], k, m, _spec([r for r in records if m in r.metrics], m))
+                      for k, records in collection.by_key().items() for m in {m for r in records for m in r.metrics}),
                      key=lambda c: (c.group, c.metric))
     rows = [Row(i + 1, ckpt, hp, records) for i, ((ckpt, hp), records) in enumerate(collection.by_row().items())]
     ranked_by, higher = _ranking_column(columns)
@@ -337,10 +328,6 @@ def ranking_text(table: LeaderboardTable) -> str:
 
 def ranking_text_for(column_name: str | None) -> str:
     return "unranked (no ranking metric present)" if column_name is None else f"ranked by {column_name}"
-
-
-def key_text(key: ComparabilityKey) -> str:
-    return (f"task {key.task} version {key.task_version}, config {key.config_hash}, corpus {key.corpus_hash}")
 
 
 def _markdown_table(table: LeaderboardTable, columns: list[MetricColumn]) -> list[str]:
