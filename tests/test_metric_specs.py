@@ -40,7 +40,8 @@ CHECKPOINTS = [f"{SAES_DIR}/sparsify/tiny-gemma4-8x@layers.2", f"{SAES_DIR}/spar
 
 @pytest.fixture
 def scratch_registry(monkeypatch):
-    """The toy task is registered for this test only."""
+    """The toy task is registered for this test only (built-ins discovered first, into the real registry)."""
+    registry.discover()
     monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))
     monkeypatch.setattr(registry, "_ORIGINS", dict(registry._ORIGINS))
 
