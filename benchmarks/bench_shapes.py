@@ -128,14 +128,15 @@ def weight_bytes(d: int, f: int) -> int:
 
 
 def load(family: str, ref: Path, layer: int, device: str, model_dtype: torch.dtype):
-    """Through the runner's loader and dtype rule, as `sae-bench run` loads it."""
-    from sae_bench.runner import CheckpointSpec, _load_checkpoint, sae_compute_dtype
+    """Through the public loader and the runner's dtype rule, as `sae-bench run` loads it."""
+    from sae_bench import load_checkpoint
+    from sae_bench.runner import sae_compute_dtype
 
     spec = FAMILIES[family]
     hookpoint = f"layers.{20 + layer}" if spec["format"] == "sparsify" else spec["hookpoint"]
-    ck = CheckpointSpec(ref=str(ref), hookpoint=hookpoint, format=spec["format"])
     eval_hook = "layers.20" if spec["format"] == "sparsify" else spec["hookpoint"]
-    return _load_checkpoint(ck, device, sae_compute_dtype(device, model_dtype, eval_hook))
+    return load_checkpoint(str(ref), hookpoint=hookpoint, format=spec["format"], device=device,
+                           dtype=sae_compute_dtype(device, model_dtype, eval_hook))
 
 
 # ----------------------------------------------------------------------------- the metric path

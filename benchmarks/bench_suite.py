@@ -94,7 +94,7 @@ def fixture_setting(n_checkpoints: int, *, max_documents: int | None = None, bat
 # ----------------------------------------------------------------------------- harness
 def run_harness(s: Setting) -> dict[str, dict[str, dict]]:
     """{checkpoint label: {task: {metric: {"value", "stderr"}}}} from sae_bench.runner.evaluate."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench import CheckpointSpec, RunConfig, evaluate
 
     with tempfile.TemporaryDirectory(prefix="bench_suite_") as tmp:
         config = RunConfig(model=s.model, corpus=s.corpus, results_dir=Path(tmp), seq_len=s.seq_len,
@@ -124,15 +124,15 @@ def _sequence_ids(rows: slice, keep: torch.Tensor) -> torch.Tensor:
 
 def run_reference(s: Setting, progress: bool = True) -> dict[str, dict[str, dict]]:
     """The same metrics, computed the way per-task evals do it (see the module docstring)."""
+    from sae_bench import load_checkpoint, load_model
     from sae_bench.corpus import load_corpus
-    from sae_bench.models import ModelAdapter
-    from sae_bench.runner import CheckpointSpec, _load_checkpoint, sae_compute_dtype
+    from sae_bench.runner import sae_compute_dtype
 
-    model = ModelAdapter.load(s.model, device=s.device, dtype=getattr(torch, s.dtype))
+    model = load_model(s.model, device=s.device, dtype=s.dtype)
     corpus = load_corpus(s.corpus, model.tokenizer, seq_len=s.seq_len, max_documents=s.max_documents)
     sae_dtype = sae_compute_dtype(s.device, model.dtype, s.hookpoint)  # the same SAE dtype as the harness
-    loaders = [(label, lambda path=path, fmt=fmt: _load_checkpoint(
-                    CheckpointSpec(ref=path, hookpoint=s.hookpoint, format=fmt), s.device, sae_dtype))
+    loaders = [(label, lambda path=path, fmt=fmt: load_checkpoint(path, hookpoint=s.hookpoint, format=fmt,
+                                                                   device=s.device, dtype=sae_dtype))
                for label, path, fmt in s.checkpoints]
     return reference_metrics(model, corpus, s.hookpoint, loaders, batch_size=s.batch_size, seed=s.seed,
                              progress=progress)

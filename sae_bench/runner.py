@@ -59,6 +59,13 @@ class CheckpointSpec:
     def display_id(self) -> str:
         return self.label or self.ref
 
+    def load(self, device: str = "cpu", dtype: torch.dtype | None = None):
+        """The SAE on `device` (cast to `dtype` if given; see `sae_bench.checkpoints.load_checkpoint`)."""
+        from sae_bench.checkpoints import load_checkpoint
+
+        return load_checkpoint(self.ref, hookpoint=self.hookpoint, format=self.format, revision=self.revision,
+                               device=device, dtype=dtype, **self.options)
+
     @classmethod
     def parse(cls, text: str, **kwargs: Any) -> "CheckpointSpec":
         """`REF`, `REF@SUBFOLDER` (a hub id or path, optionally the hookpoint or sae_id folder inside it)
@@ -230,16 +237,6 @@ def sae_compute_dtype(device: str, model_dtype: torch.dtype, hookpoint: str) -> 
     return None
 
 
-def _load_checkpoint(spec: CheckpointSpec, device: str, dtype: torch.dtype | None = None):
-    """The SAE on `device`; with `dtype`, memory-mapped on CPU first and cast while moving, so the
-    file-dtype copy never sits on the device beside the cast one."""
-    from sae_bench.checkpoints import load_checkpoint
-
-    sae = load_checkpoint(spec.ref, hookpoint=spec.hookpoint, format=spec.format, revision=spec.revision,
-                          device=device if dtype is None else "cpu", **spec.options)
-    return sae if dtype is None else sae.to(device=device, dtype=dtype)
-
-
 def _eval_hookpoint(spec: CheckpointSpec, sae) -> str:
     """Where the checkpoint reads: what its loader says (a SAELens hook_name, a Gemma Scope folder's layer,
     a sparsify folder), else the spec's hookpoint. A spec hookpoint may be only the subfolder to load."""
@@ -258,7 +255,7 @@ def checked_checkpoint(model, spec: CheckpointSpec, device: str, dtype: torch.dt
     """Load `spec`'s SAE and check it against the model: (sae, canonical hookpoint). Raises
     CheckpointError when no hookpoint is known, a hookpoint does not resolve (a transcoder's output
     site too) or the SAE's width does not fit the model's."""
-    sae = _load_checkpoint(spec, device, dtype)
+    sae = spec.load(device, dtype)
     hookpoint = _canonical(model, _eval_hookpoint(spec, sae))
     if sae.metadata.output_hookpoint:
         _canonical(model, sae.metadata.output_hookpoint)
@@ -487,7 +484,7 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                     pending.append(task)
             if not pending:
                 continue
-            sae = _load_checkpoint(spec, device, sae_compute_dtype(device, model.dtype, hookpoint))
+            sae = spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))
             scale_notes[spec.display_id] = _scale_check(sae, ctx, spec, report)
             for task in pending:
                 reason = task.skip_reason(sae, ctx)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from sae_bench.checkpoints import load_checkpoint
+from sae_bench import load_checkpoint
 from sae_bench.errors import CheckpointError
 from sae_bench.sae import InputPreprocessing
 

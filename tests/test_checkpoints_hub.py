@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import sae_bench.checkpoints.hub as hub
-from sae_bench.checkpoints import load_checkpoint
+from sae_bench import load_checkpoint
 from sae_bench.errors import CheckpointError
 from sae_bench.fixtures import SAES_DIR
 

@@ -46,7 +46,7 @@ MEASURE = textwrap.dedent("""
                 out[key] = int(value.split()[0]) * 1024
         return out
     import torch
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     before = status()
     sae = load_checkpoint(sys.argv[1], normalise="none", standardise="none")
     after = status()

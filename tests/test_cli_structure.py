@@ -11,7 +11,7 @@ import pytest
 from sae_bench.cli import build_parser, main, subcommand_modules
 from sae_bench.errors import InputError
 from sae_bench.options import flag_of, option_fields
-from sae_bench.runner import CheckpointSpec, RunConfig
+from sae_bench import CheckpointSpec, RunConfig
 
 
 def _parsers(parser: argparse.ArgumentParser, path=("sae-bench",)):

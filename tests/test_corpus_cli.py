@@ -86,7 +86,7 @@ def test_same_rows_from_texts_and_token_ids_give_the_same_numbers(tmp_path):
     """Token ids are used verbatim: packed, the ids of the first 32 texts make the text corpus's rows
     (row equality for both arrangements: tests/test_corpus_packing.py), so every metric is identical;
     only the corpus hash (and so comparability) differs."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench import CheckpointSpec, RunConfig, evaluate
 
     def run(name, **corpus):
         config = RunConfig(model=str(TINY_MODEL_DIR), results_dir=tmp_path / name, seq_len=32,
@@ -105,7 +105,7 @@ def test_same_rows_from_texts_and_token_ids_give_the_same_numbers(tmp_path):
 def test_compare_takes_the_corpus_options():
     from sae_bench.cli import build_parser
     from sae_bench.cli._options import given
-    from sae_bench.runner import RunConfig
+    from sae_bench import RunConfig
 
     args = build_parser().parse_args(["compare", "a", "b", "--corpus-packing", "pack", "--corpus-column", "input_ids",
                                       "--corpus-prepend-bos"])
@@ -115,7 +115,7 @@ def test_compare_takes_the_corpus_options():
 
 def test_a_record_is_reused_only_for_the_same_rows(tmp_path):
     """Same documents, same packing, another seq_len: other rows, so the record is recomputed."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench import CheckpointSpec, RunConfig, evaluate
 
     spec = CheckpointSpec(str(SAES_DIR / "sparsify/tiny-gemma4-8x"), hookpoint="layers.2")
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from sae_bench.checkpoints import load_checkpoint
+from sae_bench import load_checkpoint
 from sae_bench.corpus import load_corpus
 from sae_bench.errors import DataError, HookpointError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sae_bench.activations import ActivationSource
-from sae_bench.checkpoints import load_checkpoint
+from sae_bench import load_checkpoint
 from sae_bench.cli import main
 from sae_bench.context import EvalContext
 from sae_bench.corpus import load_corpus
@@ -18,7 +18,7 @@ from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODE
 from sae_bench.fixtures.maxact_build import FILE_NAME
 from sae_bench.maxact.locate import find_parquet
 from sae_bench.models import ModelAdapter
-from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+from sae_bench import CheckpointSpec, RunConfig, evaluate
 from sae_bench.tasks.maxact_repro import NO_PARQUET, MaxActReproTask
 
 FIXTURE_PARQUET = MAXACT_DIR / FILE_NAME

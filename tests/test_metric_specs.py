@@ -16,11 +16,10 @@ from sae_bench.errors import InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.gate import gate
 from sae_bench.results import iter_records, read_record, validate
-from sae_bench.task_api import MetricSpec, Task, TaskOutput
+from sae_bench import MetricSpec, Task, TaskOutput
 
 TOY_TASK = '''
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskOutput
+from sae_bench import Metric, MetricSpec, Task, TaskOutput, register_task
 
 
 @register_task

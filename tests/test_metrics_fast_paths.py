@@ -88,7 +88,7 @@ def test_encoding_in_row_chunks_gives_the_same_metrics(monkeypatch, task_name, r
     """A tiny encode budget forces many row chunks per batch; every number stays the same up to
     float32 rounding (a float32 GEMM's blocking, hence its rounding, depends on the row count)."""
     from sae_bench.activations import ActivationSource
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     from sae_bench.context import EvalContext
     from sae_bench.corpus import load_corpus
     from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR

@@ -150,7 +150,7 @@ def _context(hookpoint):
 
 
 def test_task_on_fixture_topk_checkpoint_never_densifies(monkeypatch):
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     from sae_bench.fixtures import SAES_DIR
     from sae_bench.tasks.sparsity import SparsityTask
 
@@ -179,7 +179,7 @@ def test_task_on_fixture_topk_checkpoint_never_densifies(monkeypatch):
 
 
 def test_task_on_fixture_ernos_pooled_checkpoint():
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     from sae_bench.fixtures import SAES_DIR
     from sae_bench.tasks.sparsity import SparsityTask
 

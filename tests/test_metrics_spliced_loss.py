@@ -247,7 +247,7 @@ def test_kept_vectors_out_of_order_are_an_error():
 
 
 def test_task_on_fixture_checkpoints_trained_beats_untrained():
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     from sae_bench.fixtures import SAES_DIR
 
     ctx = _fixture_context()
@@ -262,7 +262,7 @@ def test_task_on_fixture_checkpoints_trained_beats_untrained():
 
 
 def test_permuting_latents_changes_no_spliced_metric():
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     from sae_bench.fixtures import SAES_DIR
 
     ctx = _fixture_context()

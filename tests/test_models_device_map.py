@@ -101,7 +101,7 @@ def _check_adapter_matches_plain(spread, plain, exact: bool = True):
 
 def _spliced_loss(model):
     from sae_bench.activations import ActivationSource
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     from sae_bench.context import EvalContext
     from sae_bench.tasks.spliced_loss import SplicedLossTask
 

@@ -36,3 +36,15 @@ def test_tasks_package_resolves_to_top_level_folder():
     import sae_bench.tasks
 
     assert Path(sae_bench.tasks.__file__).resolve().parent == ROOT / "tasks"
+
+
+def test_public_api_names_resolve_and_import_is_light():
+    import subprocess
+    import sys
+
+    import sae_bench
+
+    for name in sae_bench.__all__:
+        assert getattr(sae_bench, name) is not None, name
+    code = "import sys, sae_bench; assert 'torch' not in sys.modules, 'import sae_bench pulled in torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)

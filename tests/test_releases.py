@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sae_bench import releases
-from sae_bench.checkpoints import load_checkpoint
+from sae_bench import load_checkpoint
 from sae_bench.cli import build_parser, main
 from sae_bench.cli.run import run_config_from_args
 from sae_bench.errors import InputError

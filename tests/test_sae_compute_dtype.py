@@ -14,7 +14,8 @@ from sae_bench.fixtures import SAES_DIR
 from sae_bench.metrics.reconstruction import ReconstructionAccumulator
 from sae_bench.metrics.sparsity import SparsityAccumulator
 from sae_bench.metrics.spliced_loss import token_ce_kl
-from sae_bench.runner import CheckpointSpec, _load_checkpoint, sae_compute_dtype
+from sae_bench import CheckpointSpec
+from sae_bench.runner import sae_compute_dtype
 from sae_bench.sae import Codes
 
 
@@ -28,8 +29,8 @@ def test_compute_dtype_rule():
 
 def test_loader_casts_while_moving():
     spec = CheckpointSpec(ref=str(SAES_DIR / "sparsify/tiny-gemma4-8x"), hookpoint="layers.2", format="sparsify")
-    full = _load_checkpoint(spec, "cpu")
-    half = _load_checkpoint(spec, "cpu", torch.bfloat16)
+    full = spec.load("cpu")
+    half = spec.load("cpu", torch.bfloat16)
     assert full.dtype is torch.float32 and half.dtype is torch.bfloat16
     assert half.b_enc.dtype is half.b_dec.dtype is half.W_dec.dtype is torch.bfloat16
     assert torch.equal(half.W_enc, full.W_enc.to(torch.bfloat16))

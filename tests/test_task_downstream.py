@@ -119,7 +119,7 @@ def test_unknown_lm_eval_task_is_an_input_error():
 
 
 def test_on_fixture_sparsify_checkpoint():
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
     from sae_bench.fixtures import SAES_DIR
 
     ctx = _ctx()

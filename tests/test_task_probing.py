@@ -44,7 +44,7 @@ def _ctx(model, hookpoint, **kwargs):
 
 
 def _load(ref, hookpoint=None):
-    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench import load_checkpoint
 
     return load_checkpoint(str(ref), hookpoint=hookpoint)
 
@@ -183,7 +183,7 @@ def test_same_seed_same_numbers(task_cls, model, pooled_ctx):
 def test_runner_writes_a_valid_probing_record(tmp_path):
     from sae_bench.fixtures import EVAL_CORPUS_PATH
     from sae_bench.results import read_record
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench import CheckpointSpec, RunConfig, evaluate
 
     config = RunConfig(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), results_dir=tmp_path,
                        seq_len=16, max_documents=2, tasks=["probing"], show_progress=False,

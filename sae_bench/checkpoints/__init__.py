@@ -50,14 +50,16 @@ def _fetch(repo_id: str, hookpoint: str | None, fmt: str | None, revision: str |
 
 
 def load_checkpoint(ref: str | os.PathLike, *, hookpoint: str | None = None, format: str | None = None,
-                    revision: str | None = None, device: str = "cpu", **options) -> SparseAutoencoder:
+                    revision: str | None = None, device: str = "cpu", dtype=None, **options) -> SparseAutoencoder:
     """Load an SAE checkpoint (local path or hub id) as a SparseAutoencoder.
 
     hookpoint: the sparsify/saelens/gemma_scope subfolder (it may carry the run folder, "run/layers.3", or
     a hub sae_id, "gemma-4-e2b/btk-mat-layer-17-k-100"), or for ErnOS the activation site to record
     (default pooled_final_norm). options: format-specific (Gemma Scope 2: layer, site, width, l0,
     source_model; ErnOS: activation, k, threshold, normalise, standardise, mean, std, source_model,
-    decoder_layout, subtract_decoder_bias, feature_map); `cache_dir` for hub downloads.
+    decoder_layout, subtract_decoder_bias, feature_map); `cache_dir` for hub downloads. dtype: a
+    torch dtype to cast the weights to; they are then memory-mapped on CPU first and cast while
+    moving, so the file-dtype copy never sits on the device beside the cast one.
     """
     source = os.fspath(ref) if isinstance(ref, (str, os.PathLike)) else repr(ref)
     if not isinstance(ref, (str, os.PathLike)) or not source:
@@ -84,7 +86,8 @@ def load_checkpoint(ref: str | os.PathLike, *, hookpoint: str | None = None, for
             raise CheckpointError(path, "format 'ernos' needs one .safetensors file; this folder has "
                                         f"{len(list(path.glob('*.safetensors')))}")
         path = single
-    sae = LOADERS[fmt](path, hookpoint=hookpoint, checkpoint_id=checkpoint_id, device=device, **options)
+    sae = LOADERS[fmt](path, hookpoint=hookpoint, checkpoint_id=checkpoint_id,
+                       device=device if dtype is None else "cpu", **options)
     if revision is not None:
         sae.metadata.extras["revision"] = revision
-    return sae
+    return sae if dtype is None else sae.to(device=device, dtype=dtype)
