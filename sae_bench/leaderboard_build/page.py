@@ -165,7 +165,11 @@ def _compact(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={_compact(v)}" for k, v in sorted(value.items()) if v is not None) or "-"
     if isinstance(value, list):
-        return "[" + ", ".join(_compact(v) for v in value) + "]"
+        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(value) > 8 and len(numbers) == len(value):  # e.g. per-latent thresholds: a summary, not 16k numbers
+            return f"{len(value)} values from {_compact(min(numbers))} to {_compact(max(numbers))}"
+        return "[" + ", ".join(_compact(v) for v in value[:8]) + (f", … {len(value) - 8} more]" if len(value) > 8
+                                                                    else "]")
     return "-" if value is None else str(value)
 
 
