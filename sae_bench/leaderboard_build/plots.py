@@ -4,7 +4,8 @@
   kl_score, a panel each; points coloured by family (`LeaderboardTable.family_index`), labelled
   with the row's rank at that site (the page's rank column), placed so that no two labels overlap
   (a label with no free spot is left out, and the rank is still in the table); the Pareto front
-  (lower L0 and a better value than every point left of it) drawn as a dashed step line. A panel
+  (lower L0 and a better value than every point left of it, "better" as the metric's `MetricSpec`
+  declares) drawn as a dashed step line. A panel
   pairs an `l0` column with a metric column of the same corpus only.
 - Depth: for releases evaluated at two or more layers (hookpoints numbered `...layers.N`), each
   metric against the layer, one line per release, coloured by family.
@@ -34,8 +35,6 @@ from sae_bench.results import slug
 X_METRIC = "l0"
 FRONTIER_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score")
 DEPTH_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "l0")
-# Which way is better, for drawing the Pareto front (x = L0: lower is better).
-LOWER_IS_BETTER = frozenset({"fvu"})
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f")
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)((?:\.[A-Za-z_][\w]*)*)$")
@@ -204,7 +203,8 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
         try:
             families_here = []
             for ax, (x, y, points) in zip(axes[0], panels):
-                lower = y.metric in LOWER_IS_BETTER
+                better = y.higher_is_better  # the metric's spec; x = L0, lower is better
+                lower = better is False
                 for row, xv, yv, xe, ye in points:
                     fam = table.family_index(row)
                     if fam not in families_here:
@@ -212,7 +212,7 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
                     ax.errorbar([xv], [yv], xerr=[[min(xe, xv * 0.999)], [xe]], yerr=[[ye], [ye]], fmt="o",
                                 markersize=6, color=colour(fam), ecolor=colour(fam), elinewidth=0.8, capsize=2,
                                 alpha=0.9)
-                front = pareto_front([(p[1], p[2]) for p in points], lower)
+                front = pareto_front([(p[1], p[2]) for p in points], lower) if better is not None else []
                 if len(front) >= 2:
                     fx, fy = zip(*front)
                     ax.plot(fx, fy, linestyle="--", color="#444444", linewidth=1.0, drawstyle="steps-post", zorder=0)
@@ -221,7 +221,7 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
                 pad = (hi - lo) * 0.18 or abs(hi) * 0.05 or 0.05
                 ax.set_ylim(lo - pad, hi + pad)
                 ax.set_xlabel("L0 (log scale)")
-                ax.set_ylabel(f"{y.metric} ({'lower' if lower else 'higher'} is better)")
+                ax.set_ylabel(y.metric if better is None else f"{y.metric} ({'higher' if better else 'lower'} is better)")
                 ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
             fig.tight_layout(rect=(0, 0, 1 - 1.9 / (3.6 * len(panels) + 1.9), 1))
             for ax, (x, y, points) in zip(axes[0], panels):
