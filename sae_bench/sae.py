@@ -306,8 +306,3 @@ class SparseAutoencoder(torch.nn.Module):
         target = f" -> {m.output_hookpoint}" if m.output_hookpoint else ""
         return (f"SparseAutoencoder({m.format}: {m.checkpoint_id}, d_in={self.d_in}, d_sae={self.d_sae}, "
                 f"{m.activation.describe()}, hookpoint={m.hookpoint}{target})")
-
-
-def is_finite(tensor: Tensor) -> bool:
-    return bool(torch.isfinite(tensor).all()) if tensor.is_floating_point() else True
-

@@ -310,7 +310,7 @@ def _maxact_task(kind: str):
 
 def probe_set_malformed(tmp):
     path = tmp / "probes.jsonl"
-    from sae_bench.probe_set import default_probe_set_path
+    from sae_bench.tasks.probing.probe_set import default_probe_set_path
 
     first = default_probe_set_path().read_text(encoding="utf-8").splitlines()[0]
     path.write_text(first + '\n{"text": "broken\n')

@@ -23,8 +23,8 @@ from sae_bench.fixtures import MAXACT_DIR
 from sae_bench.gate import gate
 from sae_bench.leaderboard_build.collect import collect
 from sae_bench.leaderboard_build.table import build_table
-from sae_bench.maxact.schema import read_maxact
-from sae_bench.probe_set import load_probe_set
+from sae_bench.tasks.maxact_repro.schema import read_maxact
+from sae_bench.tasks.probing.probe_set import load_probe_set
 from sae_bench.results import dumps, read_record, validate
 from sae_bench.runner import load_suite
 

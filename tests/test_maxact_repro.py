@@ -17,9 +17,9 @@ from sae_bench.errors import DataError, HookpointError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.fixtures.maxact_build import (FILE_NAME, build_maxact_fixture, fixture_file_name,
                                              residual_suite_entries)
-from sae_bench.maxact.build import BuildSettings, build_maxact, collect_examples
-from sae_bench.maxact.repro import ReproSettings, reproduce
-from sae_bench.maxact.schema import read_maxact, write_maxact
+from sae_bench.tasks.maxact_repro.build import BuildSettings, build_maxact, collect_examples
+from sae_bench.tasks.maxact_repro.repro import ReproSettings, reproduce
+from sae_bench.tasks.maxact_repro.schema import read_maxact, write_maxact
 from sae_bench.models import ModelAdapter
 
 QUIET = ReproSettings(show_progress=False)
@@ -158,7 +158,7 @@ def test_every_residual_suite_checkpoint_has_a_byte_stable_bundled_parquet(entry
 
 @pytest.mark.parametrize("ref", ["sparsify/tiny-gemma4-8x", "saelens/standard-layers.2", "saelens/jumprelu-layers.2"])
 def test_feature_activations_equal_the_dense_codes_whatever_the_chunking(env, monkeypatch, ref):
-    from sae_bench.maxact import encode
+    from sae_bench.tasks.maxact_repro import encode
 
     sae = load_checkpoint(str(SAES_DIR / ref), hookpoint="layers.2")
     x = env["model"].residual("layers.2", env["corpus"].input_ids[:3], env["corpus"].attention_mask[:3])[0].float()

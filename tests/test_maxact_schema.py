@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sae_bench.errors import DataError
-from sae_bench.maxact.schema import MaxActExample, read_maxact, read_maxact_metadata, write_maxact
+from sae_bench.tasks.maxact_repro.schema import MaxActExample, read_maxact, read_maxact_metadata, write_maxact
 
 
 def _loupe_table(**override):

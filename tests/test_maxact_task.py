@@ -16,7 +16,7 @@ from sae_bench.corpus import load_corpus
 from sae_bench.errors import DataError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.fixtures.maxact_build import FILE_NAME
-from sae_bench.maxact.locate import find_parquet
+from sae_bench.tasks.maxact_repro.locate import find_parquet
 from sae_bench.models import ModelAdapter
 from sae_bench import CheckpointSpec, RunConfig, evaluate
 from sae_bench.tasks.maxact_repro import NO_PARQUET, MaxActReproTask

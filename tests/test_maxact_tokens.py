@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from sae_bench.fixtures import TINY_MODEL_DIR
-from sae_bench.maxact.tokens import TokenMapper
+from sae_bench.tasks.maxact_repro.tokens import TokenMapper
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from sae_bench.metrics.probing import (
     auroc, confirmed_fractions, fraction_metric, label_check, permutation_p_value, pooled_accuracy,
     ProbeResult, select_by_mean_difference, sparse_probe,
 )
-from sae_bench.probe_set import load_probe_set
+from sae_bench.tasks.probing.probe_set import load_probe_set
 
 
 def gen(seed=0):

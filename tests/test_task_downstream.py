@@ -63,7 +63,7 @@ def test_identity_sae_keeps_accuracy_and_zero_sae_is_measured():
 
 
 def test_splice_replaces_only_non_bos_positions():
-    from sae_bench.downstream import sae_splice
+    from sae_bench.tasks.downstream_lm_eval.lm_eval_bridge import sae_splice
 
     ctx = _ctx()
     model = ctx.model
@@ -93,7 +93,7 @@ def test_skip_for_pooled_and_options():
 def test_local_task_dataset_is_built_from_the_fixture_corpus():
     import importlib.util
 
-    from sae_bench.downstream import local_tasks_dir
+    from sae_bench.tasks.downstream_lm_eval.lm_eval_bridge import local_tasks_dir
     from sae_bench.fixtures import EVAL_CORPUS_PATH
 
     folder = local_tasks_dir() / "sae_bench_continuation"

@@ -11,7 +11,7 @@ import torch
 from sae_bench.context import EvalContext, TokenizedCorpus
 from sae_bench.errors import DataError
 from sae_bench.fixtures import SAES_DIR, TINY_MODEL_DIR
-from sae_bench.probe_set import load_probe_set
+from sae_bench.tasks.probing.probe_set import load_probe_set
 from sae_bench.sae import SparseAutoencoder
 
 ERNOS = SAES_DIR / "ernos" / "tiny_sae.safetensors"

@@ -1,6 +1,6 @@
 """`sae-bench maxact build|repro`: write a max-activation parquet from a corpus, or check one.
 
-A thin layer over `sae_bench.maxact.build.build_maxact` and `sae_bench.maxact.repro.reproduce`:
+A thin layer over `sae_bench.tasks.maxact_repro.build.build_maxact` and `sae_bench.tasks.maxact_repro.repro.reproduce`:
 argument parsing and printing only. Model and corpus options are `RunConfig`'s; the checkpoint is
 loaded and checked against the model by the runner's own `checked_checkpoint`.
 """
@@ -94,8 +94,8 @@ def register(sub) -> None:
 
 def cmd_build(args) -> int:
     from sae_bench.corpus import load_corpus
-    from sae_bench.maxact.build import BuildSettings, build_maxact
-    from sae_bench.maxact.schema import read_maxact
+    from sae_bench.tasks.maxact_repro.build import BuildSettings, build_maxact
+    from sae_bench.tasks.maxact_repro.schema import read_maxact
 
     options = _options(args)
     settings = BuildSettings(top_n=args.top_n, window=args.window, features=_features(args.features),
@@ -113,8 +113,8 @@ def cmd_build(args) -> int:
 
 def cmd_repro(args) -> int:
     from sae_bench.corpus import load_corpus
-    from sae_bench.maxact.repro import ReproSettings, reproduce
-    from sae_bench.maxact.schema import read_maxact
+    from sae_bench.tasks.maxact_repro.repro import ReproSettings, reproduce
+    from sae_bench.tasks.maxact_repro.schema import read_maxact
     from sae_bench.metrics.maxact import Tolerances
 
     options = _options(args)

@@ -45,18 +45,6 @@ DEFAULT_DENSE_THRESHOLD = 0.1
 DENSE_BOOTSTRAP_LIMIT = 1 << 25  # latents x sequences up to which the bootstrap uses a dense product
 
 
-def firing_pairs(codes: Codes, sequence: Tensor) -> tuple[Tensor, Tensor]:
-    """(sequence id, latent index) of every nonzero code entry, without densifying sparse codes."""
-    seq = sequence.to(codes.values.device, torch.int64)
-    nonzero = codes.values != 0
-    if codes.indices is None:
-        rows, latents = nonzero.nonzero(as_tuple=True)
-    else:
-        rows = torch.arange(codes.values.shape[0], device=codes.values.device)[:, None].expand_as(nonzero)[nonzero]
-        latents = codes.indices[nonzero]
-    return seq[rows].cpu(), latents.to(torch.int64).cpu()
-
-
 def log10_histogram(fire_counts: Tensor, n_vectors: int, bins_per_decade: int = 4) -> dict:
     """Histogram of log10 firing frequency of the alive latents.
 

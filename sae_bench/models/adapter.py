@@ -87,9 +87,6 @@ class ModelAdapter:
     def module(self, hookpoint: str | Hookpoint) -> nn.Module:
         return self._modules[self.resolve_hookpoint(hookpoint).module_path]
 
-    def layer_hookpoint(self, index: int) -> Hookpoint:
-        return self.resolve_hookpoint(f"layers.{index}")
-
     # ------------------------------------------------------------------ hooks
     @contextmanager
     def capture(self, hookpoint: str | Hookpoint) -> Iterator[_hooks.Capture]:

@@ -1,6 +1,6 @@
 """Task `downstream_lm_eval`: lm-eval task accuracy, clean vs with the SAE spliced in.
 
-Runs lm-evaluation-harness in-process (`sae_bench.downstream`) on the context's model twice:
+Runs lm-evaluation-harness in-process (`lm_eval_bridge`) on the context's model twice:
 clean (memoised per hookpoint and config: it does not depend on the checkpoint) and with
 `sae.splice` replacing the residual at the hookpoint (non-BOS/pad/EOS positions). Default task:
 the shipped local `sae_bench_continuation` (4-way: which ending continues this fixture text);
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sae_bench.downstream import DEFAULT_TASK
+from sae_bench.tasks.downstream_lm_eval.lm_eval_bridge import DEFAULT_TASK
 from sae_bench.registry import register_task
 from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 
@@ -84,7 +84,7 @@ class DownstreamLmEvalTask(Task):
     def run(self, sae, ctx) -> TaskOutput:
         import os
 
-        from sae_bench import downstream
+        from sae_bench.tasks.downstream_lm_eval import lm_eval_bridge as downstream
 
         cfg = self.config
         names = cfg.task_names()

@@ -2,7 +2,7 @@
 
 `evaluate_tasks(model, task_names, ...)` wraps the adapter's already-loaded HF module and
 tokenizer in lm-eval's `HFLM` (no second copy of the weights), builds an in-process
-`TaskManager` over the shipped local task folder `tasks/lm_eval_tasks/` (plus any extra folders),
+`TaskManager` over the shipped local task folder `lm_eval_tasks/` beside it (plus any extra folders),
 and runs `lm_eval.simple_evaluate`. `sae_splice(model, hookpoint, sae)` is the context manager that
 replaces the residual at `hookpoint` by `sae.splice(x)` for every forward lm-eval makes, at
 positions whose token is not BOS, pad or EOS (the same positions the harness evaluates
@@ -29,14 +29,12 @@ import torch
 
 from sae_bench.errors import InputError
 
-DEFAULT_TASK = "sae_bench_continuation"  # shipped in tasks/lm_eval_tasks/, runs offline
+DEFAULT_TASK = "sae_bench_continuation"  # shipped in lm_eval_tasks/ beside this module, runs offline
 
 
 def local_tasks_dir() -> Path:
-    """The shipped lm-eval task folder (inside the installed `sae_bench.tasks` package)."""
-    import sae_bench.tasks
-
-    return Path(sae_bench.tasks.__file__).resolve().parent / "lm_eval_tasks"
+    """The shipped lm-eval task folder, beside this module (editable install or wheel)."""
+    return Path(__file__).resolve().parent / "lm_eval_tasks"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Task `maxact_repro`: do a checkpoint's stored max-activation examples reproduce when re-encoded?
 
-Given a parquet in gemma-loupe's schema (found by the rule in `sae_bench.maxact.locate`: task
+Given a parquet in gemma-loupe's schema (found by the rule in `sae_bench.tasks.maxact_repro.locate`: task
 option `parquet`, run resource `maxact`, `maxact.parquet` beside the weights, or the bundled
 fixtures by checkpoint sha256), every stored context is re-encoded (deduplicated across features,
 batched) and scored: peak_position_agreement, peak_relative_error, spearman (per-token rank
@@ -12,6 +12,11 @@ prefix from the run's corpus (or the `corpus` option) and reproduce up to float 
 without them (gemma-loupe's) can only re-run the stored window alone; those windows are cut from
 longer documents, so activations change and the notes say so. Pooled hookpoints are skipped: the
 examples are per token.
+
+The task's whole story lives in this folder: `schema` reads and writes the parquet files, `tokens`
+maps stored token strings back to ids, `encode` gives per-token feature activations, `build`
+produces a file from a corpus (`sae-bench maxact build`), `repro` re-encodes stored contexts and
+scores them, `locate` finds a checkpoint's file. Nothing here writes result records (the runner does).
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from dataclasses import dataclass
 
 from sae_bench.errors import InputError
 from sae_bench.checkpoints.safe_tensors import sha256_file
-from sae_bench.maxact.locate import find_parquet, metadata_mismatch
-from sae_bench.maxact.repro import ReproSettings, corpus_mismatch, reproduce
-from sae_bench.maxact.schema import read_maxact
+from sae_bench.tasks.maxact_repro.locate import find_parquet, metadata_mismatch
+from sae_bench.tasks.maxact_repro.repro import ReproSettings, corpus_mismatch, reproduce
+from sae_bench.tasks.maxact_repro.schema import read_maxact
 from sae_bench.metrics.maxact import Tolerances
 from sae_bench.registry import register_task
 from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput

@@ -1,8 +1,8 @@
 """Task `probing`: do labelled features fire on their concept, and how well do a few latents
 classify the labelled categories compared with the raw activations?
 
-Texts: a labeled probe set (`sae_bench.probe_set`): option `probe_set=PATH`, else the suite
-resource `probe_set`, else the shipped `tasks/probing_data/probe_set.jsonl`. Its sha256 is in the
+Texts: a labeled probe set (`sae_bench.tasks.probing.probe_set`): option `probe_set=PATH`, else the suite
+resource `probe_set`, else the shipped `tasks/probing/data/probe_set.jsonl`. Its sha256 is in the
 artifacts; the config hash only sees the path, so edit a replacement file under a new name.
 One vector per text at the context's hookpoint:
 - pooled hookpoint (`pooled_final_norm`): the model's pooled final-norm vector per text, used
@@ -41,7 +41,7 @@ from sae_bench.metrics.probing import (
     confirmed_fractions, label_check, pooled_accuracy, sparse_probe,
 )
 from sae_bench.metrics.stats import mean_metric
-from sae_bench.probe_set import ProbeSet, load_probe_set
+from sae_bench.tasks.probing.probe_set import ProbeSet, load_probe_set
 from sae_bench.registry import register_task
 from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 

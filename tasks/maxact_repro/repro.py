@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from sae_bench import distributed
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import DataError
-from sae_bench.maxact.encode import feature_activations
-from sae_bench.maxact.schema import MaxActExample, MaxActTable
-from sae_bench.maxact.tokens import TokenMapper
+from sae_bench.tasks.maxact_repro.encode import feature_activations
+from sae_bench.tasks.maxact_repro.schema import MaxActExample, MaxActTable
+from sae_bench.tasks.maxact_repro.tokens import TokenMapper
 from sae_bench.metrics.maxact import ExampleScore, FeatureScore, Tolerances, score_example, score_features, summarize
 from sae_bench.task_api import Metric
 

@@ -1,6 +1,6 @@
 """Rebuild continuation.jsonl from the fixture evaluation corpus (deterministic: seed 0).
 
-    python tasks/lm_eval_tasks/sae_bench_continuation/build.py
+    python tasks/downstream_lm_eval/lm_eval_tasks/sae_bench_continuation/build.py
 
 For every text of fixtures/corpus/eval.jsonl (100 texts, 10 categories): the context is its first
 half (by whitespace words), the correct choice its second half, and three distractors are the
@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CORPUS = HERE.parents[2] / "fixtures" / "corpus" / "eval.jsonl"
+CORPUS = HERE.parents[3] / "fixtures" / "corpus" / "eval.jsonl"
 N_DISTRACTORS = 3
 
 

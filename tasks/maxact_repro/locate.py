@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sae_bench.errors import DataError
-from sae_bench.maxact.schema import read_maxact_metadata
+from sae_bench.tasks.maxact_repro.schema import read_maxact_metadata
 
 
 class Located(NamedTuple):

@@ -1,7 +1,7 @@
 """Labeled probe texts: positives and negatives per feature-map category, split train/test.
 
-The shipped set (`tasks/probing_data/probe_set.jsonl`, installed as
-`sae_bench/tasks/probing_data/probe_set.jsonl`) was written for this project. Users replace it
+The shipped set (`data/probe_set.jsonl` beside this module, installed as
+`sae_bench/tasks/probing/data/probe_set.jsonl`) was written for this project. Users replace it
 with the `probe_set` option of the probing task: any JSON-lines file with one record per text,
 
     {"text": str, "category": str, "label": 1 | 0, "split": "train" | "test"}
@@ -27,11 +27,12 @@ SPLITS = ("train", "test")
 REQUIRED_KEYS = ("text", "category", "label", "split")
 
 
-def default_probe_set_path() -> Path:
-    """The shipped probe set, wherever `sae_bench.tasks` is installed (editable or wheel)."""
-    import sae_bench.tasks
+DATA_DIR = Path(__file__).resolve().parent / "data"  # the probing task's own data, beside its code
 
-    return Path(sae_bench.tasks.__file__).resolve().parent / "probing_data" / "probe_set.jsonl"
+
+def default_probe_set_path() -> Path:
+    """The shipped probe set (editable install or wheel: it sits beside this module)."""
+    return DATA_DIR / "probe_set.jsonl"
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import HookpointError, InputError
-from sae_bench.maxact.encode import feature_activations
-from sae_bench.maxact.schema import MaxActExample, write_maxact
+from sae_bench.tasks.maxact_repro.encode import feature_activations
+from sae_bench.tasks.maxact_repro.schema import MaxActExample, write_maxact
 
 POOLED = "pooled_final_norm"
 

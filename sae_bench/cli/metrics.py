@@ -1,0 +1,33 @@
+"""`sae-bench metrics`: every task's declared metrics (direction, gate default, unit, definition)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sae_bench.cli._options import add_include_path, include_paths
+
+
+def register(sub) -> None:
+    p = sub.add_parser("metrics", help="list every task's metrics: which way is better, gate default, definition")
+    add_include_path(p)
+    p.add_argument("--write", type=Path, metavar="FILE",
+                   help="replace the generated tables in FILE, e.g. docs/metrics.md (default: print them)")
+    p.set_defaults(func=cmd_metrics)
+
+
+def cmd_metrics(args) -> int:
+    from sae_bench.errors import InputError
+    from sae_bench.metric_docs import render, with_tables
+
+    include_paths(args)
+    tables = render()
+    if args.write is None:
+        print(tables, end="")
+        return 0
+    try:
+        text = args.write.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(args.write, f"cannot read: {exc.strerror or exc}") from None
+    args.write.write_text(with_tables(text, tables, str(args.write)), encoding="utf-8")
+    print(f"wrote the metric tables of {args.write}")
+    return 0

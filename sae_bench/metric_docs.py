@@ -1,0 +1,62 @@
+"""docs/metrics.md's generated part: one table per task, written from the tasks' MetricSpecs.
+
+The specs are the one source of what a metric means and which way is better; this module only
+renders them (and splices the rendering between the markers of a hand-written file, so that the
+conventions around the tables stay prose). `tests/test_docs.py` fails when docs/metrics.md and
+the specs disagree; `sae-bench metrics --write docs/metrics.md` brings the file back in line.
+"""
+
+from __future__ import annotations
+
+from sae_bench.errors import InputError
+
+BEGIN = "<!-- BEGIN metric tables: generated from the tasks' MetricSpecs by `sae-bench metrics --write docs/metrics.md`; do not edit by hand -->"
+END = "<!-- END metric tables -->"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _gate(spec) -> str:
+    if spec.direction == "none":
+        return "not gated"
+    effect = f"{spec.min_effect * 100:g}% of baseline" if spec.relative else f"{spec.min_effect:g}"
+    return f"worse by > {effect}"
+
+
+def render(tasks=None) -> str:
+    """Markdown: for each task (name -> Task class; default: every registered task) a table of
+    its declared metrics: name, better direction, the gate's default rule, headline/ranking, unit,
+    definition."""
+    if tasks is None:
+        from sae_bench import registry
+
+        tasks = registry.all_tasks()
+    out = []
+    for name, cls in sorted(tasks.items()):
+        out += [f"### `{name}` (version {cls.version})", "", _cell(cls.description), "",
+                "| metric | better | gate default | shown | unit | definition |",
+                "|---|---|---|---|---|---|"]
+        for spec in cls.metrics:
+            better = {"higher": "higher", "lower": "lower", "none": "—"}[spec.direction]
+            place = ", ".join(p for p in (f"headline {spec.headline}" if spec.headline is not None else "",
+                                          f"ranks rows ({spec.ranking})" if spec.ranking is not None else "") if p)
+            out.append(f"| `{_cell(spec.name)}` | {better} | {_gate(spec)} | {place} | {_cell(spec.unit)} "
+                       f"| {_cell(spec.definition)} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def generated_part(text: str, source: str = "docs/metrics.md") -> str:
+    """What stands between the markers of `text`."""
+    if BEGIN not in text or END not in text:
+        raise InputError(source, "has no generated metric tables (the BEGIN/END markers are missing)")
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
+def with_tables(text: str, tables: str, source: str = "docs/metrics.md") -> str:
+    """`text` with the part between its markers replaced by `tables`."""
+    generated_part(text, source)
+    head, rest = text.split(BEGIN, 1)
+    return f"{head}{BEGIN}\n\n{tables.strip()}\n\n{END}{rest.split(END, 1)[1]}"
