@@ -192,7 +192,7 @@ def test_probe_set_needs_both_classes_in_both_splits(tmp_path):
 
 
 def test_probe_set_ships_as_package_data():
-    """The wheel carries tasks/probing_data/*.jsonl via the recursive package-data patterns
+    """The wheel carries tasks/probing/data/*.jsonl via the recursive package-data patterns
     (checked once by building a wheel; here the cheap invariant that keeps it so)."""
     import fnmatch
     import tomllib
