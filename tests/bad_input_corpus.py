@@ -326,6 +326,77 @@ def _option(extra: tuple[str, ...], names: str, *problem: str, tasks: str = "rec
     return make
 
 
+# ------------------------------------------------------------------------------ issue 14 layouts
+GEMMA_SCOPE_SAE = SAES_DIR / "gemma-scope-2-tiny/resid_post/layer_2_width_256_l0_small"
+GEMMA_SCOPE_TRANSCODER = SAES_DIR / "gemma-scope-2-tiny/transcoder/layer_2_width_256_l0_small"
+DECODERESEARCH = SAES_DIR / "decoderesearch-gemma-4-saes/tiny-gemma4/btk-mat-layer-2-k-8"
+IT_CONTINUATION = SAES_DIR / "gemma-4-it-saes/tiny-gemma4-it/btk-mat-layer-2-k-8"
+
+
+def _gemma_scope_copy(tmp: Path, folder_name: str, source: Path = GEMMA_SCOPE_SAE, site: str = "resid_post") -> Path:
+    folder = tmp / site / folder_name
+    shutil.copytree(source, folder)
+    return folder
+
+
+def gemma_scope_no_layer(tmp):
+    folder = _gemma_scope_copy(tmp, "width_256_l0_small")
+    return _run(tmp, str(folder), "width_256_l0_small", "layer", "layer=")
+
+
+def gemma_scope_width_disagrees(tmp):
+    folder = _gemma_scope_copy(tmp, "layer_2_width_16k_l0_small")
+    return _run(tmp, str(folder), "params.safetensors", "width 16384", "256 latents")
+
+
+def gemma_scope_missing_threshold(tmp):
+    folder = _gemma_scope_copy(tmp, "layer_2_width_256_l0_small")
+    rewrite_tensors(folder / "params.safetensors", lambda t: t.pop("threshold"))
+    return _run(tmp, str(folder), "params.safetensors", "missing", "threshold")
+
+
+def gemma_scope_skip_on_an_sae(tmp):
+    """An affine_skip_connection in a resid_post (SAE) folder: only transcoders carry one."""
+    folder = _gemma_scope_copy(tmp, "layer_2_width_256_l0_small")
+    rewrite_tensors(folder / "params.safetensors",
+                    lambda t: t.__setitem__("affine_skip_connection", torch.eye(t["w_enc"].shape[0])))
+    return _run(tmp, str(folder), "params.safetensors", "unexpected", "affine_skip_connection")
+
+
+def gemma_scope_transcoder_layer_out_of_range(tmp):
+    folder = _gemma_scope_copy(tmp, "layer_9_width_256_l0_small", GEMMA_SCOPE_TRANSCODER, "transcoder")
+    return _run(tmp, str(folder), "layers.9.mlp_in", "no such module", "layers.0 ... layers.3")
+
+
+def saelens_unmappable_hook_name(tmp):
+    folder = tmp / "btk-mat-layer-2-k-8"
+    shutil.copytree(DECODERESEARCH, folder)
+    cfg = json.loads((folder / "cfg.json").read_text())
+    cfg["metadata"]["hook_name"] = "blocks.2.attn.hook_z"
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    return _run(tmp, str(folder), "blocks.2.attn.hook_z", "TransformerLens", "hookpoints")
+
+
+def it_continuation_on_the_base_model(tmp):
+    return _run(tmp, str(IT_CONTINUATION), str(IT_CONTINUATION), "tiny-gemma4-it", "--allow-model-mismatch")
+
+
+def sparsify_transcoder_not_at_an_mlp(tmp):
+    run = tmp / "run"
+    shutil.copytree(SAES_DIR / "sparsify/tiny-gemma4-transcoder/layers.2.mlp", run / "layers.2")
+    return _run(tmp, f"{run}@layers.2", "cfg.json", "transcode=true", "MLP hookpoints")
+
+
+def unknown_release(tmp):
+    return Invocation(run_argv(tmp, extra=("--release", "gemma-nope")), "--release gemma-nope",
+                      ("unknown release",), [tmp / "results"])
+
+
+def release_layer_not_published(tmp):
+    return Invocation(run_argv(tmp, "decoderesearch-gemma-4-e2b:5"), "decoderesearch-gemma-4-e2b:5",
+                      ("publishes layers",), [tmp / "results"])
+
+
 # ------------------------------------------------------------------------------ result records
 def _bad_records(tmp: Path) -> Path:
     results = tmp / "results"
@@ -403,4 +474,14 @@ CASES: list[BadInput] = [
     BadInput("corpus-prepend-bos-on-texts", _option(("--corpus-prepend-bos",), "eval.jsonl", "pre-tokenized")),
     BadInput("leaderboard-bad-record", leaderboard_bad_record),
     BadInput("gate-bad-record", gate_bad_record),
+    BadInput("gemma-scope-no-layer", gemma_scope_no_layer),
+    BadInput("gemma-scope-width-disagrees", gemma_scope_width_disagrees),
+    BadInput("gemma-scope-missing-threshold", gemma_scope_missing_threshold),
+    BadInput("gemma-scope-skip-on-an-sae", gemma_scope_skip_on_an_sae),
+    BadInput("gemma-scope-transcoder-layer-out-of-range", gemma_scope_transcoder_layer_out_of_range),
+    BadInput("saelens-unmappable-hook-name", saelens_unmappable_hook_name),
+    BadInput("it-continuation-on-the-base-model", it_continuation_on_the_base_model),
+    BadInput("sparsify-transcoder-not-at-an-mlp", sparsify_transcoder_not_at_an_mlp),
+    BadInput("unknown-release", unknown_release),
+    BadInput("release-layer-not-published", release_layer_not_published),
 ]

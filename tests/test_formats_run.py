@@ -112,3 +112,18 @@ def test_same_model_is_not_refused(tmp_path):
     assert main(argv) == 0
     (record,) = _records(tmp_path).values()
     assert "model_mismatch" not in record.data and record.hookpoint == "layers.2"
+
+
+def test_negative_explained_variance_on_the_first_batch_warns(tmp_path, capsys):
+    """d_in fits but the scale does not: the Gemma Scope fixture trained on the residual read at attn_out."""
+    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+
+    gs = FIXTURES_DIR / "saes/gemma-scope-2-tiny/resid_post/layer_2_width_256_l0_small"
+    config = RunConfig(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), results_dir=tmp_path, seq_len=32,
+                       max_documents=6, tasks=["reconstruction"], show_progress=False)
+    report = evaluate(config, [CheckpointSpec(str(gs), label="gs-at-attn-out", options={"site": "attn_out"})])
+    (record,) = report.records
+    assert record.hookpoint == "layers.2.attn_out" and record.metrics["explained_variance"]["value"] < 0
+    err = capsys.readouterr().err
+    assert "sae-bench: warning: gs-at-attn-out: explained variance" in err
+    assert len(report.warnings) == 1 and any(n.startswith("WARNING: explained variance") for n in record.data["notes"])

@@ -58,3 +58,12 @@ def test_other_architectures_alias_whole_modules():
     assert gpt2.resolve_hookpoint("layers.1.attn_out").module_path == "transformer.h.1.attn"
     with pytest.raises(HookpointError, match="hookpoints"):
         gpt2.resolve_hookpoint("blocks.1.ln2.hook_normalized")
+
+
+def test_gemma3_has_the_same_sites():
+    gemma3 = models_tiny.gemma3_adapter()
+    root = gemma3.parts.layers_path
+    for name, module in (("attn_out", "post_attention_layernorm"), ("mlp_in", "pre_feedforward_layernorm"),
+                         ("mlp_out", "post_feedforward_layernorm")):
+        assert gemma3.resolve_hookpoint(f"layers.1.{name}") == Hookpoint(f"layers.1.{name}", f"{root}.1.{module}", 1)
+    assert gemma3.resolve_hookpoint("blocks.1.hook_mlp_out").name == "layers.1.mlp_out"
