@@ -298,6 +298,11 @@ def preflight(model, specs: list[CheckpointSpec], device: str, evaluated_model: 
     checked = []
     for spec in specs:
         sae, hookpoint = checked_checkpoint(model, spec, device)
+        if spec.label is None and spec.hookpoint and \
+                spec.hookpoint.rsplit("/", 1)[-1] != (sae.metadata.hookpoint or "").rsplit("/", 1)[-1]:
+            # the spec's hookpoint only named a folder (a SAELens sae_id, a Gemma Scope width/l0 folder):
+            # it is part of the checkpoint's identity, so two folders of one repo never share records
+            spec.label = f"{spec.ref}@{spec.hookpoint}"
         output = sae.metadata.output_hookpoint
         output = _canonical(model, output) if output else None
         mismatch = model_mismatch(spec, sae, evaluated_model or model.model_id, allow_model_mismatch)

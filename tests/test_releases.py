@@ -131,9 +131,13 @@ def test_hub_folder_from_offline_cache_fetches_only_it(hub_cache):
 def test_cli_hub_id_with_subfolder_runs_offline(hub_cache, tmp_path):
     argv = ["run", "--model", str(TINY_MODEL_DIR), "--corpus", str(EVAL_CORPUS_PATH), "--seq-len", "32",
             "--max-documents", "6", "--tasks", "reconstruction", "--no-cache", "--quiet",
-            "--results", str(tmp_path / "results"), "-c", f"someone/tiny-gemma-4-saes@{SAE_ID}"]
+            "--results", str(tmp_path / "results"), "-c", f"someone/tiny-gemma-4-saes@{SAE_ID}",
+            "-c", "someone/tiny-gemma-4-saes@tiny-gemma4/btk-mat-layer-3-k-8"]
     assert main(argv) == 0
-    (path,) = (tmp_path / "results").rglob("*.json")
-    record = read_record(path)
-    assert record.hookpoint == "layers.2" and record.data["checkpoint"]["hookpoint"] == "blocks.2.hook_resid_post"
-    assert {c[1][0] for c in hub_cache} == {f"{SAE_ID}/*"}
+    records = [read_record(p) for p in sorted((tmp_path / "results").rglob("*.json"))]
+    # two folders of one repo, both reading layers.2: the folder is part of each checkpoint's id
+    assert sorted(r.checkpoint_id for r in records) == [f"someone/tiny-gemma-4-saes@{SAE_ID}",
+                                                        "someone/tiny-gemma-4-saes@tiny-gemma4/btk-mat-layer-3-k-8"]
+    for record in records:
+        assert record.hookpoint == "layers.2" and record.data["checkpoint"]["hookpoint"] == "blocks.2.hook_resid_post"
+    assert {c[1][0] for c in hub_cache} == {f"{SAE_ID}/*", "tiny-gemma4/btk-mat-layer-3-k-8/*"}
