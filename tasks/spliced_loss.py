@@ -10,7 +10,9 @@ metric's per-sequence numerator and denominator (`per_sequence_terms`, for paire
 How the runs are made. At the hookpoint only the kept positions (not BOS, pad or EOS) are replaced
 — by sae.splice(x) (spliced), 0 (zero-ablated) or the mean kept activation
 `ctx.activations.mean()` (mean-ablated); BOS/EOS keep their clean residual, exactly as the SAEs
-were evaluated and (for gemma-loupe) trained. Every run goes through the *suffix only*:
+were evaluated and (for gemma-loupe) trained. Option `ablate_positions="all"` makes the zero- and
+mean-ablated runs replace BOS/EOS too (the peers' convention, README "Conventions"); the spliced run
+is the same under both. Every run goes through the *suffix only*:
 `model.final_hidden_from(hookpoint, resid, ids, mask)` runs the layers after the hookpoint from a
 full [B, T, d] residual; the clean run uses the same path with the unmodified residual, so an
 SAE whose splice returns x reproduces the clean run bit for bit.
@@ -67,6 +69,7 @@ from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 # 4: baseline on disk, mean ablation optional, scores of baseline and checkpoints in one pass
 MEMO_VERSION = 4
+ABLATE_POSITIONS = ("kept", "all")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,18 @@ class SplicedLossConfig(TaskConfig):
     # Bounds memory; changes numbers only by the lm_head's float rounding.
     chunk_positions: int | None = None
     mean_ablation: bool = False  # also run the mean-ablated model and report ce_mean
+    # Which positions the zero- (and mean-) ablated runs replace: "kept" = exactly the positions the
+    # SAE replaces (BOS/EOS keep their clean residual); "all" = every position, BOS included, as
+    # SAELens's and SAEBench's zero-ablation hooks do. Changes ce_zero, ce_mean, ce_loss_recovered,
+    # kl_zero and kl_score, not the clean or spliced runs; part of the config hash, so the two
+    # conventions are never ranked together (README "Conventions").
+    ablate_positions: str = "kept"
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.ablate_positions not in ABLATE_POSITIONS:
+            found.append(f"ablate_positions={self.ablate_positions!r} must be one of {', '.join(ABLATE_POSITIONS)}")
+        return found
 
 
 class _Batch:
@@ -177,7 +192,7 @@ def _memo_key(ctx, cfg: SplicedLossConfig) -> dict:
     """Everything the baseline depends on beyond what the activation cache's folder already hashes
     (model id + revision, corpus hash, tokenizer, hookpoint, seq_len, dtype)."""
     return {"memo": "spliced_loss/baseline", "version": MEMO_VERSION, "batch_size": ctx.batch_size,
-            "ablation": "kept positions", "mean_ablation": cfg.mean_ablation,
+            "ablation": f"{cfg.ablate_positions} positions", "mean_ablation": cfg.mean_ablation,
             "device": ctx.model.device.type, "world_size": distributed.world_size(), "rank": distributed.rank(),
             "model": ctx.model.model_id, "revision": ctx.model.revision, "corpus": ctx.corpus.corpus_hash,
             "hookpoint": ctx.splice_hookpoint, "dtype": str(ctx.model.dtype)}
@@ -222,8 +237,12 @@ def _from_tensors(tensors: dict[str, Tensor], n_sequences: int, runs: tuple[str,
 
 
 def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
-    """The clean and ablated suffix forwards of this rank's batches (see the module docstring)."""
+    """The clean and ablated suffix forwards of this rank's batches (see the module docstring).
+
+    With `ablate_positions="all"` the ablated runs also replace the attended non-kept positions
+    (BOS, EOS); pad positions are masked out of attention either way."""
     model, device = ctx.model, ctx.model.device
+    everywhere = cfg.ablate_positions == "all"
     dtype = model.dtype
     site = ctx.splice_hookpoint  # the hookpoint, or for transcoders the MLP output they replace
     mean = ctx.splice_activations.mean().to(torch.float32) if cfg.mean_ablation else None
@@ -240,12 +259,12 @@ def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
         del full
         clean_h = _final_hidden(model, site, batch, _residual(batch, kept_x, fill, dtype, device))
         clean_kv = _kv_to(model.clean_kv(site, ids.to(device), mask.to(device)), "cpu")
-        ablated = {"zero": torch.zeros_like(kept_x)}
+        ablated = {"zero": (torch.zeros_like(kept_x), torch.zeros_like(fill) if everywhere else fill)}
         if mean is not None:
-            ablated["mean"] = mean.expand_as(kept_x)
-        hidden = {run: _final_hidden(model, site, batch, _residual(batch, values, fill, dtype, device),
+            ablated["mean"] = (mean.expand_as(kept_x), mean.expand_as(fill) if everywhere else fill)
+        hidden = {run: _final_hidden(model, site, batch, _residual(batch, values, run_fill, dtype, device),
                                      clean_kv=_kv_to(clean_kv, device))
-                  for run, values in ablated.items()}
+                  for run, (values, run_fill) in ablated.items()}
         per_batch[index] = _BatchMemo(fill, clean_h.cpu(), clean_kv, hidden)
     return per_batch
 
@@ -298,7 +317,8 @@ class SplicedLossTask(Task):
         return None
 
     def _baseline(self, ctx) -> _Baseline:
-        key = f"spliced_loss/baseline/v{MEMO_VERSION}/bs{ctx.batch_size}/mean{int(self.config.mean_ablation)}"
+        key = (f"spliced_loss/baseline/v{MEMO_VERSION}/bs{ctx.batch_size}/mean{int(self.config.mean_ablation)}"
+               f"/ablate-{self.config.ablate_positions}")
         return ctx.memo(key, lambda: _load_or_start_baseline(ctx, self.config))
 
     def prepare(self, sae, ctx) -> PreparedCheckpoint:
@@ -367,7 +387,10 @@ class SplicedLossTask(Task):
             for sequence, _ce_clean, scored in gathered:
                 acc.add("spliced", sequence, *scored[j])
             notes = ["predictions counted: position t with t and t+1 both kept (not BOS/pad/EOS); "
-                     "only kept positions are replaced",
+                     "the SAE replaces only kept positions",
+                     "zero/mean ablation replaces only kept positions (BOS/EOS keep their clean residual)"
+                     if cfg.ablate_positions == "kept" else
+                     "zero/mean ablation replaces every position, BOS/EOS included (SAELens/SAEBench convention)",
                      "mean ablation on (ce_mean)" if cfg.mean_ablation else
                      "mean ablation off (spliced_loss.mean_ablation=true adds ce_mean)", *p.notes]
             outputs.append(TaskOutput(

@@ -204,6 +204,49 @@ def test_task_clean_ce_matches_full_forward_logits():
     assert m["ce_mean"].value == pytest.approx(float(ce_mean.double().mean()), rel=1e-4)
 
 
+@pytest.mark.parametrize("ablate", ["kept", "all"])
+def test_ablate_positions_matches_a_full_forward_that_replaces_those_positions(ablate):
+    """zero/mean ablation replace the kept positions ("kept") or every position, BOS included ("all");
+    checked against a full forward with a splice that does exactly that; the spliced run is the same.
+    At layers.0: layer 1 computes its K/V from that residual (layers 2-3 of the tiny model share layer
+    0/1 K/V, so a later hookpoint could not show what BOS does)."""
+    ctx = _fixture_context("layers.0")
+    corpus = ctx.corpus
+    ids, mask = corpus.input_ids, corpus.attention_mask
+    pred = prediction_mask(corpus.keep_mask)
+    region = corpus.keep_mask if ablate == "kept" else torch.ones_like(corpus.keep_mask)
+    mu = ctx.activations.mean().float()
+    expected = {}
+    for run, value in (("zero", torch.zeros_like(mu)), ("mean", mu)):
+        def replace(x, value=value):
+            out = x.clone()
+            out[region] = value.to(x.dtype)
+            return out
+
+        with ctx.model.splice(ctx.hookpoint, replace), torch.no_grad():
+            logits = ctx.model.logits(ids, mask)
+        ce, _ = token_ce_kl(logits[pred], next_token_targets(ids)[pred])
+        expected[run] = float(ce.double().mean())
+    d = ctx.model.d_model
+    m = _run(zero_sae(d), ctx, ablate_positions=ablate, mean_ablation=True).metrics
+    assert m["ce_zero"].value == pytest.approx(expected["zero"], rel=1e-5)
+    assert m["ce_mean"].value == pytest.approx(expected["mean"], rel=1e-4)
+    kept = _run(zero_sae(d), ctx, mean_ablation=True).metrics  # default "kept"; its own memoised baseline
+    assert m["ce_spliced"].value == kept["ce_spliced"].value and m["ce_clean"].value == kept["ce_clean"].value
+    if ablate == "all":  # zeroing BOS too changes the ablated run on this model
+        assert m["ce_zero"].value != kept["ce_zero"].value
+        assert m["ce_loss_recovered"].value != kept["ce_loss_recovered"].value
+
+
+def test_ablate_positions_is_in_the_config_hash_and_checked():
+    from sae_bench.tasks.spliced_loss import SplicedLossConfig
+
+    assert SplicedLossConfig().ablate_positions == "kept"
+    assert SplicedLossConfig(ablate_positions="all").config_hash() != SplicedLossConfig().config_hash()
+    assert SplicedLossConfig(ablate_positions="all").problems() == []
+    assert "ablate_positions" in " ".join(SplicedLossConfig(ablate_positions="bos").problems())
+
+
 def test_task_skips_pooled_source():
     from sae_bench.tasks.spliced_loss import SplicedLossTask
 
