@@ -38,6 +38,7 @@ and it uses this module too. Never commits anything and never writes outside the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -212,8 +213,8 @@ def _truncated_model(model_path: Path):
 
 def sae_run_dir(model_path: Path | None = None, quiet: bool = False) -> Path:
     """The trained SAE's sparsify run folder (trained once; see the module docstring)."""
-    import sparsify
     from importlib.metadata import version
+
     from transformers import AutoTokenizer
 
     model_path = model_path or model_dir(quiet)
@@ -227,7 +228,7 @@ def sae_run_dir(model_path: Path | None = None, quiet: bool = False) -> Path:
     def build(tmp: Path) -> None:
         import datasets
         import torch
-        from sparsify import SaeConfig, Trainer, TrainConfig
+        from sparsify import SaeConfig, Trainer, TrainConfig  # prints a line about Triton on stdout
 
         _say(quiet, f"training the SAE at {HOOKPOINT} on {len(rows)} rows "
                     f"({len(rows) * (TRAIN_CONFIG['row_len'] - 1)} tokens; once, a few minutes)")
@@ -254,7 +255,7 @@ def sae_run_dir(model_path: Path | None = None, quiet: bool = False) -> Path:
              "tokens": len(rows) * (TRAIN_CONFIG["row_len"] - 1),
              "sources": [str(p.relative_to(REPO)) for p, _ in TRAIN_SOURCES] + ["pydoc_data.topics"],
              "python": sys.version.split()[0],
-             "model": model_path.name, "eai_sparsify": version("eai-sparsify"), "sparsify_module": sparsify.__name__},
+             "model": model_path.name, "eai_sparsify": version("eai-sparsify")},
             indent=1) + "\n")
 
     return _atomic_dir(final, build)
@@ -273,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print only this path (for shell use)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    setup = real_setup(quiet=args.quiet or args.print is not None)
+    with contextlib.redirect_stdout(sys.stderr):  # libraries' chatter must not mix with the paths printed
+        setup = real_setup(quiet=args.quiet or args.print is not None)
     if args.print:
         print(getattr(setup, args.print))
     else:
