@@ -138,3 +138,12 @@ def test_sparsify_transcoder_only_at_mlp_hookpoints(tmp_path):
     shutil.copytree(SPARSIFY_TRANSCODER / "layers.2.mlp", tmp_path / "layers.2")
     with pytest.raises(CheckpointError, match="MLP hookpoints"):
         load_checkpoint(tmp_path, hookpoint="layers.2")
+
+
+def test_formats_suite_is_what_the_builder_writes():
+    from sae_bench.fixtures.build import MODEL_NAME
+    from sae_bench.fixtures.format_saes import formats_suite, paths
+
+    assert json.loads(FORMATS_SUITE_PATH.read_text()) == formats_suite(MODEL_NAME)
+    for rel in paths(MODEL_NAME).values():
+        assert (FIXTURES_DIR / rel).is_dir(), rel
