@@ -53,8 +53,9 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "benchmarks" / "real_data"
 CORPUS = DATA / "eval.jsonl"
 TRAIN_SOURCES = (  # fixed slice of English text for SAE training; all shipped in this repository
-    (REPO / "tasks" / "probing_data" / "probe_set.jsonl", ("text",)),
-    (REPO / "tasks" / "lm_eval_tasks" / "sae_bench_continuation" / "continuation.jsonl", ("context", "choices")),
+    (REPO / "tasks" / "probing" / "data" / "probe_set.jsonl", ("text",)),
+    (REPO / "tasks" / "downstream_lm_eval" / "lm_eval_tasks" / "sae_bench_continuation" / "continuation.jsonl",
+     ("context", "choices")),
 )
 CACHE_ENV = "SAE_BENCH_REAL_CACHE"
 HOOKPOINT = "layers.6"
