@@ -63,7 +63,6 @@ FIXTURE_CHECKPOINTS = (
     ("saelens/standard-layers.2", "saelens"),
 )
 SEQ_LEN = 64  # the fixture suite's
-SPARSITY_RNG_OFFSET = 7_001  # tasks/sparsity.py's stream of ctx.generator
 
 
 @dataclass
@@ -146,6 +145,7 @@ def reference_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int
     from sae_bench.metrics.spliced_loss import (SplicedLossAccumulator, next_token_targets, prediction_mask,
                                                 token_ce_kl)
     from sae_bench.tasks.reconstruction import ReconstructionConfig
+    from sae_bench.tasks.sparsity import RNG_OFFSET as SPARSITY_RNG_OFFSET
     from sae_bench.tasks.sparsity import SparsityConfig
 
     rcfg, scfg = ReconstructionConfig(), SparsityConfig()
@@ -240,25 +240,27 @@ def reference_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int
 def harness_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int, seed: int = 0,
                     show_progress: bool = False) -> dict[str, dict[str, dict]]:
     """What `runner.evaluate` does at one hookpoint, on a loaded ModelAdapter and TokenizedCorpus
-    (no records, no preflight): one ActivationSource + EvalContext shared by every task and checkpoint."""
-    from sae_bench.activations import ActivationSource
-    from sae_bench.context import EvalContext
-    from sae_bench.tasks.reconstruction import ReconstructionTask
-    from sae_bench.tasks.sparsity import SparsityTask
-    from sae_bench.tasks.spliced_loss import SplicedLossTask
+    (no records, no preflight): the runner's own per-site loop (`sae_bench.site_run.SiteRun`), one
+    ActivationSource + EvalContext shared by every task and checkpoint."""
+    from sae_bench import CheckpointSpec, RunConfig
+    from sae_bench.runner import build_tasks
+    from sae_bench.site_run import SiteRun, site_context
 
-    source = ActivationSource(model, hookpoint, corpus, batch_size=batch_size, show_progress=show_progress)
-    ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source, device=model.device,
-                      seed=seed, batch_size=batch_size, show_progress=show_progress)
+    config = RunConfig(model="", corpus="", results_dir=Path("."), seed=seed, batch_size=batch_size,
+                       show_progress=show_progress)
+    tasks = build_tasks(list(TASKS), {"spliced_loss": {"mean_ablation": True}})
     out: dict[str, dict[str, dict]] = {}
+
+    def collect(task, output, sae, spec, hookpoint, seconds):
+        out.setdefault(spec.display_id, {})[task.name] = {n: {"value": m.value, "stderr": m.stderr}
+                                                          for n, m in output.metrics.items()}
+
+    site = SiteRun(site_context(config, model, corpus, str(model.device), hookpoint), collect)
     for label, load in loaders:
         sae = load()
-        for task in (ReconstructionTask(), SparsityTask(), SplicedLossTask(mean_ablation=True)):
-            torch.manual_seed(seed)
-            metrics = task.run(sae, ctx).metrics
-            out.setdefault(label, {})[task.name] = {n: {"value": m.value, "stderr": m.stderr}
-                                                    for n, m in metrics.items()}
+        site.add(sae, CheckpointSpec(ref=label, label=label), tasks)
         del sae
+    site.finish()
     return out
 
 

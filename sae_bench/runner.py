@@ -8,19 +8,15 @@ spliced loss) prepare each checkpoint then and are finished together at the end 
 so their records come after the others'. A record that already exists for the same task
 version, config, checkpoint sha256 and corpus is reused, which makes interrupted runs resumable.
 
-The runner owns output: tasks return numbers, this module writes records atomically.
+The runner owns output: tasks return numbers, `sae_bench.run_records` turns them into records
+written atomically; `sae_bench.site_run` is the per-hookpoint loop.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import functools
 import json
-import platform
 import sys
-import time
-import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +24,17 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-import sae_bench
 from sae_bench import distributed, registry
-from sae_bench.activations import ActivationSource
 from sae_bench.activations.source import POOLED_HOOKPOINT
-from sae_bench.context import EvalContext, TokenizedCorpus
+from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import CheckpointError, InputError
 from sae_bench.options import (boolean, check_values, comma_list, int_at_least, option, parse_task_options,
                                positive_int, torch_dtype)
 from sae_bench.packing import packing_problem
-from sae_bench.results import (SCHEMA_VERSION, ResultRecord, read_record, record_path, remove_stale_temp_files,
-                               validate, write_record)
-from sae_bench.task_api import MetricSpec, Task, TaskOutput
+from sae_bench.results import ResultRecord, record_path, remove_stale_temp_files
+from sae_bench.run_records import RecordSink, reusable_record
+from sae_bench.site_run import SiteRun, site_context
+from sae_bench.task_api import Task
 
 
 @dataclass
@@ -144,24 +139,6 @@ class RunReport:
     skipped: list[tuple[str, str, str, str]] = field(default_factory=list)  # (checkpoint, hookpoint, task, reason)
     table_path: Path | None = None  # <results>/results.parquet, rewritten after the run (writer only)
     warnings: list[str] = field(default_factory=list)  # also written to stderr when found
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape the numbers (read once per process: a lookup costs ~3 ms)."""
-    return dict(_library_versions())
-
-
-@functools.lru_cache(maxsize=1)
-def _library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for dist in ("torch", "transformers", "safetensors", "eai-sparsify", "numpy", "datasets", "lm-eval", "scikit-learn"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
-    return versions
 
 
 def _option_fits(value: Any, hint: Any) -> bool:
@@ -328,185 +305,36 @@ def first_batch_explained_variance(sae, ctx) -> float | None:
     return acc.finalize()["explained_variance"].value
 
 
-def _existing(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus) -> ResultRecord | None:
-    if not path.exists():
-        return None
-    try:
-        record = read_record(path)
-    except InputError:
-        return None  # unreadable: recompute and replace atomically
-    data = record.data
-    same = (data["task"]["version"] == task.version and data["task"]["config_hash"] == task.config.config_hash()
-            and data["checkpoint"].get("sha256") == sha256 and data["corpus"]["hash"] == corpus.corpus_hash
-            and data["corpus"].get("seq_len") == corpus.seq_len)  # the hash names the documents, seq_len the rows
-    return record if same else None
-
-
-def declared_specs(task: Task, output: TaskOutput) -> dict[str, MetricSpec]:
-    """The specs of the metrics `output` reports, by declared name; InputError naming the first
-    metric the task does not declare (so no record carries a metric nothing knows how to read)."""
-    used: dict[str, MetricSpec] = {}
-    for metric in sorted(output.metrics):
-        spec = task.metric_spec(metric)
-        if spec is None:
-            raise InputError(f"task {task.name}", f"reported metric {metric!r}, which it does not declare in "
-                                                  f"`metrics` (declared: {', '.join(s.name for s in task.metrics)})")
-        used[spec.name] = spec
-    return used
-
-
-def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, model, hookpoint: str,
-                corpus: TokenizedCorpus, config: RunConfig, corpus_label: str, model_label: str,
-                seconds: float, mismatch: dict[str, str] | None = None,
-                extra_notes: list[str] | None = None) -> dict[str, Any]:
-    meta = sae.metadata
-    notes = list(output.notes) + list(extra_notes or [])
-    if mismatch:
-        notes.insert(0, f"MODEL MISMATCH: this checkpoint {mismatch['problem']}; evaluated anyway "
-                        "(--allow-model-mismatch)")
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "harness_version": sae_bench.__version__,
-        "task": {"name": task.name, "version": task.version, "config": task.config.to_json(),
-                 "config_hash": task.config.config_hash()},
-        "checkpoint": {"id": spec.display_id, "format": meta.format, "sha256": meta.weights_sha256 or "",
-                       "d_in": meta.d_in, "d_sae": meta.d_sae, "activation": dataclasses.asdict(meta.activation),
-                       "preprocessing": dataclasses.asdict(meta.preprocessing), "hookpoint": meta.hookpoint,
-                       **({"output_hookpoint": meta.output_hookpoint} if meta.output_hookpoint else {}),
-                       "source_model": meta.source_model, "dtype": meta.dtype},
-        "model": {"id": model_label, "revision": model.revision or ""},
-        "hookpoint": hookpoint,
-        "corpus": {**corpus.describe(), "id": corpus_label},
-        "counts": {"sequences_total": corpus.n_sequences, "tokens_total": corpus.n_tokens,
-                   "tokens_kept": corpus.n_kept, **output.counts},
-        "metrics": {name: metric.to_json() for name, metric in sorted(output.metrics.items())},
-        "metric_specs": {name: spec.to_json() for name, spec in sorted(declared_specs(task, output).items())},
-        "artifacts": output.artifacts,
-        "notes": notes,
-        "seed": config.seed,
-        "randomness": {"seed": config.seed, "torch_manual_seed": config.seed,
-                       "sources": list(task.random_sources) or ["none: deterministic given the inputs"]},
-        "dtype": config.dtype,
-        "device": str(config.device),
-        "libraries": library_versions(),
-        "timings": {"task_seconds": round(seconds, 3), "world_size": distributed.world_size()},
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    if mismatch:
-        record["model_mismatch"] = {"trained_on": mismatch["trained_on"], "evaluated": mismatch["evaluated"]}
-    return record
-
-
 def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
              on_record: Callable[[ResultRecord], None] | None = None) -> RunReport:
-    """Evaluate `checkpoints` with `config.tasks`; write one record per checkpoint x task."""
-    from sae_bench.corpus import load_corpus
-    from sae_bench.models import ModelAdapter
+    """Evaluate `checkpoints` with `config.tasks`; write one record per checkpoint x task.
 
-    if distributed.init_from_env(config.device):  # under torchrun: batches are sharded across ranks
-        config = dataclasses.replace(config, device=distributed.local_device(config.device))
-        if config.device == "auto":
-            raise InputError("--device auto", "not supported under torchrun (each rank would spread the model over "
-                                              "every GPU): use --device cuda, one GPU per rank, or one process")
-    torch.manual_seed(config.seed)
-    tasks = build_tasks(config.tasks, config.task_options)
-    for task in tasks:  # input files named by task options (a parquet, a probe set) fail before any record
-        task.check_inputs(dict(config.resources))
-    if not checkpoints:
-        raise InputError("checkpoints", "nothing to evaluate: give at least one checkpoint")
-    config.check()
-    dtype = getattr(torch, config.dtype)
-    model = ModelAdapter.load(config.model, revision=config.model_revision, gguf_file=config.gguf_file,
-                              device=config.device, dtype=dtype, trust_remote_code=config.trust_remote_code)
-    # `--device auto` spreads the model with device_map="auto"; SAEs and inputs go where its embeddings are.
-    device = str(model.device) if config.device == "auto" else config.device
+    The steps, in order: every input is checked before any work (`_checked_inputs`, `preflight`),
+    the model and corpus load once, then each site (hookpoint) shares one EvalContext while its
+    checkpoints are evaluated one at a time (`SiteRun`); records are written by a `RecordSink`."""
+    config = _for_this_process(config)
+    tasks = _checked_inputs(config, checkpoints)
+    model = _load_model(config)
+    device = str(model.device) if config.device == "auto" else config.device  # `auto`: where the embeddings are
     checked = preflight(model, checkpoints, device, evaluated_model=config.model_label or str(config.model),
                         allow_model_mismatch=config.allow_model_mismatch)
-    # Leftovers of killed runs: temp files whose writer is gone (live concurrent writers are kept).
-    if distributed.is_writer():
-        remove_stale_temp_files(config.results_dir)
-        if config.cache_dir is not None:
-            remove_stale_temp_files(config.cache_dir)
-    corpus = load_corpus(config.corpus, model.tokenizer, seq_len=config.seq_len, split=config.corpus_split,
-                         column=config.corpus_column, max_documents=config.max_documents,
-                         packing=config.corpus_packing, prepend_bos=config.corpus_prepend_bos)
-    corpus_label = config.corpus_label or str(config.corpus)
-    model_label = config.model_label or str(config.model)
-
-    # Transcoders form their own groups: (input site, output site); SAEs: (hookpoint, None).
-    by_hookpoint: "OrderedDict[tuple[str, str | None], list[Checked]]" = OrderedDict()
-    for item in checked:
-        by_hookpoint.setdefault((item.hookpoint, item.output_hookpoint), []).append(item)
-    mismatches = {item.spec.display_id: item.mismatch for item in checked}
-    scale_notes: dict[str, list[str]] = {}
-
-    def source_at(site: str) -> ActivationSource:
-        return ActivationSource(model, site, corpus, cache_dir=config.cache_dir, batch_size=config.batch_size,
-                                show_progress=config.show_progress)
-
+    _remove_leftovers(config)
+    corpus = _load_corpus(config, model)
     report = RunReport()
-
-    def emit(task: Task, output: TaskOutput, sae, spec: CheckpointSpec, seconds: float) -> None:
-        data = make_record(task=task, output=output, sae=sae, spec=spec, model=model, hookpoint=ctx.hookpoint,
-                           corpus=corpus, config=config, corpus_label=corpus_label,
-                           model_label=model_label, seconds=seconds, mismatch=mismatches.get(spec.display_id),
-                           extra_notes=scale_notes.get(spec.display_id))
-        if not distributed.is_writer():  # other ranks only lend their share of the forwards
-            report.records.append(validate(data, f"rank {distributed.rank()}"))
-            return
-        path = write_record(config.results_dir, data)
-        record = read_record(path)
-        report.records.append(record)
-        if on_record:
-            on_record(record)
-
-    for (hookpoint, output_hookpoint), group in by_hookpoint.items():
-        held = _Held()
-        ctx = EvalContext(model=model, hookpoint=hookpoint, corpus=corpus, activations=source_at(hookpoint),
-                          output_hookpoint=output_hookpoint,
-                          target_activations=source_at(output_hookpoint) if output_hookpoint else None,
-                          device=torch.device(device), seed=config.seed, resources=dict(config.resources),
-                          batch_size=config.batch_size, show_progress=config.show_progress)
-        for spec, _, _, sha256, _ in group:
-            found = {}
-            for task in tasks:
-                path = record_path(config.results_dir, spec.display_id, hookpoint, task.name)
-                reusable = distributed.is_writer() and not config.overwrite
-                existing = _existing(path, task, sha256, corpus) if reusable else None
-                if existing is not None:
-                    found[task.name] = existing
-            # Under torchrun every rank must run the same tasks (they share collectives): rank 0's files decide.
-            found = distributed.from_writer(found)
-            pending = []
-            for task in tasks:
-                existing = found.get(task.name)
-                if existing is not None:
-                    report.records.append(existing)
-                    report.reused += 1
-                    if on_record:
-                        on_record(existing)
-                else:
-                    pending.append(task)
+    sink = RecordSink(config, model, corpus, report, on_record,
+                      mismatches={item.spec.display_id: item.mismatch for item in checked})
+    for (hookpoint, output_hookpoint), group in _by_site(checked).items():
+        site = SiteRun(site_context(config, model, corpus, device, hookpoint, output_hookpoint), sink.emit,
+                       report.skipped)
+        for item in group:
+            pending = _pending_tasks(config, tasks, item, corpus, hookpoint, report, on_record)
             if not pending:
                 continue
-            sae = spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))
-            scale_notes[spec.display_id] = _scale_check(sae, ctx, spec, report)
-            for task in pending:
-                reason = task.skip_reason(sae, ctx)
-                if reason:
-                    report.skipped.append((spec.display_id, hookpoint, task.name, reason))
-                    continue
-                torch.manual_seed(config.seed)
-                start = time.perf_counter()
-                if task.shares_work:  # finished together with the hookpoint's other checkpoints
-                    held.add(task, spec, sae, task.prepare(sae, ctx), time.perf_counter() - start)
-                    if held.nbytes(task) > task.max_pending_bytes:
-                        held.finish(task, ctx, emit)
-                    continue
-                output = task.run(sae, ctx)
-                emit(task, output, sae, spec, time.perf_counter() - start)
+            sae = item.spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))
+            sink.notes[item.spec.display_id] = _scale_check(sae, site.ctx, item.spec, report)
+            site.add(sae, item.spec, pending)
             del sae
-        held.finish_all(ctx, emit)
+        site.finish()
     if distributed.is_writer():  # the tidy table of every record in the folder, this run's included
         from sae_bench.results_table import write_results_parquet
 
@@ -516,34 +344,83 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     return report
 
 
-class _Held:
-    """Prepared states of two-step tasks (`Task.shares_work`) at one hookpoint, until finished together."""
+def _for_this_process(config: RunConfig) -> RunConfig:
+    """Under torchrun: this rank's device (batches are sharded across ranks)."""
+    if not distributed.init_from_env(config.device):
+        return config
+    config = dataclasses.replace(config, device=distributed.local_device(config.device))
+    if config.device == "auto":
+        raise InputError("--device auto", "not supported under torchrun (each rank would spread the model over "
+                                          "every GPU): use --device cuda, one GPU per rank, or one process")
+    return config
 
-    def __init__(self):
-        self.by_task: "OrderedDict[str, tuple[Task, list]]" = OrderedDict()
 
-    def add(self, task: Task, spec: CheckpointSpec, sae, state, seconds: float) -> None:
-        # only the metadata is kept: the SAE itself is released before the next checkpoint loads
-        self.by_task.setdefault(task.name, (task, []))[1].append(
-            (spec, types.SimpleNamespace(metadata=sae.metadata), state, seconds))
+def _checked_inputs(config: RunConfig, checkpoints: list[CheckpointSpec]) -> list[Task]:
+    """The configured tasks, after every check that needs no model: options, the files task options
+    name (a parquet, a probe set), at least one checkpoint, the run options' ranges."""
+    torch.manual_seed(config.seed)
+    tasks = build_tasks(config.tasks, config.task_options)
+    for task in tasks:
+        task.check_inputs(dict(config.resources))
+    if not checkpoints:
+        raise InputError("checkpoints", "nothing to evaluate: give at least one checkpoint")
+    config.check()
+    return tasks
 
-    def nbytes(self, task: Task) -> int:
-        return sum(int(getattr(state, "nbytes", 0)) for _, _, state, _ in self.by_task.get(task.name, (task, []))[1])
 
-    def finish(self, task: Task, ctx: EvalContext, emit) -> None:
-        _, items = self.by_task.pop(task.name, (task, []))
-        if not items:
-            return
-        torch.manual_seed(ctx.seed)
-        start = time.perf_counter()
-        outputs = task.finish([state for _, _, state, _ in items], ctx)
-        shared = (time.perf_counter() - start) / len(items)
-        for (spec, sae, _, seconds), output in zip(items, outputs):
-            emit(task, output, sae, spec, seconds + shared)
+def _load_model(config: RunConfig):
+    from sae_bench.models import ModelAdapter
 
-    def finish_all(self, ctx: EvalContext, emit) -> None:
-        for task, _ in list(self.by_task.values()):
-            self.finish(task, ctx, emit)
+    return ModelAdapter.load(config.model, revision=config.model_revision, gguf_file=config.gguf_file,
+                             device=config.device, dtype=getattr(torch, config.dtype),
+                             trust_remote_code=config.trust_remote_code)
+
+
+def _load_corpus(config: RunConfig, model) -> TokenizedCorpus:
+    from sae_bench.corpus import load_corpus
+
+    return load_corpus(config.corpus, model.tokenizer, seq_len=config.seq_len, split=config.corpus_split,
+                       column=config.corpus_column, max_documents=config.max_documents,
+                       packing=config.corpus_packing, prepend_bos=config.corpus_prepend_bos)
+
+
+def _remove_leftovers(config: RunConfig) -> None:
+    """Temp files of killed runs whose writer is gone (live concurrent writers are kept)."""
+    if distributed.is_writer():
+        remove_stale_temp_files(config.results_dir)
+        if config.cache_dir is not None:
+            remove_stale_temp_files(config.cache_dir)
+
+
+def _by_site(checked: list[Checked]) -> "OrderedDict[tuple[str, str | None], list[Checked]]":
+    """Checkpoints grouped by where they read and write: (hookpoint, None) for SAEs, (input site,
+    output site) for transcoders, in the order given."""
+    sites: "OrderedDict[tuple[str, str | None], list[Checked]]" = OrderedDict()
+    for item in checked:
+        sites.setdefault((item.hookpoint, item.output_hookpoint), []).append(item)
+    return sites
+
+
+def _pending_tasks(config: RunConfig, tasks: list[Task], item: Checked, corpus: TokenizedCorpus, hookpoint: str,
+                   report: RunReport, on_record: Callable[[ResultRecord], None] | None) -> list[Task]:
+    """The tasks still to run for one checkpoint; records that exist for the same task version,
+    config, checkpoint and corpus are reused (added to the report) instead."""
+    found = {}
+    if distributed.is_writer() and not config.overwrite:
+        for task in tasks:
+            path = record_path(config.results_dir, item.spec.display_id, hookpoint, task.name)
+            existing = reusable_record(path, task, item.sha256, corpus)
+            if existing is not None:
+                found[task.name] = existing
+    # Under torchrun every rank must run the same tasks (they share collectives): rank 0's files decide.
+    found = distributed.from_writer(found)
+    for task in tasks:
+        if task.name in found:
+            report.records.append(found[task.name])
+            report.reused += 1
+            if on_record:
+                on_record(found[task.name])
+    return [task for task in tasks if task.name not in found]
 
 
 def _scale_check(sae, ctx, spec: CheckpointSpec, report: RunReport) -> list[str]:

@@ -18,7 +18,7 @@ from sae_bench.metrics.sparsity import DEFAULT_DENSE_THRESHOLD, SparsityAccumula
 from sae_bench.registry import register_task
 from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
-_RNG_OFFSET = 7_001  # this task's stream of ctx.generator
+RNG_OFFSET = 7_001  # this task's stream of ctx.generator (the benchmarks' reference reuses it)
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,9 @@ class SparsityTask(Task):
             x_in, _ = sae.preprocess(batch.x.to(sae.dtype))
             for rows in sae.row_chunks(len(x_in)):
                 acc.update(sae.encode(x_in[rows]), batch.sequence[rows])
-        metrics = acc.finalize(replicates=cfg.bootstrap_replicates, generator=ctx.generator(_RNG_OFFSET))
+        metrics = acc.finalize(replicates=cfg.bootstrap_replicates, generator=ctx.generator(RNG_OFFSET))
         notes = ["dead/dense standard errors: sequence bootstrap, "
-                 f"{cfg.bootstrap_replicates} replicates, seed {ctx.seed}+{_RNG_OFFSET}"]
+                 f"{cfg.bootstrap_replicates} replicates, seed {ctx.seed}+{RNG_OFFSET}"]
         if ctx.is_pooled:
             notes.append("pooled source: every 'token' is one text's pooled vector")
         if sae.metadata.preprocessing.standardise == "batch":

@@ -1,7 +1,7 @@
 """Factories for synthetic result records that pass `sae_bench.results.validate` (for tests only).
 
 `make_record_data` builds the JSON object the runner would write (same keys as
-`sae_bench.runner.make_record`), with metrics given as plain numbers, `(value, stderr)` pairs or
+`sae_bench.run_records.make_record`), with metrics given as plain numbers, `(value, stderr)` pairs or
 `None` (a null metric with a reason). `write_records` writes several through
 `sae_bench.results.write_record`. Nothing here computes a metric: the numbers are whatever the
 test passes in.

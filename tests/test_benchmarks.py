@@ -50,3 +50,19 @@ def test_compare_reports_any_difference():
     assert any("fvu.value" in p for p in bench.compare(harness, off))
     del off["a"]["spliced_loss"]
     assert any("spliced_loss: missing on the reference side" in p for p in bench.compare(harness, off))
+
+
+def test_harness_metrics_is_the_runners_site_loop():
+    """bench_shapes' in-process harness (`harness_metrics`, the runner's `SiteRun`) gives the numbers
+    `sae_bench.evaluate` writes, on the same model, corpus and checkpoint."""
+    bench = _import_bench()
+    from sae_bench import load_checkpoint, load_model
+    from sae_bench.corpus import load_corpus
+
+    setting = bench.fixture_setting(1, max_documents=6, show_progress=False)
+    label, path, fmt = setting.checkpoints[0]
+    model = load_model(setting.model)
+    corpus = load_corpus(setting.corpus, model.tokenizer, seq_len=setting.seq_len, max_documents=6)
+    loaders = [(label, lambda: load_checkpoint(path, hookpoint=setting.hookpoint, format=fmt))]
+    in_process = bench.harness_metrics(model, corpus, setting.hookpoint, loaders, batch_size=setting.batch_size)
+    assert in_process == bench.run_harness(setting)

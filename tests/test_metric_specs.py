@@ -99,7 +99,7 @@ def test_toy_task_is_ranked_gated_and_compared_by_its_declared_direction(tmp_pat
 
 
 def test_the_runner_refuses_an_undeclared_metric():
-    from sae_bench.runner import declared_specs
+    from sae_bench.run_records import declared_specs
 
     class Sloppy(Task):
         name, version = "sloppy", "1"

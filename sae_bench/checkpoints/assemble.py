@@ -58,3 +58,14 @@ def build_sae(*, weights_path: Path, fmt: str, checkpoint_id: str, W_enc: Tensor
     if torch.device(device) != torch.device("cpu"):
         sae.to(device)
     return sae
+
+
+def checkpoint_folder(ref: Path, hookpoint: str | None, is_folder, missing: str) -> Path:
+    """The folder holding one checkpoint: `ref/hookpoint` when that is one (`is_folder`), else `ref`
+    itself; CheckpointError saying `missing` (what such a folder has) otherwise."""
+    if hookpoint is not None and is_folder(ref / hookpoint):
+        return ref / hookpoint
+    if is_folder(ref):
+        return ref
+    raise CheckpointError(ref, f"{missing} here" + (f" or in {hookpoint}/" if hookpoint else ""))
+

@@ -28,7 +28,7 @@ from typing import Any
 from sae_bench.errors import CheckpointError
 from sae_bench.sae import ActivationSpec, SparseAutoencoder
 
-from .assemble import build_sae, check_options
+from .assemble import build_sae, check_options, checkpoint_folder
 from .safe_tensors import load_exact_tensors, read_header
 
 WEIGHTS_NAME = "params.safetensors"
@@ -107,12 +107,7 @@ def hookpoints_for(site: str, layer: int) -> tuple[str, str | None]:
 
 
 def resolve_folder(ref: Path, hookpoint: str | None) -> Path:
-    if hookpoint is not None and is_gemma_scope_folder(ref / hookpoint):
-        return ref / hookpoint
-    if is_gemma_scope_folder(ref):
-        return ref
-    raise CheckpointError(ref, f"not a Gemma Scope 2 checkpoint: no {WEIGHTS_NAME} here"
-                               + (f" or in {hookpoint}/" if hookpoint else ""))
+    return checkpoint_folder(ref, hookpoint, is_gemma_scope_folder, f"not a Gemma Scope 2 checkpoint: no {WEIGHTS_NAME}")
 
 
 def load_gemma_scope(ref: Path, *, hookpoint: str | None, checkpoint_id: str, device="cpu",

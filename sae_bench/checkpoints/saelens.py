@@ -22,7 +22,7 @@ import torch
 from sae_bench.errors import CheckpointError
 from sae_bench.sae import ActivationSpec, SparseAutoencoder
 
-from .assemble import build_sae, check_options
+from .assemble import build_sae, check_options, checkpoint_folder
 from .feature_map import read_json
 from .safe_tensors import load_exact_tensors, read_header
 
@@ -103,12 +103,7 @@ def parse_config(path: Path) -> dict[str, Any]:
 
 
 def resolve_folder(ref: Path, hookpoint: str | None) -> Path:
-    if hookpoint is not None and is_saelens_folder(ref / hookpoint):
-        return ref / hookpoint
-    if is_saelens_folder(ref):
-        return ref
-    raise CheckpointError(ref, f"not a SAELens checkpoint: no {CFG_NAME} + {WEIGHTS_NAME} here"
-                               + (f" or in {hookpoint}/" if hookpoint else ""))
+    return checkpoint_folder(ref, hookpoint, is_saelens_folder, f"not a SAELens checkpoint: no {CFG_NAME} + {WEIGHTS_NAME}")
 
 
 def _hookpoint(ref: Path, folder: Path, given: str | None, hook_name: str | None) -> str | None:

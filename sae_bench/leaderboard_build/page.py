@@ -188,12 +188,7 @@ def _number_attr(value: float | None) -> str:
 
 def _cell_text(entry: dict[str, Any] | None) -> str:
     """`value ±se` (4 and 1 significant digits) for the board, `null`, or `-` when not run."""
-    if entry is None:
-        return "-"
-    value, stderr = number(entry, "value"), number(entry, "stderr")
-    if value is None:
-        return "null"
-    return f"{value:.4g}" if stderr is None else f"{value:.4g} ±{stderr:.1g}"
+    return format_value(entry, stderr_digits=1, sep=" ±")
 
 
 def _breakable(name: str) -> str:

@@ -360,16 +360,22 @@ def draw_histogram(table: LeaderboardTable, row: Row, path: Path) -> Plot | None
             ticks = list(range(math.floor(edges[0]), math.ceil(edges[-1]) + 1))
             ax.xaxis.set_major_locator(FixedLocator([dead_x + widths[0] / 2] + ticks))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, pos: "dead" if pos == 0 else f"1e{int(round(v))}"))
-            ax.set_xlabel(f"firing frequency (share of {hist.get('tokens', '?')} tokens, log scale)")
-            ax.set_ylabel("latents (log scale)")
-            ax.legend(loc="upper left", fontsize=8, frameon=False)
-            ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
+            _label_histogram(ax, f"firing frequency (share of {hist.get('tokens', '?')} tokens, log scale)",
+                             "latents (log scale)", "upper left", 8)
             fig.tight_layout()
             size = _save(fig, path)
         finally:
             plt.close(fig)
     return Plot(f"{path.parent.name}/{path.name}", "firing-frequency histogram", "histogram", len(counts), row=row.row,
                 size=size)
+
+
+def _label_histogram(ax, xlabel: str, ylabel: str, legend_loc: str, legend_size: int) -> None:
+    """Axis labels, legend and horizontal grid of the page's histograms (one look for all of them)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc=legend_loc, fontsize=legend_size, frameon=False)
+    ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
 
 
 def per_sequence_values(row: Row, task: str, metric: str) -> list[float]:
@@ -397,10 +403,7 @@ def draw_distributions(panels: list[tuple[str, list[float], str]], path: Path,
                         label=f"{legend_label} ({len(values)})")
                 mean = sum(values) / len(values)
                 ax.axvline(mean, color="#222222", linestyle="--", linewidth=1, label=f"mean {mean:.3g}")
-                ax.set_xlabel(title)
-                ax.set_ylabel("sequences")
-                ax.legend(loc="upper right", fontsize=7, frameon=False)
-                ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
+                _label_histogram(ax, title, "sequences", "upper right", 7)
             fig.tight_layout()
             size = _save(fig, path)
         finally:

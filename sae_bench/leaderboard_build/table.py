@@ -310,14 +310,14 @@ def md_escape(text: Any) -> str:
     return html.escape(flat, quote=True).translate(_MD_SPECIAL)
 
 
-def format_value(entry: dict[str, Any] | None) -> str:
-    """`value ± stderr` (4 and 2 significant digits), `null` for a null metric, `-` when absent."""
+def format_value(entry: dict[str, Any] | None, stderr_digits: int = 2, sep: str = " ± ") -> str:
+    """`value ± stderr` (4 and `stderr_digits` significant digits), `null` for a null metric, `-` when absent."""
     if entry is None:
         return "-"
     value, stderr = number(entry, "value"), number(entry, "stderr")
     if value is None:
         return "null"
-    return f"{value:.4g}" if stderr is None else f"{value:.4g} ± {stderr:.2g}"
+    return f"{value:.4g}" if stderr is None else f"{value:.4g}{sep}{stderr:.{stderr_digits}g}"
 
 
 def ranking_text(table: LeaderboardTable) -> str:
