@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import os
 import shlex
+import textwrap
 
 from sae_bench.results import ResultRecord
 
 WIDTH = 100
 NAME_WIDTH = 30  # longest checkpoint name shown in the narrow table (middle elided)
+
+
+def _short(value: float) -> str:
+    """3 significant digits, or 4 when 3 would print a whole number that is not the value (1.004, not 1)."""
+    text = f"{value:.3g}"
+    return f"{value:.4g}" if "." not in text and "e" not in text and float(text) != value else text
+
 
 def _cell(entry: dict | None, wide: bool) -> str:
     if entry is None:
@@ -25,7 +33,7 @@ def _cell(entry: dict | None, wide: bool) -> str:
     value, stderr = entry["value"], entry.get("stderr")
     if wide:
         return f"{value:.4g}" if stderr is None else f"{value:.4g}±{stderr:.2g}"
-    return f"{value:.3g}" if stderr is None else f"{value:.3g}±{stderr:.1g}"
+    return _short(value) if stderr is None else f"{_short(value)}±{stderr:.1g}"
 
 
 def _elide(text: str, width: int) -> str:
@@ -51,16 +59,18 @@ def _layout(header: list[str], body: list[list[str]]) -> list[str]:
 
 
 def headline_columns(records: list[ResultRecord]) -> tuple[list[tuple[str, str]], set[tuple[str, str]]]:
-    """(task, metric) pairs to show: the metrics whose spec has a headline position
-    (`MetricSpec.headline`), in that order, then for each task with none of those its first metric
-    (by name); and the set of the former."""
-    ranked: dict[tuple[str, str], int] = {}
+    """(task, metric) pairs to show: the metrics that rank (`MetricSpec.ranking`, in that order:
+    what the leaderboard ranks by comes first, so a narrow table never drops it), then the other
+    metrics with a headline position (`MetricSpec.headline`), in that order, then for each task with
+    none of those its first metric (by name); and the set of the declared ones."""
+    ranked: dict[tuple[str, str], tuple[int, int, int]] = {}
     firsts: dict[str, str] = {}
     for record in records:
         for name in record.metrics:
             spec = record.metric_spec(name)
             if spec is not None and spec.headline is not None:
-                ranked[(record.task_name, name)] = spec.headline
+                ranks = spec.ranking is None, spec.ranking or 0, spec.headline
+                ranked[(record.task_name, name)] = min(ranks, ranked.get((record.task_name, name), ranks))
             firsts[record.task_name] = min(firsts.get(record.task_name, name), name)
     headed = {task for task, _ in ranked}
     columns = sorted(ranked, key=lambda c: (ranked[c], c))
@@ -96,7 +106,8 @@ def format_table(records: list[ResultRecord], *, wide: bool = False, width: int 
     lines = ([f"checkpoints under {folder}"] if folder else []) + _layout(header, body)
     left = [label(c) for c in columns if c not in chosen]
     if left:
-        lines.append(f"(cells: value±stderr; {len(left)} more metrics with --wide: {', '.join(left)})")
+        note = f"(cells: value±stderr; {len(left)} more metrics with --wide: {', '.join(left)})"
+        lines += textwrap.wrap(note, width, break_on_hyphens=False) if not wide else [note]
     # evaluated on another model than it was trained on (--allow-model-mismatch): said under the table
     mismatched = {r.checkpoint_id: r.data["model_mismatch"] for r in records
                   if isinstance(r.data.get("model_mismatch"), dict)}
@@ -118,6 +129,8 @@ def next_steps(records: list[ResultRecord], results_dir: os.PathLike | str) -> l
     pair = next((sorted(found.values())[:2] for _, found in sorted(by_hookpoint.items()) if len(found) >= 2), None)
     if pair:
         lines.append(f"  sae-bench compare {shlex.quote(pair[0])} {shlex.quote(pair[1])}")
-    table = shlex.quote(f"import pandas as pd; print(pd.read_parquet({os.path.join(results_dir, 'results.parquet')!r}))")
-    lines.append(f"  python -c {table}")
+    path = os.path.join(results_dir, "results.parquet")
+    code = f"import pandas as pd; print(pd.read_parquet({path!r}))"
+    plain = not any(c in code for c in '"$`\\!')
+    lines.append(f'  python -c "{code}"' if plain else f"  python -c {shlex.quote(code)}")
     return lines

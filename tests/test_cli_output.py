@@ -52,3 +52,19 @@ def test_quiet_leaves_the_process_as_it_was(tmp_path):
     before = state()
     assert main(["run", "--quiet", "--tasks", "nope", "--results", str(tmp_path)]) == 2
     assert state() == before
+
+
+def test_narrow_table_leads_with_the_ranking_metric_and_fits_100_columns():
+    records = []
+    for name in ("fixtures/saes/sparsify/a-rather-long-checkpoint-name-of-a-release", "fixtures/saes/saelens/b"):
+        records += [validate(make_record_data(name, "reconstruction", {"fvu": (0.25, 0.01), "cossim": (0.9, 0.001)})),
+                    validate(make_record_data(name, "sparsity", {"l0": (8.0, 0.0), "dead_fraction": (0.01, 0.001)})),
+                    validate(make_record_data(name, "spliced_loss", {"ce_loss_recovered": (1.004, 0.0008),
+                                                                     "kl_score": (0.98, 0.001)}))]
+    lines = format_table(records).splitlines()
+    assert lines[0] == "checkpoints under fixtures/saes/"
+    assert lines[1].split()[:3] == ["checkpoint", "hookpoint", "ce_loss_recovered"]  # what the board ranks by
+    assert "1.004±0.0008" in lines[3]  # not rounded to "1"
+    assert max(map(len, lines)) <= 100 and "more metrics with --wide" in " ".join(lines)
+    wide = format_table(records, wide=True).splitlines()
+    assert {"l0", "kl_score", "dead_fraction"} <= set(wide[0].split())

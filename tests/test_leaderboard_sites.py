@@ -78,7 +78,7 @@ def test_page_tables_plots_and_labels(tmp_path):
     report = build_leaderboard(tmp_path / "results", tmp_path / "board")
     svg = (tmp_path / "board" / "v1" / "plots" / "frontier-1-layers.2.svg").read_text()
     assert '<g id="legend_1">' in svg and "Pareto front" in svg and "saelens · topk" in svg and "sparsify · topk" in svg
-    labels = re.findall(r"font-size: 8px[^>]*>([0-9,]+)</text>", svg)
+    labels = re.findall(r"font-size: 8px[^>]*>([0-9,]+)(?: ×\d+)?</text>", svg)
     figures = {f["filename"]: f for f in json.loads(
         (tmp_path / "board" / "v1" / "version.json").read_text())["figures"]}
     frontier = figures["plots/frontier-1-layers.2.svg"]

@@ -103,6 +103,18 @@ def _release_specs(name: str | None, layers: str | None) -> list:
     return [CheckpointSpec.from_release(found) for found in chosen]
 
 
+def skipped_lines(skipped) -> list[str]:
+    """One wrapped line per skipped task and reason, naming the checkpoints it concerns."""
+    import textwrap
+
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for checkpoint, hookpoint, task, reason in skipped:
+        grouped.setdefault((task, hookpoint, reason), []).append(checkpoint)
+    return [textwrap.fill(f"skipped {task} @ {hookpoint} for {', '.join(checkpoints)}: {reason}", 100,
+                          subsequent_indent="  ", break_on_hyphens=False)
+            for (task, hookpoint, reason), checkpoints in grouped.items()]
+
+
 def cmd_run(args) -> int:
     from sae_bench import distributed
     from sae_bench.runner import evaluate
@@ -113,8 +125,8 @@ def cmd_run(args) -> int:
     if not distributed.is_writer():
         return 0
     print(format_table(report.records, wide=args.wide))
-    for checkpoint, hookpoint, task, reason in report.skipped:
-        print(f"skipped {task} for {checkpoint} @ {hookpoint}: {reason}")
+    for line in skipped_lines(report.skipped):
+        print(line)
     print(f"{len(report.records)} records in {config.results_dir} ({report.reused} reused); "
           f"tidy table: {report.table_path}")
     print("\n".join(next_steps(report.records, config.results_dir)))

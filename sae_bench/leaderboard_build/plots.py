@@ -230,10 +230,11 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
                 for row, xv, yv, _, _ in points:
                     if row.rank is not None:
                         spots.setdefault((xv, yv), []).append(row.rank)
-                labelled = [(",".join(str(r) for r in sorted(ranks)), xv, yv)
+                labelled = [(",".join(str(r) for r in sorted(set(ranks))) + (f" ×{len(ranks)}" if len(set(ranks)) < len(ranks)
+                                                                              else ""), xv, yv)
                             for (xv, yv), ranks in sorted(spots.items(), key=lambda kv: min(kv[1]))]
                 taken: list = []
-                unlabelled += [int(t.split(",")[0]) for t in place_labels(fig, ax, labelled, taken)]
+                unlabelled += [int(r) for t in place_labels(fig, ax, labelled, taken) for r in t.split(" ")[0].split(",")]
             handles = [Line2D([], [], marker="o", linestyle="", color=colour(f), label=table.families[f])
                        for f in sorted(families_here)]
             handles.append(Line2D([], [], linestyle="--", color="#444444", label="Pareto front"))
