@@ -42,7 +42,8 @@ def render(tasks=None) -> str:
             better = {"higher": "higher", "lower": "lower", "none": "—"}[spec.direction]
             place = ", ".join(p for p in (f"headline {spec.headline}" if spec.headline is not None else "",
                                           f"ranks rows ({spec.ranking})" if spec.ranking is not None else "") if p)
-            out.append(f"| `{_cell(spec.name)}` | {better} | {_gate(spec)} | {place} | {_cell(spec.unit)} "
+            name = f"{spec.name}[/part]" if spec.parts else spec.name
+            out.append(f"| `{_cell(name)}` | {better} | {_gate(spec)} | {place} | {_cell(spec.unit)} "
                        f"| {_cell(spec.definition)} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"

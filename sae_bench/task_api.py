@@ -53,7 +53,8 @@ class MetricSpec:
     min_effect: the gate's default minimum effect, absolute in `unit`, or a fraction of |baseline|
     when `relative`; headline: position among the headline columns (terminal summary, leaderboard
     page), None for "all metrics" only; ranking: priority as the leaderboard's ranking metric (the
-    lowest present ranks the rows), None: never ranks."""
+    lowest present ranks the rows), None: never ranks; parts: the same metric over one part of the
+    data, `name/<part>` (a category, an lm-eval task), is covered too (and never headline or ranks)."""
 
     name: str
     direction: str
@@ -63,6 +64,7 @@ class MetricSpec:
     relative: bool = False
     headline: int | None = None
     ranking: int | None = None
+    parts: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -90,7 +92,14 @@ class MetricSpec:
         return any(c in self.name for c in "*?[")
 
     def matches(self, metric: str) -> bool:
-        return metric == self.name or (self.is_pattern and fnmatch.fnmatchcase(metric, self.name))
+        return (metric == self.name or (self.is_pattern and fnmatch.fnmatchcase(metric, self.name))
+                or (self.parts and metric.startswith(self.name + "/")))
+
+    def for_metric(self, metric: str) -> "MetricSpec":
+        """This spec as it applies to `metric`: a part (`name/<part>`) is shown and ranked nowhere."""
+        if self.parts and metric != self.name and metric.startswith(self.name + "/"):
+            return dataclasses.replace(self, headline=None, ranking=None)
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -101,10 +110,12 @@ class MetricSpec:
 
 
 def find_spec(specs: Iterable[MetricSpec], metric: str) -> MetricSpec | None:
-    """The spec of `metric`: an exact name first, then the first pattern that matches; None if undeclared."""
+    """The spec of `metric`: an exact name first, then the first pattern or parts spec that matches
+    (as it applies to `metric`); None if undeclared."""
     specs = list(specs)
     exact = next((s for s in specs if s.name == metric), None)
-    return exact or next((s for s in specs if s.is_pattern and s.matches(metric)), None)
+    found = exact or next((s for s in specs if s.matches(metric)), None)
+    return None if found is None else found.for_metric(metric)
 
 
 @dataclass

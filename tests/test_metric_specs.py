@@ -129,3 +129,13 @@ def test_a_record_with_a_malformed_spec_is_refused():
     data["metric_specs"] = {"fvu": {"name": "fvu", "direction": "sideways", "definition": "x"}}
     with pytest.raises(InputError, match="metric_specs\\['fvu'\\] is not a valid metric spec"):
         validate(data)
+
+
+def test_a_parts_spec_covers_its_parts_without_headline_or_ranking():
+    from sae_bench.task_api import find_spec
+
+    spec = MetricSpec("acc", "higher", "accuracy", "fraction", 0.01, headline=3, ranking=2, parts=True)
+    assert find_spec([spec], "acc") is spec
+    part = find_spec([spec], "acc/hellaswag")
+    assert (part.direction, part.min_effect, part.headline, part.ranking) == ("higher", 0.01, None, None)
+    assert find_spec([spec], "accuracy") is None and find_spec([spec], "acc_x/y") is None

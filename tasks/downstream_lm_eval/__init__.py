@@ -66,14 +66,12 @@ class DownstreamLmEvalTask(Task):
     Config = DownstreamConfig
     description = "lm-eval accuracy clean vs SAE-spliced (default: local topic multiple choice)"
     metrics = (
-        MetricSpec("acc_spliced", "higher", "lm-eval accuracy with the SAE spliced in", "fraction", 0.01, headline=60),
-        MetricSpec("acc_delta", "higher", "acc_spliced − acc_clean, paired over documents", "fraction", 0.01,
-                   headline=61),
-        MetricSpec("acc_clean", "none", "lm-eval accuracy of the unmodified model (a property of the model)",
-                   "fraction"),
-        MetricSpec("acc_spliced/*", "higher", "acc_spliced on one lm-eval task", "fraction", 0.01),
-        MetricSpec("acc_delta/*", "higher", "acc_delta on one lm-eval task", "fraction", 0.01),
-        MetricSpec("acc_clean/*", "none", "acc_clean on one lm-eval task", "fraction"),
+        MetricSpec("acc_spliced", "higher", "lm-eval accuracy with the SAE spliced in (/TASK: one lm-eval task)",
+                   "fraction", 0.01, headline=60, parts=True),
+        MetricSpec("acc_delta", "higher", "acc_spliced − acc_clean, paired over documents (/TASK: one lm-eval task)",
+                   "fraction", 0.01, headline=61, parts=True),
+        MetricSpec("acc_clean", "none", "lm-eval accuracy of the unmodified model, a property of the model "
+                                        "(/TASK: one lm-eval task)", "fraction", parts=True),
     )
 
     def skip_reason(self, sae, ctx) -> str | None:

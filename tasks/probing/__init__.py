@@ -159,11 +159,9 @@ class ProbingTask(Task):
     Config = ProbingConfig
     description = "feature-map label check (AUROC + permutation test) and k-sparse probes vs raw activations"
     metrics = (
-        MetricSpec("label_confirmed_fraction", "higher",
-                   "share of labelled features with AUROC ≥ 0.7 and permutation p < 0.05 on their category",
-                   "fraction", 0.02, headline=40),
-        MetricSpec("label_confirmed_fraction/*", "higher", "label_confirmed_fraction within one category",
-                   "fraction", 0.02),
+        MetricSpec("label_confirmed_fraction", "higher", "share of labelled features with AUROC ≥ 0.7 and "
+                   "permutation p < 0.05 on their category (/CATEGORY: within one category)",
+                   "fraction", 0.02, headline=40, parts=True),
         MetricSpec("label_auroc_mean", "higher", "mean AUROC of the labelled features on their category",
                    "AUROC", 0.02),
         MetricSpec("sae_accuracy_k5", "higher", "held-out accuracy of a logistic probe on the top 5 SAE latents",
