@@ -147,7 +147,10 @@ class ModelAdapter:
         head = self.model.get_output_embeddings()
         with torch.no_grad():
             hidden = hidden.to(device=execution_device(head), dtype=head.weight.dtype)
-            if out is not None and head.weight.dtype == torch.float32 and getattr(head, "bias", None) is None:
+            # The direct product reads head.weight itself: only where no accelerate hook owns the weight
+            # (an offloaded head's weight is a placeholder that only its hook fills in).
+            direct = getattr(head, "_hf_hook", None) is None and getattr(head, "bias", None) is None
+            if out is not None and direct and head.weight.dtype == torch.float32:
                 logits = torch.mm(hidden, head.weight.t(), out=out[:hidden.shape[0]])
             else:
                 logits = head(hidden).float()
