@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sae_bench.errors import InputError
 from sae_bench.metric_directions import MetricRule, rule_for
 from sae_bench.pairing import difference, format_table, pair_records
-from sae_bench.results import ResultRecord, iter_records
+from sae_bench.results import ResultRecord, is_results_path, iter_records
 
 Z_95 = 1.959963984540054
 DEFAULT_THRESHOLD = 0.9
@@ -224,11 +224,10 @@ class Side:
 
 
 def resolve_side(text: str) -> Side:
-    """A `.json` file or a folder of records without weights is results; anything else a checkpoint."""
+    """Results when the path holds result records (told by their schema marker, `is_results_path`,
+    never by file names); anything else a checkpoint REF[@HOOKPOINT]."""
     path = Path(text)
-    if path.is_file() and path.suffix == ".json":
-        return Side(text, records=iter_records(path))
-    if path.is_dir() and not any(path.rglob("*.safetensors")) and any(path.rglob("*.json")):
+    if is_results_path(path):
         return Side(text, records=iter_records(path))
     from sae_bench.runner import CheckpointSpec
 

@@ -26,6 +26,7 @@ import torch
 
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import DataError, InputError
+from sae_bench.input_files import check_utf8
 from sae_bench.options import boolean
 from sae_bench.packing import document_rows, pack_rows, packing_problem
 
@@ -73,6 +74,8 @@ def _open_dataset(ref: str | os.PathLike, split: str, revision: str | None):
             if builder is None:
                 raise DataError(path, f"unsupported corpus file type {path.suffix!r} "
                                       f"(use one of {', '.join(sorted(_LOCAL_BUILDERS))}, or a dataset folder)")
+            if builder != "parquet":  # datasets would decode lazily and raise mid-read
+                check_utf8(path, DataError, "corpus")
             return datasets.load_dataset(builder, data_files=str(path), split="train")
         return datasets.load_dataset(str(ref), split=split, revision=revision)
     except DataError:
@@ -174,10 +177,14 @@ def corpus_hash(docs: Documents, *, packing: str = "document", prepend_bos: bool
 
 
 def tokenizer_id(tokenizer) -> str:
-    """A stable identity for a tokenizer: its name plus a hash of its vocabulary."""
+    """A stable identity for a tokenizer: its name plus a hash of its vocabulary. A local folder is
+    named by its last component only: records never hold an absolute local path (they travel)."""
     vocab = tokenizer.get_vocab()
     digest = hashlib.sha256(json.dumps(sorted(vocab.items()), ensure_ascii=False).encode()).hexdigest()[:16]
-    return f"{getattr(tokenizer, 'name_or_path', '') or type(tokenizer).__name__}@{digest}"
+    name = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
+    if os.path.isabs(name) or os.path.exists(name):
+        name = Path(name).name or type(tokenizer).__name__
+    return f"{name}@{digest}"
 
 
 def vocab_size(tokenizer) -> int:

@@ -15,7 +15,6 @@ Rule text (command line, rules files): `direction[:min_effect]`, e.g. `lower:0.0
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from sae_bench.errors import InputError
+from sae_bench.input_files import loads_json, read_text
 
 DIRECTIONS = ("higher", "lower", "none")
 
@@ -118,10 +118,7 @@ def load_rules_file(path: str | os.PathLike) -> dict[str, MetricRule]:
 
     A top-level `rules` table is also accepted (so a TOML file can use `[rules]`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(path, f"cannot read rules file: {exc.strerror or exc}") from None
+    text = read_text(path, InputError, "rules file")
     if path.suffix.lower() == ".toml":
         try:
             import tomllib
@@ -132,10 +129,7 @@ def load_rules_file(path: str | os.PathLike) -> dict[str, MetricRule]:
         except tomllib.TOMLDecodeError as exc:
             raise InputError(path, f"malformed TOML: {exc}") from None
     else:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InputError(path, f"malformed JSON: {exc}") from None
+        data = loads_json(text, path, InputError)
     if isinstance(data, dict) and isinstance(data.get("rules"), dict) and len(data) == 1:
         data = data["rules"]
     if not isinstance(data, dict):

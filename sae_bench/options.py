@@ -74,6 +74,15 @@ def int_at_least(lo: int) -> Check:
 positive_int = int_at_least(1)
 
 
+def int_between(lo: int, hi: int) -> Check:
+    """An integer in [lo, hi] (seeds: numpy and scikit-learn take [0, 2**32))."""
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            return f"must be an integer in [{lo}, {hi}]"
+        return None
+    return check
+
+
 def boolean(value: Any) -> str | None:
     """True or false (a suite file's "yes" is not)."""
     return None if isinstance(value, bool) else "must be true or false"
@@ -96,18 +105,43 @@ def in_range(lo: float, hi: float | None = None) -> Check:
     return check
 
 
+def bounded(kind: type, low: float | None = None, high: float | None = None):
+    """An argparse `type` for an option that lives only on the command line (compare's --threshold,
+    gate's --z, maxact's --top-n ...): parses `kind`, checks low <= value <= high (finite for floats),
+    else argparse reports `<option> <value>: must be ...` as the one error line."""
+    import argparse
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if (kind is float and not math.isfinite(value)) or (low is not None and value < low) \
+                or (high is not None and value > high):
+            wanted = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{text} must be {wanted}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 # ------------------------------------------------------------------------------------ parsers
 def comma_list(text: str) -> list[str]:
     """`a, b,c` -> ["a", "b", "c"] (empty items dropped)."""
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _json_or_text(text: str) -> Any:
-    import json
+def _json_or_text(text: str, source: str) -> Any:
+    """JSON when it parses (strictly: no NaN, no duplicate keys, which are errors), else the text."""
+    from sae_bench.input_files import loads_json
 
     try:
-        return json.loads(text)
-    except ValueError:
+        return loads_json(text, source)
+    except InputError as exc:
+        if "duplicate key" in exc.problem:
+            raise
         return text
 
 
@@ -119,5 +153,5 @@ def parse_task_options(items: list[str]) -> dict[str, dict[str, Any]]:
         task, dot, name = key.partition(".")
         if not sep or not dot or not task or not name:
             raise InputError(f"--task-option {item}", "expected TASK.OPTION=VALUE")
-        options.setdefault(task, {})[name] = _json_or_text(value)
+        options.setdefault(task, {})[name] = _json_or_text(value, f"--task-option {item}")
     return options

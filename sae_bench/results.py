@@ -1,7 +1,10 @@
 """Result records: one JSON per checkpoint x hookpoint x task, with full provenance.
 
 Layout (MTEB-style, the path states what was measured):
-    <results_dir>/<checkpoint_slug>/<hookpoint_slug>/<task>.json
+    <results_dir>/<checkpoint name>-<hash8>/<hookpoint>/<task>.json
+The checkpoint folder is a readable slug plus a short hash of the full checkpoint id, so ids whose
+slugs coincide (`x/a/b` and `x/a_b`) never share a folder, and no folder ends like a weights file.
+A folder is told to be results by its records' schema (`is_results_path`), never by its name.
 Records are written atomically (temporary file in the same folder, fsync, rename), so a crash or
 a concurrent writer never leaves a partial file. This module validates records on read; it never
 computes metrics.
@@ -10,6 +13,7 @@ computes metrics.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -19,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sae_bench.errors import ResultError
+from sae_bench.errors import OutputError, ResultError, os_problem
+from sae_bench.input_files import read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_bench.task_api import MetricSpec
@@ -47,9 +52,33 @@ REQUIRED_KEYS = {
 
 
 def slug(text: str) -> str:
-    """A file-name-safe slug that cannot escape its folder (no '/', no '..')."""
+    """A file-name-safe slug that cannot escape its folder (no '/', no '..'). Lossy: see `folder_name`."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unnamed"
     return cleaned[:120]
+
+
+# Names used as they are: layers.2, language_model.layers.17, reconstruction, pooled_final_norm.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+_HASHED_TAIL = re.compile(r"-[0-9a-f]{8}$")  # what folder_name appends: a plain name never ends like this
+_WEIGHTS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".json")
+
+
+def identity_hash(text: str) -> str:
+    """Eight hex digits of sha256(text): tells apart names whose slugs coincide."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def folder_name(text: str, *, always_hash: bool = False) -> str:
+    """A collision-free folder/file name for `text`: the text itself when it is already a plain name
+    (and `always_hash` is off), otherwise a readable slug of at most 60 characters, dots made
+    underscores (so no name ends like a checkpoint file, `.safetensors`), plus `-` and
+    `identity_hash(text)`. Two different texts never share a name except by a hash collision."""
+    plain = (_SAFE_NAME.match(text) and len(text) <= 120 and not _HASHED_TAIL.search(text)
+             and not text.lower().endswith(_WEIGHTS_SUFFIXES))
+    if plain and not always_hash:
+        return text
+    readable = slug(text).replace(".", "_")[:60].strip("_-") or "unnamed"
+    return f"{readable}-{identity_hash(text)}"
 
 
 @dataclass
@@ -119,8 +148,14 @@ class ResultRecord:
         return record_path(Path("."), self.checkpoint_id, self.hookpoint, self.task_name)
 
 
+def checkpoint_folder(checkpoint_id: str) -> str:
+    """The results folder of one checkpoint: always readable name + hash of the full id."""
+    return folder_name(checkpoint_id, always_hash=True)
+
+
 def record_path(results_dir: Path, checkpoint_id: str, hookpoint: str, task_name: str) -> Path:
-    return Path(results_dir) / slug(checkpoint_id) / slug(hookpoint) / f"{slug(task_name)}.json"
+    """Where a record lives; distinct (checkpoint id, hookpoint, task) never share a path."""
+    return Path(results_dir) / checkpoint_folder(checkpoint_id) / folder_name(hookpoint) / f"{folder_name(task_name)}.json"
 
 
 def _check_finite(obj: Any, where: str, source: str) -> None:
@@ -235,19 +270,24 @@ def dumps(data: dict[str, Any]) -> str:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see the old file or the whole new one, never a part."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a file where a folder belongs, no permission ...
+        raise OutputError(path.parent, f"cannot write {path.name}: {os_problem(exc)}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):  # a full disk mid-run: earlier files stay whole, this one is not written
+            raise OutputError(path, f"cannot write: {os_problem(exc)}") from None
         raise
 
 
@@ -289,17 +329,31 @@ def write_record(results_dir: Path, data: dict[str, Any]) -> Path:
 
 def read_record(path: str | os.PathLike) -> ResultRecord:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ResultError(path, f"cannot read result file: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"{c} is not allowed")))
-    except ValueError as exc:
-        raise ResultError(path, f"malformed JSON: {exc}") from exc
+    data = read_json(path, ResultError, "result file")
     record = validate(data, str(path))
     record.path = path
     return record
+
+
+def _has_record_marker(path: Path) -> bool:
+    """Whether a JSON file declares itself a result record: an object with `schema_version` and a
+    `task` object (checkpoint configs, feature maps and suites have neither)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "schema_version" in data and isinstance(data.get("task"), dict)
+
+
+def is_results_path(path: str | os.PathLike) -> bool:
+    """A record file, or a folder holding at least one record (at any depth). Decided by the records'
+    schema marker, never by a name or suffix: a results folder may be called anything."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix == ".json" and _has_record_marker(path)
+    if path.is_dir():
+        return any(_has_record_marker(p) for p in path.rglob("*.json") if not p.name.startswith("."))
+    return False
 
 
 def iter_records(folder: str | os.PathLike) -> list[ResultRecord]:

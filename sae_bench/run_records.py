@@ -19,6 +19,7 @@ import sae_bench
 from sae_bench import distributed
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import InputError
+from sae_bench.provenance import portable
 from sae_bench.results import SCHEMA_VERSION, ResultRecord, read_record, validate, write_record
 from sae_bench.task_api import MetricSpec, Task, TaskOutput
 
@@ -128,8 +129,8 @@ class RecordSink:
     def emit(self, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, hookpoint: str, seconds: float) -> None:
         config = self.config
         data = make_record(task=task, output=output, sae=sae, spec=spec, model=self.model, hookpoint=hookpoint,
-                           corpus=self.corpus, config=config, corpus_label=config.corpus_label or str(config.corpus),
-                           model_label=config.model_label or str(config.model), seconds=seconds,
+                           corpus=self.corpus, config=config, corpus_label=config.corpus_label or portable(config.corpus),
+                           model_label=config.model_label or portable(config.model), seconds=seconds,
                            mismatch=self.mismatches.get(spec.display_id), extra_notes=self.notes.get(spec.display_id))
         if not distributed.is_writer():  # other ranks only lend their share of the forwards
             self.report.records.append(validate(data, f"rank {distributed.rank()}"))

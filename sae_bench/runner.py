@@ -23,15 +23,18 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import torch
+from tqdm.auto import tqdm
 
 from sae_bench import distributed, registry
 from sae_bench.activations.source import POOLED_HOOKPOINT
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import CheckpointError, InputError
-from sae_bench.options import (boolean, check_values, comma_list, int_at_least, option, parse_task_options,
-                               positive_int, torch_dtype)
+from sae_bench.input_files import ensure_writable_dir, read_json
+from sae_bench.options import (boolean, check_values, comma_list, int_at_least, int_between, option,
+                               parse_task_options, positive_int, torch_dtype)
 from sae_bench.packing import packing_problem
-from sae_bench.results import ResultRecord, record_path, remove_stale_temp_files
+from sae_bench.provenance import portable
+from sae_bench.results import ResultRecord, checkpoint_folder, record_path, remove_stale_temp_files
 from sae_bench.run_records import RecordSink, reusable_record
 from sae_bench.site_run import SiteRun, site_context
 from sae_bench.task_api import Task
@@ -52,7 +55,8 @@ class CheckpointSpec:
 
     @property
     def display_id(self) -> str:
-        return self.label or self.ref
+        """The id records carry: the label, else the ref without an absolute local path."""
+        return self.label or portable(self.ref)
 
     def load(self, device: str = "cpu", dtype: torch.dtype | None = None):
         """The SAE on `device` (cast to `dtype` if given; see `sae_bench.checkpoints.load_checkpoint`)."""
@@ -119,7 +123,7 @@ class RunConfig:
     device: str = option("cpu", "cpu, cuda, cuda:N, or auto (spread a model too large for one device: "
                                 "device_map='auto')")
     dtype: str = option("float32", "model dtype (float32, bfloat16, float16)", check=torch_dtype)
-    seed: int = option(0, "random seed (torch, probes, sampling)")
+    seed: int = option(0, "random seed (torch, probes, sampling)", check=int_between(0, 2**32 - 1))
     batch_size: int = option(8, "sequences per model forward", check=positive_int)
     resources: dict[str, Path] = field(default_factory=dict)
     overwrite: bool = option(False, "recompute records that already exist")
@@ -305,6 +309,26 @@ def first_batch_explained_variance(sae, ctx) -> float | None:
     return acc.finalize()["explained_variance"].value
 
 
+def refuse_shared_folders(checked: list[Checked]) -> None:
+    """Two checkpoints whose records would land in one results folder (the same id twice at one
+    hookpoint, or ids whose folder names collide) are refused before any record is written."""
+    seen: dict[tuple[str, str], str] = {}
+    for spec, hookpoint in ((c.spec, c.hookpoint) for c in checked):
+        where = (checkpoint_folder(spec.display_id), hookpoint)
+        if where in seen:
+            same = "is listed twice" if seen[where] == spec.display_id else f"shares a results folder with {seen[where]!r}"
+            raise InputError(spec.display_id, f"{same} at {hookpoint} ({where[0]}/): give each checkpoint "
+                                              "a distinct label")
+        seen[where] = spec.display_id
+
+
+def check_output_folders(config: RunConfig) -> None:
+    """The results folder and the activation cache folder exist (created if needed) and take a file."""
+    ensure_writable_dir(config.results_dir, "results folder")
+    if config.cache_dir is not None:
+        ensure_writable_dir(config.cache_dir, "cache folder")
+
+
 def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
              on_record: Callable[[ResultRecord], None] | None = None) -> RunReport:
     """Evaluate `checkpoints` with `config.tasks`; write one record per checkpoint x task.
@@ -314,20 +338,28 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     checkpoints are evaluated one at a time (`SiteRun`); records are written by a `RecordSink`."""
     config = _for_this_process(config)
     tasks = _checked_inputs(config, checkpoints)
+    if distributed.is_writer():  # the folders we will write: a file in the way, no permission, no space
+        check_output_folders(config)
     model = _load_model(config)
     device = str(model.device) if config.device == "auto" else config.device  # `auto`: where the embeddings are
     checked = preflight(model, checkpoints, device, evaluated_model=config.model_label or str(config.model),
                         allow_model_mismatch=config.allow_model_mismatch)
+    refuse_shared_folders(checked)
     _remove_leftovers(config)
     corpus = _load_corpus(config, model)
     report = RunReport()
     sink = RecordSink(config, model, corpus, report, on_record,
                       mismatches={item.spec.display_id: item.mismatch for item in checked})
+    # The one progress bar: a step per checkpoint x task (reused, computed or skipped), named after the
+    # pair being worked on; activation and task bars below it are transient (leave=False).
+    bar = tqdm(total=len(checked) * len(tasks), desc="sae-bench", unit="record",
+               disable=not (config.show_progress and distributed.is_writer()))
     for (hookpoint, output_hookpoint), group in _by_site(checked).items():
         site = SiteRun(site_context(config, model, corpus, device, hookpoint, output_hookpoint), sink.emit,
-                       report.skipped)
+                       report.skipped, bar=bar)
         for item in group:
             pending = _pending_tasks(config, tasks, item, corpus, hookpoint, report, on_record)
+            bar.update(len(tasks) - len(pending))
             if not pending:
                 continue
             sae = item.spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))
@@ -335,6 +367,7 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
             site.add(sae, item.spec, pending)
             del sae
         site.finish()
+    bar.close()
     if distributed.is_writer():  # the tidy table of every record in the folder, this run's included
         from sae_bench.results_table import write_results_parquet
 
@@ -444,10 +477,7 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:
     optionally "corpus_column", "corpus_packing", "corpus_prepend_bos"; paths resolved against the
     suite file's folder (never the current directory)."""
     path = Path(path)
-    try:
-        suite = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read suite: {exc}") from exc
+    suite = read_json(path, InputError, "suite")
     if not isinstance(suite, dict) or not isinstance(suite.get("checkpoints"), list):
         raise InputError(path, "suite must be an object with a 'checkpoints' list")
     base = path.parent

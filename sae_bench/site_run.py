@@ -45,22 +45,26 @@ class SiteRun:
     prepared ones together. Each output goes to `emit(task, output, sae, spec, hookpoint, seconds)`;
     tasks that do not apply are listed in `skipped` as (checkpoint, hookpoint, task, reason)."""
 
-    def __init__(self, ctx: EvalContext, emit: Emit, skipped: list | None = None):
+    def __init__(self, ctx: EvalContext, emit: Emit, skipped: list | None = None, bar=None):
         self.ctx, self.emit = ctx, emit
+        self.bar = bar  # the run's one progress bar (tqdm): named after the checkpoint x task, a step each
         self.skipped = skipped if skipped is not None else []
         self.held: "OrderedDict[str, tuple[Task, list]]" = OrderedDict()
 
     def add(self, sae, spec: CheckpointSpec, tasks: list[Task]) -> None:
         ctx = self.ctx
         for task in tasks:
+            self._describe(spec, task)
             reason = task.skip_reason(sae, ctx)
             if reason:
                 self.skipped.append((spec.display_id, ctx.hookpoint, task.name, reason))
+                self._step()
                 continue
             torch.manual_seed(ctx.seed)
             start = time.perf_counter()
             if not task.shares_work:
                 self.emit(task, task.run(sae, ctx), sae, spec, ctx.hookpoint, time.perf_counter() - start)
+                self._step()
                 continue
             # only the metadata is kept: the SAE itself is released before the next checkpoint loads
             state = task.prepare(sae, ctx)
@@ -68,6 +72,14 @@ class SiteRun:
                 (spec, types.SimpleNamespace(metadata=sae.metadata), state, time.perf_counter() - start))
             if self._held_bytes(task) > task.max_pending_bytes:
                 self._finish(task)
+
+    def _describe(self, spec: CheckpointSpec, task: Task) -> None:
+        if self.bar is not None:
+            self.bar.set_description(f"{spec.display_id} @ {self.ctx.hookpoint} × {task.name}")
+
+    def _step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
 
     def finish(self) -> None:
         for task, _ in list(self.held.values()):
@@ -86,3 +98,4 @@ class SiteRun:
         shared = (time.perf_counter() - start) / len(items)
         for (spec, sae, _, seconds), output in zip(items, outputs):
             self.emit(task, output, sae, spec, self.ctx.hookpoint, seconds + shared)
+            self._step()

@@ -20,6 +20,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, NamedTuple
 
@@ -132,24 +133,27 @@ class TaskOutput:
 class TaskConfig:
     """Base config: subclasses add fields. Everything here goes into the config hash.
 
-    Subclasses name fields that must be > 0 in `positive` and fields that must lie in [0, 1] in
-    `unit_interval`, so a bad option fails before any work (None always passes: it means "default")."""
+    Subclasses name fields that must be > 0 in `positive`, >= 0 in `non_negative` and in [0, 1] in
+    `unit_interval`, so a bad option fails before any work (None always passes: it means "default").
+    Every numeric field must be in one of the three (tests/test_fault_environment.py checks each
+    registered task); NaN and infinities never pass."""
 
     positive: ClassVar[tuple[str, ...]] = ()
+    non_negative: ClassVar[tuple[str, ...]] = ()
     unit_interval: ClassVar[tuple[str, ...]] = ()
 
     def problems(self) -> list[str]:
         """Why these option values cannot work (empty when they can)."""
         found = []
-        for name in self.positive:
+        checks = [(n, lambda v: v <= 0, "must be > 0") for n in self.positive] \
+            + [(n, lambda v: v < 0, "must be >= 0") for n in self.non_negative] \
+            + [(n, lambda v: not 0 <= v <= 1, "must be in [0, 1]") for n in self.unit_interval]
+        for name, bad, wanted in checks:
             value = getattr(self, name)
             values = value if isinstance(value, (tuple, list)) else (value,)
-            if any(v is not None and v <= 0 for v in values):
-                found.append(f"{name}={value!r} must be > 0")
-        for name in self.unit_interval:
-            value = getattr(self, name)
-            if value is not None and not 0 <= value <= 1:
-                found.append(f"{name}={value!r} must be in [0, 1]")
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if any(not math.isfinite(v) or bad(v) for v in numbers):
+                found.append(f"{name}={value!r} {wanted}")
         return found
 
     def to_json(self) -> dict[str, Any]:

@@ -238,7 +238,7 @@ def suite_malformed(tmp):
     suite = tmp / "bad_suite.json"
     suite.write_text('{"model": "tiny-gemma4", "checkpoints": [')
     return Invocation(["run", "--suite", str(suite), "--results", str(tmp / "results"), "--quiet"],
-                      "bad_suite.json", ("cannot read suite",), [tmp / "results"])
+                      "bad_suite.json", ("malformed JSON",), [tmp / "results"])
 
 
 def suite_wrong_shape(tmp):

@@ -5,11 +5,19 @@ an empty folder gives the same files, byte for byte.
 Produce or refresh it with:
     sae-bench run --quiet                     # fixture suite -> results/fixtures
     sae-bench leaderboard build --results results/fixtures --out leaderboard
-and reproduce it with `sae-bench leaderboard rebuild --out leaderboard --into <empty folder>`."""
+and reproduce it with `sae-bench leaderboard rebuild --out leaderboard --into <empty folder>`.
+
+A fresh clone re-running the suite must give the same records up to what may legitimately differ:
+`record_drift` compares keys and strings exactly and numbers to a stated tolerance (REL_TOL,
+ABS_TOL), and ignores the creation time, timings, library versions and harness version."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,3 +67,74 @@ def test_the_rebuild_check_notices_a_changed_file(tmp_path):
     page.write_text(page.read_text().replace("leaderboard v1", "leaderboard v1 (edited)", 1))
     (board / "v1" / "stray.txt").write_text("not built")
     assert rebuild_differences(board, tmp_path / "second") == ["v1/index.html", "v1/stray.txt"]
+
+
+# --------------------------------------------------------------------------- fresh re-runs
+REL_TOL, ABS_TOL = 1e-6, 1e-9  # float rounding across library versions; CPU re-runs are byte-identical
+VOLATILE = {"created_at", "timings", "libraries", "harness_version"}  # may differ between equal runs
+
+
+def _drift(a, b, where: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            out.append(f"{where}: keys differ ({sorted(set(a) ^ set(b))})")
+        for key in sorted(set(a) & set(b)):
+            _drift(a[key], b[key], f"{where}.{key}", out)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{where}: {len(a)} vs {len(b)} items")
+        for i, (x, y) in enumerate(zip(a, b)):
+            _drift(x, y, f"{where}[{i}]", out)
+    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        if not math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL):
+            out.append(f"{where}: {a!r} vs {b!r}")
+    elif a != b:
+        out.append(f"{where}: {a!r} vs {b!r}")
+
+
+def record_drift(expected: Path, actual: Path) -> list[str]:
+    """What differs between two folders of records beyond VOLATILE keys and float tolerance."""
+    def records(folder: Path) -> dict[str, dict]:
+        return {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
+
+    want, got = records(expected), records(actual)
+    out = [f"{path}: only in {expected if path in want else actual}" for path in sorted(set(want) ^ set(got))]
+    for path in sorted(set(want) & set(got)):
+        _drift({k: v for k, v in want[path].items() if k not in VOLATILE},
+               {k: v for k, v in got[path].items() if k not in VOLATILE}, path, out)
+    return out
+
+
+def test_record_drift_ignores_volatile_fields_and_catches_real_changes(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from record_factories import frontier_records, write_records
+
+    write_records(tmp_path / "a", frontier_records("a", l0=4.0, fvu=0.2, ce_loss_recovered=0.9))
+    write_records(tmp_path / "b", frontier_records("a", l0=4.0, fvu=0.2 * (1 + 1e-9), ce_loss_recovered=0.9))
+    for path in (tmp_path / "b").rglob("*.json"):
+        data = json.loads(path.read_text())
+        data.update(created_at="2030-01-01T00:00:00+00:00", libraries={"transformers": "99.0"})
+        path.write_text(json.dumps(data))
+    assert record_drift(tmp_path / "a", tmp_path / "b") == []
+    victim = sorted((tmp_path / "b").rglob("*.json"))[0]
+    data = json.loads(victim.read_text())
+    name = sorted(data["metrics"])[0]
+    data["metrics"][name]["value"] += 0.01
+    del data["seed"]
+    victim.write_text(json.dumps(data))
+    drift = record_drift(tmp_path / "a", tmp_path / "b")
+    assert any(f"metrics.{name}.value" in d for d in drift) and any("keys differ" in d for d in drift)
+
+
+@pytest.mark.slow
+def test_a_fresh_run_reproduces_the_committed_records(tmp_path):
+    """What a fresh clone does: `sae-bench run --quiet`, then compare with the committed records."""
+    if not (COMMITTED / INDEX_FILE).exists():
+        pytest.skip("no committed leaderboard yet")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "sae_bench", "run", "--quiet"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    drift = record_drift(COMMITTED / "v1" / "results", tmp_path / "results" / "fixtures")
+    assert not drift, "\n".join(drift[:40])

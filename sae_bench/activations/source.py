@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from sae_bench import distributed
 from sae_bench.context import ActivationBatch, TokenizedCorpus
+from sae_bench.errors import OutputError, output_error
 from sae_bench.results import atomic_write_text
 
 from sae_bench.models.hookpoints import POOLED_HOOKPOINT  # noqa: F401  (re-exported; defined once there)
@@ -42,9 +43,18 @@ def cache_key(model_id: str, revision: str | None, corpus: TokenizedCorpus, hook
 
 
 def _atomic_save_shard(tensors: dict[str, Tensor], path: Path) -> None:
+    """Write a cache shard whole or not at all; a full disk or a closed folder is an OutputError."""
     tmp = path.with_name(f".{path.name}.pid{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise output_error(exc, path, "cannot write activation cache") from None
+        if isinstance(exc, Exception) and "No space left" in str(exc):  # safetensors reports I/O as its own error
+            raise OutputError(path, "cannot write activation cache: no space left on the device") from None
+        raise
 
 
 class ActivationSource:
@@ -87,7 +97,10 @@ class ActivationSource:
 
         start = time.perf_counter()
         if self.cache_dir is not None:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise output_error(exc, self.cache_dir, "cannot create the activation cache folder") from None
         batches = list(self.corpus.batches(self.batch_size))
         local = []  # (batch index, shard) for the batches this rank handles (all of them without torchrun)
         progress = tqdm(list(distributed.shard(batches)), desc=f"activations @ {self.hookpoint}", unit="batch",

@@ -10,13 +10,13 @@ never guess or repair an entry: any malformed entry is a DataError naming the fi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from sae_bench import input_files
 from sae_bench.errors import DataError
 
 SUPPORTED_VERSIONS = (1,)
@@ -61,26 +61,10 @@ def _is_number(value) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_json(path: Path, error=DataError):
-    """Parse a JSON file strictly (UTF-8, no NaN/Infinity); any failure is `error` naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(path, "file not found") from None
-    except UnicodeDecodeError:
-        raise error(path, "not UTF-8 text") from None
-    except OSError as e:
-        raise error(path, f"cannot read: {e.strerror or e}") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise error(path, "malformed JSON: nested too deeply") from None
-    except ValueError as e:
-        raise error(path, f"malformed JSON: {e}") from None
+    """Parse a JSON file strictly (UTF-8, no NaN/Infinity, no duplicate keys); any failure is `error`
+    naming the file."""
+    return input_files.read_json(path, error)
 
 
 def _entry(path: Path, key: str, raw, d_sae: int) -> FeatureLabel:

@@ -17,7 +17,9 @@ import sys
 from typing import Sequence
 
 from sae_bench.cli._quiet import silenced_libraries
-from sae_bench.errors import EXIT_BAD_INPUT, InputError
+from sae_bench.errors import EXIT_BAD_INPUT, InputError, os_problem
+
+PREFIX = "sae-bench: error: "
 
 __all__ = ["build_parser", "main", "silenced_libraries", "subcommand_modules"]
 
@@ -36,8 +38,23 @@ def subcommand_modules() -> list:
     return modules
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is the same one escaped line as any bad input, exit code 2
+    (argparse would print the usage block and echo unrecognised arguments raw)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        import re
+
+        ranged = re.match(r"^argument (?P<option>[^:]+): (?P<value>\S+) (?P<problem>must be .*)$", message)
+        if ranged:  # an options.bounded refusal: `<option> <value>: <problem>` like any bad input
+            line = InputError(f"{ranged['option'].split('/')[0]} {ranged['value']}", ranged["problem"])
+        else:
+            line = InputError(self.prog, f"{message} (see {self.prog} --help)")
+        self.exit(EXIT_BAD_INPUT, f"{PREFIX}{line}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sae-bench", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="sae-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for module in subcommand_modules():
         module.register(sub)
@@ -46,12 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (already printed on one line) or --help
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         with silenced_libraries(bool(getattr(args, "quiet", False))):
             return int(args.func(args) or 0)
     except InputError as exc:
-        print(f"sae-bench: error: {exc}", file=sys.stderr)
+        print(f"{PREFIX}{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # the environment (a file we cannot read or write) where no module named it
+        where = exc.filename if exc.filename is not None else "sae-bench"
+        print(f"{PREFIX}{InputError(where, os_problem(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("sae-bench: interrupted", file=sys.stderr)

@@ -9,13 +9,14 @@ import contextlib
 def silenced_libraries(quiet: bool):
     """`--quiet`: no progress bars or chatter from the libraries we drive (transformers' weight-loading
     bar, datasets' and the hub's bars, library warnings) while the command runs; errors still print.
-    lm-eval's own bars are swallowed by `downstream.evaluate_tasks(quiet=True)`. Everything is
+    lm-eval's own output is always swallowed by `downstream.evaluate_tasks`. Everything is
     restored afterwards, since main() is also called in-process. (TQDM_DISABLE would not do: tqdm
     reads it once, at import.)"""
     if not quiet:
         yield
         return
     import logging
+    import warnings
 
     import huggingface_hub.utils as hub_utils
     from datasets.utils import logging as ds_logging
@@ -32,7 +33,9 @@ def silenced_libraries(quiet: bool):
     for _, _, disable in bars:
         disable()
     try:
-        yield
+        with warnings.catch_warnings():  # libraries' deprecation chatter (ours is fixed at the cause)
+            warnings.simplefilter("ignore")
+            yield
     finally:
         for was_enabled, enable, _ in bars:
             if was_enabled:

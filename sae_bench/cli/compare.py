@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from sae_bench.cli._options import add_options, given
+from sae_bench.options import bounded
 
 EVAL_OPTIONS = ["model", "corpus", "corpus_column", "corpus_packing", "corpus_prepend_bos", "tasks", "seq_len",
                 "max_documents", "results_dir", "cache_dir", "device", "dtype", "batch_size", "seed", "show_progress"]
@@ -23,7 +24,7 @@ def register(sub) -> None:
                        description=doc.split("\n\n")[0])
     p.add_argument("a", metavar="A", help="checkpoint REF[@HOOKPOINT], result file or results folder")
     p.add_argument("b", metavar="B", help="checkpoint REF[@HOOKPOINT], result file or results folder")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p.add_argument("--threshold", type=bounded(float, -1.0, 1.0), default=DEFAULT_THRESHOLD,
                    help=f"decoder cosine threshold, in [-1, 1] (default: {DEFAULT_THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--no-dictionary", action="store_true", help="skip the decoder comparison")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from sae_bench.errors import InputError
+from sae_bench.options import bounded
 
 
 def register(sub) -> None:
@@ -21,7 +22,7 @@ def register(sub) -> None:
                         "(repeatable; default: the metrics' declared rules)")
     p.add_argument("--rules", type=Path, default=None, metavar="FILE",
                    help="rules file, JSON or TOML (default: none)")
-    p.add_argument("--z", type=float, default=DEFAULT_Z,
+    p.add_argument("--z", type=bounded(float, 0.0), default=DEFAULT_Z,
                    help=f"standard errors of tolerance, >= 0 (default: {DEFAULT_Z:g})")
     p.add_argument("--all", action="store_true", help="print every gated metric, not only failures")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

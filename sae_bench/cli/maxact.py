@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from sae_bench.cli._options import add_options, given
+from sae_bench.options import bounded
 from sae_bench.errors import InputError
 
 COMMON = ["model", "model_revision", "corpus_column", "corpus_split", "batch_size", "device", "dtype", "show_progress"]
@@ -76,8 +77,8 @@ def register(sub) -> None:
     _add_common(p)
     add_options(p, RunConfig, ["corpus", "seq_len", "max_documents"], required=["corpus"], defaults={"seq_len": 64})
     p.add_argument("--out", required=True, type=Path, help="parquet file to write")
-    p.add_argument("--top-n", type=int, default=20, help="examples per feature (default: 20)")
-    p.add_argument("--window", type=int, default=16, help="tokens on each side of the peak (default: 16)")
+    p.add_argument("--top-n", type=bounded(int, 1), default=20, help="examples per feature (default: 20)")
+    p.add_argument("--window", type=bounded(int, 0), default=16, help="tokens on each side of the peak (default: 16)")
     p.add_argument("--features", help="START:STOP or a comma-separated list (default: every latent)")
     p.set_defaults(func=cmd_build)
 
@@ -86,9 +87,9 @@ def register(sub) -> None:
     add_options(p, RunConfig, ["corpus"], helps={
         "corpus": "the build corpus: exact re-runs when the file has offsets (default: re-encode the stored contexts)"})
     p.add_argument("--parquet", required=True, type=Path, help="max-activation parquet to check")
-    p.add_argument("--max-features", type=int, help="check at most this many features (default: all)")
-    p.add_argument("--tol-rel", type=float, default=0.1, help="relative activation tolerance (default: 0.1)")
-    p.add_argument("--tol-rho", type=float, default=0.7, help="minimum rank correlation (default: 0.7)")
+    p.add_argument("--max-features", type=bounded(int, 1), help="check at most this many features (default: all)")
+    p.add_argument("--tol-rel", type=bounded(float, 0.0), default=0.1, help="relative activation tolerance (default: 0.1)")
+    p.add_argument("--tol-rho", type=bounded(float, 0.0, 1.0), default=0.7, help="minimum rank correlation (default: 0.7)")
     p.set_defaults(func=cmd_repro)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sae_bench.errors import ResultError
+from sae_bench.input_files import read_json
 from sae_bench.leaderboard_build.collect import ComparabilityKey
 
 INDEX_FILE = "index.json"
@@ -79,10 +80,7 @@ def load_index(out_dir: str | os.PathLike) -> LeaderboardIndex:
             raise ResultError(path, f"missing, but version folders exist ({', '.join(strays)}): restore it or "
                                     "build into another folder")
         return LeaderboardIndex()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ResultError(path, f"cannot read leaderboard index: {exc}") from exc
+    data = read_json(path, ResultError, "leaderboard index")
     if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or not isinstance(data.get("versions"), list):
         raise ResultError(path, f"not a leaderboard index (expected format {INDEX_FORMAT} with a 'versions' list)")
     index = LeaderboardIndex()

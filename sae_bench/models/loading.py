@@ -3,7 +3,8 @@
 Gemma 4 checkpoints published as Gemma4ForConditionalGeneration (vision/audio towers plus the
 language model) are loaded with that class; the adapter then works on its language model.
 HF_HUB_OFFLINE is honoured (local files only, no download attempt). `device="auto"` spreads a model
-too large for one device with `device_map="auto"`. Any failure to find or load the model becomes
+too large for one device with `device_map="auto"`. Weights come from safetensors or GGUF only:
+a folder offering only pickles (pytorch_model.bin) is refused by name. Any failure to find or load the model becomes
 one InputError naming the ref. This module never registers hooks and never runs the model.
 """
 
@@ -37,6 +38,19 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def _refuse_pickle_only(folder: Path) -> None:
+    """A model folder offering weights only as pickles is refused by name: pickles can run code."""
+    if any(folder.glob("*.safetensors")) or any(folder.glob("*.gguf")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise InputError(folder, f"only pickled weights ({', '.join(pickles)}); models are loaded from safetensors "
+                                 "or GGUF only: convert them (e.g. save_pretrained(..., safe_serialization=True))")
+
+
 def load_model_and_tokenizer(ref: str | os.PathLike, *, revision: str | None = None, gguf_file: str | None = None,
                              device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                              trust_remote_code: bool = False):
@@ -56,6 +70,8 @@ def load_model_and_tokenizer(ref: str | os.PathLike, *, revision: str | None = N
     if gguf_file is not None and local.is_dir() and not (local / gguf_file).is_file():
         raise InputError(local / gguf_file, "GGUF file does not exist")
 
+    if gguf_file is None and local.is_dir():
+        _refuse_pickle_only(local)
     common = {"revision": revision, "trust_remote_code": trust_remote_code}
     if hub_offline():
         common["local_files_only"] = True
@@ -65,6 +81,8 @@ def load_model_and_tokenizer(ref: str | os.PathLike, *, revision: str | None = N
         config = AutoConfig.from_pretrained(ref_str, **common)
         tokenizer = AutoTokenizer.from_pretrained(ref_str, **common)
         load_kwargs = dict(common, dtype=dtype)
+        if gguf_file is None:  # never fall back to pickled weights (pytorch_model.bin), local or hub
+            load_kwargs["use_safetensors"] = True
         if str(device) == "auto":
             load_kwargs["device_map"] = "auto"
         architectures = list(getattr(config, "architectures", None) or [])

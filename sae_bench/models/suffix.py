@@ -124,6 +124,17 @@ def _multimodal_ids(model: nn.Module, input_ids: Tensor, pad_id: int) -> Tensor:
     return ids
 
 
+def _cache_kwarg(fn) -> str:
+    """The name `fn` takes its KV cache under: `cache` in transformers >= 5.2x (`past_key_values` is
+    deprecated there and warns on every call), `past_key_values` before."""
+    import inspect
+
+    try:
+        return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
+    except (TypeError, ValueError):
+        return "past_key_values"
+
+
 def layer_inputs(model: nn.Module, text: nn.Module, input_ids: Tensor, attention_mask: Tensor):
     """(per_layer_inputs or None, {type: (cos, sin)}, {type: mask}, position_ids) as the model's forward builds them."""
     from transformers.masking_utils import (create_causal_mask, create_masks_for_generate,
@@ -138,7 +149,7 @@ def layer_inputs(model: nn.Module, text: nn.Module, input_ids: Tensor, attention
         per_layer = text.project_per_layer_inputs(embeds, text.get_per_layer_inputs(ids, embeds))
     position_ids = torch.arange(embeds.shape[1], device=embeds.device).unsqueeze(0)
     mask_kwargs = {"config": config, "inputs_embeds": embeds, "attention_mask": attention_mask,
-                   "past_key_values": None, "position_ids": position_ids}
+                   _cache_kwarg(create_causal_mask): None, "position_ids": position_ids}
     masks = create_masks_for_generate(**mask_kwargs) if multimodal else attention_mask
     if not isinstance(masks, dict):
         masks = {"full_attention": create_causal_mask(**mask_kwargs),
@@ -165,7 +176,7 @@ def gemma4_suffix(model: nn.Module, text: nn.Module, layer: int, resid: Tensor, 
             position_embeddings=rope[kind],
             attention_mask=masks[kind],
             position_ids=position_ids,
-            past_key_values=None,
+            **{_cache_kwarg(text.layers[i].forward): None},
         )
     return text.norm(hidden)
 

@@ -30,6 +30,7 @@ from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 @dataclass(frozen=True)
 class DownstreamConfig(TaskConfig):
     positive = ("limit", "batch_size", "max_length")
+    non_negative = ("num_fewshot",)
     lm_eval_tasks: tuple[str, ...] | str = (DEFAULT_TASK,)  # lm-eval task names (comma-separated string ok)
     include_path: str | None = None  # extra lm-eval task folder(s), os.pathsep-separated
     limit: int | float | None = None  # documents per task (lm-eval's limit)

@@ -69,33 +69,45 @@ def make_lm(model, *, batch_size: int = 32, max_length: int | None = None):
 
 
 @contextmanager
-def _silenced(quiet: bool) -> Iterator[None]:
-    if not quiet:
-        yield
-        return
+def _silenced() -> Iterator[None]:
+    """lm-eval's bars, log lines and the stderr of the subprocesses it starts (`git describe` prints
+    "fatal: not a git repository" outside a clone) go to a sink, at the file-descriptor level since
+    the subprocesses write to fd 2 directly. The runner's one overall progress bar stands for them."""
     import io
     import logging
+    import sys
+    import tempfile
     from contextlib import redirect_stderr
 
     logger = logging.getLogger("lm_eval")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        with redirect_stderr(io.StringIO()):
-            yield
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                with redirect_stderr(io.StringIO()):
+                    yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
     finally:
+        os.close(saved)
         logger.setLevel(level)
 
 
 def evaluate_tasks(lm, task_names: Sequence[str], *, include_paths: Sequence[Path] = (), limit: int | float | None = None,
                    num_fewshot: int | None = None, seed: int = 0, quiet: bool = False) -> dict[str, TaskScores]:
-    """Run lm-eval tasks on `lm` (from `make_lm`) and return accuracy per task. `quiet` swallows
-    lm-eval's own progress bars and log lines (it offers no switch for them); errors still raise."""
+    """Run lm-eval tasks on `lm` (from `make_lm`) and return accuracy per task. lm-eval's own progress
+    bars and log lines are always swallowed (it offers no switch for them; `quiet` is kept for
+    callers); errors still raise."""
     import lm_eval
 
     paths = [local_tasks_dir(), *[Path(p) for p in include_paths]]
     manager = _task_manager(task_names, paths)
-    with _as_local_rank_zero(), _silenced(quiet):
+    with _as_local_rank_zero(), _silenced():
         out = lm_eval.simple_evaluate(
             model=lm, tasks=list(task_names), task_manager=manager, limit=limit, num_fewshot=num_fewshot,
             log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,

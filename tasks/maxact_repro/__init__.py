@@ -29,6 +29,7 @@ from sae_bench.tasks.maxact_repro.locate import find_parquet, metadata_mismatch
 from sae_bench.tasks.maxact_repro.repro import ReproSettings, corpus_mismatch, reproduce
 from sae_bench.tasks.maxact_repro.schema import read_maxact
 from sae_bench.metrics.maxact import Tolerances
+from sae_bench.provenance import portable
 from sae_bench.registry import register_task
 from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
@@ -126,7 +127,7 @@ class MaxActReproTask(Task):
             metrics=result.metrics,
             counts=result.counts,
             artifacts={
-                "parquet": {"path": str(located.path), "sha256": sha256_file(located.path), "found_by": located.how,
+                "parquet": {"path": portable(located.path), "sha256": sha256_file(located.path), "found_by": located.how,
                             "metadata": located.metadata},
                 "mode": result.mode,
                 "tolerances": {"tol_rel": tolerances.tol_rel, "tol_rho": tolerances.tol_rho,

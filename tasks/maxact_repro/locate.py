@@ -19,11 +19,11 @@ metadata only (cheap). This module never reads rows and never runs a model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from sae_bench.errors import DataError
+from sae_bench.input_files import read_json
 from sae_bench.tasks.maxact_repro.schema import read_maxact_metadata
 
 
@@ -59,10 +59,7 @@ def _matches(path: Path, sha256: str | None, hookpoint: str) -> dict[str, Any] |
 
 
 def _from_mapping(path: Path, sha256: str | None, hookpoint: str) -> Path | None:
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"cannot read max-activation mapping: {exc}") from exc
+    mapping = read_json(path, DataError, "max-activation mapping")
     if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
         raise DataError(path, 'max-activation mapping must be a JSON object {"<sha256 or hookpoint>": "file.parquet"}')
     for key in (sha256, hookpoint, short_hookpoint(hookpoint)):

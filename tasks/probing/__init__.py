@@ -41,6 +41,7 @@ from sae_bench.metrics.probing import (
     confirmed_fractions, label_check, pooled_accuracy, sparse_probe,
 )
 from sae_bench.metrics.stats import mean_metric
+from sae_bench.provenance import portable
 from sae_bench.tasks.probing.probe_set import ProbeSet, load_probe_set
 from sae_bench.registry import register_task
 from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
@@ -205,7 +206,7 @@ class ProbingTask(Task):
         labels = np.array([item.label for item in probe_set.items])
         categories = [item.category for item in probe_set.items]
         metrics: dict[str, Metric] = {}
-        artifacts: dict = {"probe_set": {"path": probe_set.path, "sha256": probe_set.sha256,
+        artifacts: dict = {"probe_set": {"path": portable(probe_set.path), "sha256": probe_set.sha256,
                                          "counts": probe_set.counts()},
                            "text_representation": "pooled vector" if acts.pooled is not None else
                            "SAE: max over kept tokens per latent; raw: mean over kept tokens"}

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sae_bench.errors import DataError
+from sae_bench.errors import os_problem
+from sae_bench.input_files import unique_keys_object
 
 SPLITS = ("train", "test")
 REQUIRED_KEYS = ("text", "category", "label", "split")
@@ -75,9 +77,9 @@ class ProbeSet:
 def _parse_line(path: Path, lineno: int, line: str) -> ProbeText:
     where = f"{path}:{lineno}"
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(where, f"not valid JSON ({exc.msg})") from exc
+        record = json.loads(line, object_pairs_hook=unique_keys_object)
+    except ValueError as exc:
+        raise DataError(where, f"not valid JSON ({getattr(exc, 'msg', exc)})") from exc
     if not isinstance(record, dict):
         raise DataError(where, "each line must be a JSON object")
     missing = [key for key in REQUIRED_KEYS if key not in record]
@@ -100,7 +102,10 @@ def load_probe_set(path: str | os.PathLike | None = None) -> ProbeSet:
     path = Path(path) if path is not None else default_probe_set_path()
     if not path.is_file():
         raise DataError(path, "probe set file not found")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(path, f"cannot read probe set: {os_problem(exc)}") from None
     try:
         content = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
