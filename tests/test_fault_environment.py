@@ -85,10 +85,10 @@ def _unwritable_prefix() -> tuple[str, ...]:
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A 256 KiB tmpfs at tmp/full (skipped where mounting is not allowed); unmounted afterwards."""
+    """A 1 MiB tmpfs at tmp/full (skipped where mounting is not allowed); unmounted afterwards."""
     mount = tmp_path / "full"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (not root or no CAP_SYS_ADMIN): {proc.stderr.decode().strip()}")
     try:
@@ -150,8 +150,12 @@ def test_unwritable_results_cache_and_leaderboard_folders(tmp_path):
 def test_full_disk_mid_run_keeps_finished_records_whole(tmp_path, small_tmpfs):
     """The disk fills after the first record: exit 2 naming the record that could not be written,
     the first record intact, no temporary file left behind."""
+    argv = small_run(tmp_path / "sizing", f"{SPARSIFY}@layers.1")  # how big the first record is
+    assert cli(*argv).returncode == 0
+    first = next((tmp_path / "sizing").rglob("reconstruction.json")).stat().st_size
     results = small_tmpfs / "results"
-    _fill(small_tmpfs, leave=6 * 1024)  # room for the first record (a 4 KiB page), not for the second
+    page = os.statvfs(small_tmpfs).f_frsize
+    _fill(small_tmpfs, leave=(first // page + 1) * page + page // 2)  # room for the first record, not the second
     argv = small_run(results, f"{SPARSIFY}@layers.1", f"{SPARSIFY}@layers.2")
     line = error_line(cli(*argv), "reconstruction.json", "no space left")
     assert "layers.2" in line or "layers_2" in line, line
@@ -160,8 +164,8 @@ def test_full_disk_mid_run_keeps_finished_records_whole(tmp_path, small_tmpfs):
     assert read_record(written[0]).metric("fvu") is not None  # whole and valid
     assert partial_files(small_tmpfs) == []
     (small_tmpfs / "filler").unlink()
-    _fill(small_tmpfs, leave=2 * 1024)  # the cache cannot take a shard
-    error_line(cli(*small_run(small_tmpfs / "r2", f"{SPARSIFY}@layers.2",
+    _fill(small_tmpfs, leave=page + page // 2)  # the folder takes a probe, not an activation shard
+    error_line(cli(*small_run(tmp_path / "r2", f"{SPARSIFY}@layers.2",
                               extra=("--cache-dir", str(small_tmpfs / "cache")))), "cache", "no space left")
     assert partial_files(small_tmpfs) == []
 
@@ -215,14 +219,15 @@ def test_results_folders_are_told_from_checkpoints_by_their_records(tmp_path):
 
 # ------------------------------------------------------------------------- 5. option ranges
 @pytest.mark.parametrize("argv, names, words", [
-    (("run", "--max-documents", "-1"), "--max-documents -1", (">= 1",)),
-    (("run", "--seq-len", "1"), "--seq-len 1", ("in [2",)),
+    (("run", "--max-documents", "-1"), "--max-documents -1", ("positive integer",)),
+    (("run", "--seq-len", "1"), "--seq-len 1", (">= 2",)),
     (("run", "--seed", "-3"), "--seed -3", ("in [0",)),
-    (("run", "--task-option", "probing.C=NaN"), "--task-option probing", ("must be > 0",)),
+    (("run", "--task-option", "probing.C=NaN"), "probing.C", ("expected float",)),
+    (("run", "--task-option", "probing.C=-1"), "--task-option probing", ("must be > 0",)),
     (("compare", "a", "b", "--threshold", "1.5"), "--threshold", ("in [-1.0, 1.0]",)),
     (("maxact", "build", "--model", "m", "-c", "c", "--corpus", "c", "--out", "o", "--top-n", "0"), "--top-n",
      (">= 1",)),
-], ids=["max-documents", "seq-len", "seed", "task-option-nan", "compare-threshold", "maxact-top-n"])
+], ids=["max-documents", "seq-len", "seed", "task-option-nan", "task-option-negative", "compare-threshold", "maxact-top-n"])
 def test_numeric_options_have_checked_ranges(tmp_path, argv, names, words):
     results = tmp_path / "results"
     full = [*argv, "--results", str(results), "--quiet"] if argv[0] == "run" else list(argv)
