@@ -6,6 +6,7 @@ from __future__ import annotations
 from record_factories import make_record_data
 from sae_bench.cli import main
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
+from sae_bench.provenance import portable
 from sae_bench.results import validate
 from sae_bench.summary import format_table
 
@@ -19,7 +20,7 @@ def test_quiet_run_prints_only_the_table(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert err == "", err
     lines = out.splitlines()
-    assert lines[0] == f"checkpoints under {SAES_DIR / 'sparsify'}/"
+    assert lines[0] == f"checkpoints under {portable(SAES_DIR / 'sparsify')}/"  # records hold no absolute path
     header = lines[1].split()
     assert header[:4] == ["checkpoint", "hookpoint", "fvu", "cossim"] and "acc_delta" in header
     assert max(len(line) for line in lines[1:4]) <= 100  # header, rule, the row (paths below may be longer)
