@@ -30,7 +30,7 @@ from sae_bench.results import checkpoint_folder, folder_name, is_results_path, i
 PREFIX = "sae-bench: error: "
 SPARSIFY = SAES_DIR / "sparsify/tiny-gemma4-8x"
 ERNOS = SAES_DIR / "ernos/tiny_sae.safetensors"
-STORED_RECORDS = Path(__file__).resolve().parent.parent / "leaderboard/v1/results"  # the committed leaderboard's
+STORED_RECORDS = Path(__file__).resolve().parent.parent / "leaderboard/v1/results"  # records of the committed board
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
        "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 

@@ -136,5 +136,6 @@ def test_a_fresh_run_reproduces_the_committed_records(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sae_bench", "run", "--quiet"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    drift = record_drift(COMMITTED / "v1" / "results", tmp_path / "results" / "fixtures")
+    newest = json.loads((COMMITTED / INDEX_FILE).read_text())["versions"][-1]["name"]
+    drift = record_drift(COMMITTED / newest / "results", tmp_path / "results" / "fixtures")
     assert not drift, "\n".join(drift[:40])

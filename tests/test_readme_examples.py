@@ -4,10 +4,11 @@ leaderboard/README.md runs as written, in order, on the bundled fixtures, and mu
 The blocks run with `bash -e` in one temporary folder laid out like the repository root (a copy
 of fixtures/ and leaderboard/), with `sae-bench` on PATH as `python -m sae_bench` of this
 interpreter, offline. A block that cannot run offline (hub ids, GPUs, installing packages) is
-preceded by `<!-- not-run: reason -->`; there must be few of those.
+preceded by `<!-- not-run: reason -->`; there must be few of those. A command shown to fail ends
+with `# exit N` and must exit with N.
 
 Shared work, to keep this in the default suite: the bundled fixture suite's records are the ones
-stored in the committed leaderboard (leaderboard/v1/results/), produced by exactly the
+stored in the committed leaderboard (its newest version's results/), produced by exactly the
 `sae-bench run --quiet` the README shows; they are placed in results/fixtures first, so the
 README's `sae-bench run` resumes from them as any interrupted run would (it still loads the model,
 the corpus and every checkpoint, and checks each record's task version, config, weights sha256
@@ -70,6 +71,38 @@ def fenced_blocks(path: Path) -> list[Block]:
     return blocks
 
 
+EXPECT_EXIT = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
+
+
+def runnable(text: str) -> str:
+    """The block as bash runs it: a command whose line ends in `# exit N` (an example of a refusal)
+    must exit with N, and the block goes on; every other command must succeed (`bash -e`)."""
+    commands, current = [], ""
+    for line in text.splitlines():
+        current += line + "\n"
+        if not line.rstrip().endswith("\\"):
+            commands.append(current)
+            current = ""
+    if current:
+        commands.append(current)
+    out = []
+    for command in commands:
+        expected = EXPECT_EXIT.search(command.rstrip())
+        if expected:
+            code = expected.group("code")
+            out.append(f"set +e\n{command.rstrip()}\nrc=$?\nset -e\n"
+                       f'[ "$rc" -eq {code} ] || {{ echo "exit $rc, the README says {code}" >&2; exit 97; }}\n')
+        else:
+            out.append(command)
+    return "".join(out)
+
+
+def test_expected_exit_codes_are_honoured():
+    script = runnable("false   # exit 1\ntrue \\\n  && true\n")
+    assert subprocess.run(["bash", "-e", "-c", script]).returncode == 0
+    assert subprocess.run(["bash", "-e", "-c", runnable("true   # exit 2\n")]).returncode == 97
+
+
 def all_blocks() -> list[Block]:
     return [b for doc in DOCS for b in fenced_blocks(doc)]
 
@@ -100,13 +133,19 @@ def test_every_command_block_is_tagged_and_few_are_skipped():
     assert sum(b.lang in SHELL and b.not_run is None for b in blocks) >= 3
 
 
+def latest_records() -> Path:
+    """The records of the committed leaderboard's newest version: the fixture suite's current run."""
+    index = json.loads((ROOT / "leaderboard" / "index.json").read_text())
+    return ROOT / "leaderboard" / index["versions"][-1]["name"] / "results"
+
+
 def _workspace(tmp: Path) -> tuple[Path, dict[str, str]]:
     """A folder laid out like the repository root, and the environment the blocks run in."""
     work = tmp / "repo"
     work.mkdir()
     shutil.copytree(ROOT / "fixtures", work / "fixtures", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "leaderboard", work / "leaderboard")
-    shutil.copytree(ROOT / "leaderboard" / "v1" / "results", work / "results" / "fixtures")  # see the docstring
+    shutil.copytree(latest_records(), work / "results" / "fixtures")  # see the module docstring
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
     for name, command in (("sae-bench", f'"{sys.executable}" -m sae_bench'), ("python", f'"{sys.executable}"')):
@@ -125,7 +164,7 @@ def test_readme_shell_blocks_run_on_the_fixtures(tmp_path):
     for block in all_blocks():
         if block.lang not in SHELL or block.not_run is not None:
             continue
-        proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=work, env=env,
+        proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", runnable(block.text)], cwd=work, env=env,
                               capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"{block.id} failed ({proc.returncode}):\n{block.text}\n{proc.stderr[-3000:]}"
         assert "Traceback" not in proc.stderr, f"{block.id}:\n{proc.stderr[-3000:]}"
