@@ -65,7 +65,8 @@ def make_lm(model, *, batch_size: int = 32, max_length: int | None = None):
     """lm-eval HFLM around the adapter's loaded module and tokenizer (weights are shared, not copied)."""
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=model.model, tokenizer=model.tokenizer, batch_size=batch_size, max_length=max_length)
+    with _silenced():  # its warnings about being handed a loaded model are expected: that is the design
+        return HFLM(pretrained=model.model, tokenizer=model.tokenizer, batch_size=batch_size, max_length=max_length)
 
 
 @contextmanager
