@@ -100,16 +100,17 @@ class Codes(NamedTuple):
         rows = max(1, (1 << 24) // max(self.values.shape[-1], 1))
         return list(self.values.split(rows))
 
-    def active_count(self) -> Tensor:
-        """Number of nonzero latents per row (l0 per token), as float64."""
+    def active_count(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """Number of nonzero latents per row (l0 per token), as `dtype` (float64 by default)."""
         parts = [(part != 0).sum(dim=-1) for part in self._row_blocks()]
         counts = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64, device=self.values.device)
-        return counts.to(torch.float64)
+        return counts.to(dtype)
 
-    def abs_sum(self) -> Tensor:
-        """Sum of |codes| per row (l1 per token), as float64."""
-        parts = [part.abs().to(torch.float64).sum(dim=-1) for part in self._row_blocks()]
-        return torch.cat(parts) if parts else self.values.new_zeros(0, dtype=torch.float64)
+    def abs_sum(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """Sum of |codes| per row (l1 per token), summed in `dtype` (float64 by default; float32 on
+        devices without float64)."""
+        parts = [part.abs().to(dtype).sum(dim=-1) for part in self._row_blocks()]
+        return torch.cat(parts) if parts else self.values.new_zeros(0, dtype=dtype)
 
     def fire_counts(self) -> Tensor:
         """How many rows each latent fired (was nonzero) on: int64 [d_sae]."""

@@ -19,8 +19,8 @@ SAE whose splice returns x reproduces the clean run bit for bit.
 
 The full residual is rebuilt, never recomputed per checkpoint: kept positions come from the shared
 activation source (`ctx.activations`, which holds only kept positions, in corpus order — checked),
-and the few non-kept attended positions (BOS, EOS) are taken once from `model.residual`; pad
-positions are zeros (the attention mask hides them).
+and the few non-kept attended positions (BOS, EOS) from the same extraction pass
+(`fill_vectors` of the splice site's activation source); pad positions are zeros (the attention mask hides them).
 
 The baseline (everything that does not depend on the checkpoint) is computed once per hookpoint
 and, with an activation cache (`--cache-dir`), kept on disk beside the activations
@@ -236,6 +236,18 @@ def _from_tensors(tensors: dict[str, Tensor], n_sequences: int, runs: tuple[str,
     return _Baseline(memos, acc, from_disk=True)
 
 
+def _fill(ctx, batch: _Batch) -> Tensor:
+    """The clean residual at the batch's BOS/EOS positions: from the activation source's extraction
+    pass when it keeps them (no forward here), else a forward stopped after the hookpoint."""
+    source = ctx.splice_activations
+    if hasattr(source, "fill_vectors"):
+        return source.fill_vectors(batch.rows).to(ctx.model.dtype)
+    device = ctx.model.device
+    with torch.no_grad():
+        full = ctx.model.residual(ctx.splice_hookpoint, batch.ids.to(device), batch.mask.to(device))
+    return full[batch.fill_mask.to(full.device)].cpu()
+
+
 def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
     """The clean and ablated suffix forwards of this rank's batches (see the module docstring).
 
@@ -253,10 +265,7 @@ def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
                                                        desc=f"spliced_loss baseline @ {site}",
                                                        unit="batch", disable=not ctx.show_progress, leave=False):
         batch = _Batch(rows, ids, mask, keep, kept_x)
-        with torch.no_grad():
-            full = model.residual(site, ids.to(device), mask.to(device))
-        fill = full[batch.fill_mask.to(full.device)].cpu()
-        del full
+        fill = _fill(ctx, batch)
         clean_h = _final_hidden(model, site, batch, _residual(batch, kept_x, fill, dtype, device))
         clean_kv = _kv_to(model.clean_kv(site, ids.to(device), mask.to(device)), "cpu")
         ablated = {"zero": (torch.zeros_like(kept_x), torch.zeros_like(fill) if everywhere else fill)}

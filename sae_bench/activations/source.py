@@ -29,7 +29,7 @@ from sae_bench.errors import OutputError, output_error
 from sae_bench.results import atomic_write_text
 
 from sae_bench.models.hookpoints import POOLED_HOOKPOINT  # noqa: F401  (re-exported; defined once there)
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: shards also hold the attended-but-not-kept (BOS/EOS) vectors, "fill"
 
 
 def cache_key(model_id: str, revision: str | None, corpus: TokenizedCorpus, hookpoint: str,
@@ -71,6 +71,7 @@ class ActivationSource:
         self.key = cache_key(model.model_id, model.revision, corpus, hookpoint, model.dtype)
         self.cache_dir = Path(cache_dir) / self.key if cache_dir is not None else None
         self._shards: list[dict[str, Tensor]] | None = None
+        self._fill: Tensor | None = None
         self.extraction_seconds = 0.0
 
     # ---------------------------------------------------------------- extraction
@@ -87,6 +88,8 @@ class ActivationSource:
             "x": resid[keep],
             "sequence": sequence_ids[:, None].expand_as(keep)[keep],
             "position": positions[keep],
+            # BOS/EOS: never evaluated, but a splice keeps their clean residual (spliced loss reads them)
+            "fill": resid[attention_mask.bool().cpu() & ~keep],
         }
 
     def _shard_path(self, index: int) -> Path:
@@ -153,6 +156,18 @@ class ActivationSource:
     def all(self) -> ActivationBatch:
         """Everything at once (small corpora, probes)."""
         return ActivationBatch(*(torch.cat([s[k] for s in self.shards]) for k in ("x", "sequence", "position")))
+
+    def fill_vectors(self, rows: slice) -> Tensor:
+        """[n, d] float32 activations of the attended but not kept positions (BOS, EOS) of corpus
+        rows `rows`, row-major: what a splice leaves untouched. Taken from the extraction pass, so
+        no task needs another forward for them."""
+        if self.pooled:
+            raise ValueError("the pooled source has no per-position activations")
+        if self._fill is None:
+            self._fill = torch.cat([s["fill"] for s in self.shards])
+        fill_mask = self.corpus.attention_mask.bool() & ~self.corpus.keep_mask
+        start = int(fill_mask[:rows.start].sum())
+        return self._fill[start:start + int(fill_mask[rows].sum())]
 
     def memo_path(self, name: str, key: dict) -> Path | None:
         """Where a task keeps its checkpoint-independent memo `name` for `key` beside these

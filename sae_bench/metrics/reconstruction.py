@@ -20,67 +20,65 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sae_bench.metrics.device_sums import SegmentSums
 from sae_bench.metrics.stats import one_minus, per_unit_ratio, ratio_metrics, ratio_terms_json
 from sae_bench.task_api import Metric
 
 _EPS = 1e-12
 
 
-class ReconstructionAccumulator:
-    """Streams (x, x̂, sequence id) batches; `finalize` gives the metrics of the module docstring."""
+_SUMS = ("tokens", "sq_err", "sq_norm_x", "cos", "norm_ratio", "sq_norm_xhat", "dot")
 
-    def __init__(self, n_sequences: int, d: int):
+
+class ReconstructionAccumulator:
+    """Streams (x, x̂, sequence id) batches; `finalize` gives the metrics of the module docstring.
+
+    The per-sequence sums live on the device of the first batch (`SegmentSums`: float64 where the
+    device has it, compensated float32 otherwise), so an accelerator never waits for the host
+    between batches; the attributes (`tokens`, `sq_err`, ..., `sum_x`) read them back as CPU float64.
+    `compensated=True` forces the float32 path (for tests)."""
+
+    def __init__(self, n_sequences: int, d: int, *, compensated: bool | None = None):
         self.n_sequences, self.d = n_sequences, d
-        z = lambda *shape: torch.zeros(*shape, dtype=torch.float64)  # noqa: E731
-        self.tokens = z(n_sequences)
-        self.sq_err = z(n_sequences)
-        self.sq_norm_x = z(n_sequences)
-        self.sum_x = z(n_sequences, d)
-        self.cos = z(n_sequences)
-        self.norm_ratio = z(n_sequences)
-        self.sq_norm_xhat = z(n_sequences)
-        self.dot = z(n_sequences)
+        self._compensated = compensated
+        self._sums: dict[str, SegmentSums] | None = None
+
+    def _sums_on(self, device: torch.device) -> dict[str, SegmentSums]:
+        if self._sums is None:
+            self._sums = {name: SegmentSums(self.n_sequences, device=device, compensated=self._compensated)
+                          for name in _SUMS}
+            self._sums["sum_x"] = SegmentSums(self.n_sequences, self.d, device=device, compensated=self._compensated)
+        return self._sums
 
     def update(self, x: Tensor, x_hat: Tensor, sequence: Tensor) -> None:
-        if x.device.type != "cpu":
-            self._update_on_device(x, x_hat, sequence)
-            return
-        x = x.detach().to("cpu", torch.float64)
-        x_hat = x_hat.detach().to("cpu", torch.float64)
-        seq = sequence.to("cpu", torch.int64)
+        sums = self._sums_on(x.device)
+        dtype = sums["tokens"].dtype
+        x = x.detach().to(sums["tokens"].device, dtype)
+        x_hat = x_hat.detach().to(x.device, dtype)
+        seq = sequence.to(x.device, torch.int64)
         norm_x = x.norm(dim=-1)
         norm_xhat = x_hat.norm(dim=-1)
         dot = (x * x_hat).sum(dim=-1)
-        self.tokens.index_add_(0, seq, torch.ones_like(norm_x))
-        self.sq_err.index_add_(0, seq, ((x - x_hat) ** 2).sum(dim=-1))
-        self.sq_norm_x.index_add_(0, seq, norm_x**2)
-        self.sum_x.index_add_(0, seq, x)
-        self.cos.index_add_(0, seq, dot / (norm_x * norm_xhat).clamp_min(_EPS))
-        self.norm_ratio.index_add_(0, seq, norm_xhat / norm_x.clamp_min(_EPS))
-        self.sq_norm_xhat.index_add_(0, seq, norm_xhat**2)
-        self.dot.index_add_(0, seq, dot)
+        rows = {"tokens": torch.ones_like(norm_x), "sq_err": ((x - x_hat) ** 2).sum(dim=-1), "sq_norm_x": norm_x**2,
+                "cos": dot / (norm_x * norm_xhat).clamp_min(_EPS), "norm_ratio": norm_xhat / norm_x.clamp_min(_EPS),
+                "sq_norm_xhat": norm_xhat**2, "dot": dot, "sum_x": x}
+        for name, values in rows.items():
+            sums[name].add(seq, values)
 
-    def _update_on_device(self, x: Tensor, x_hat: Tensor, sequence: Tensor) -> None:
-        """The same sums for inputs on an accelerator: reduced there in float64 (per row, then per
-        sequence), so only [n_sequences_in_batch, d + 7] values cross to the CPU, not [N, d] twice."""
-        x = x.detach().to(torch.float64)
-        x_hat = x_hat.detach().to(torch.float64)
-        sequences, local = torch.unique(sequence.to(x.device, torch.int64), return_inverse=True)
-        norm_x = x.norm(dim=-1)
-        norm_xhat = x_hat.norm(dim=-1)
-        dot = (x * x_hat).sum(dim=-1)
-        rows = torch.stack([torch.ones_like(norm_x), ((x - x_hat) ** 2).sum(dim=-1), norm_x**2,
-                            dot / (norm_x * norm_xhat).clamp_min(_EPS), norm_xhat / norm_x.clamp_min(_EPS),
-                            norm_xhat**2, dot], dim=1)
-        per_seq = torch.zeros(sequences.shape[0], rows.shape[1], dtype=torch.float64, device=x.device)
-        per_seq = per_seq.index_add_(0, local, rows).cpu()
-        sum_x = torch.zeros(sequences.shape[0], x.shape[1], dtype=torch.float64, device=x.device)
-        sum_x = sum_x.index_add_(0, local, x).cpu()
-        seq = sequences.cpu()
-        for column, target in enumerate((self.tokens, self.sq_err, self.sq_norm_x, self.cos, self.norm_ratio,
-                                         self.sq_norm_xhat, self.dot)):
-            target.index_add_(0, seq, per_seq[:, column])
-        self.sum_x.index_add_(0, seq, sum_x)
+    def _total(self, name: str) -> Tensor:
+        if self._sums is None:
+            shape = (self.n_sequences, self.d) if name == "sum_x" else (self.n_sequences,)
+            return torch.zeros(shape, dtype=torch.float64)
+        return self._sums[name].total()
+
+    tokens = property(lambda self: self._total("tokens"))
+    sq_err = property(lambda self: self._total("sq_err"))
+    sq_norm_x = property(lambda self: self._total("sq_norm_x"))
+    sum_x = property(lambda self: self._total("sum_x"))
+    cos = property(lambda self: self._total("cos"))
+    norm_ratio = property(lambda self: self._total("norm_ratio"))
+    sq_norm_xhat = property(lambda self: self._total("sq_norm_xhat"))
+    dot = property(lambda self: self._total("dot"))
 
     def centred_sq_norm(self) -> Tensor:
         """Per-sequence Σ_t ‖x_t − μ‖² with μ the global mean over kept tokens."""

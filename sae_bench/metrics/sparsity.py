@@ -37,6 +37,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from sae_bench.metrics.device_sums import SegmentSums
 from sae_bench.metrics.stats import per_unit_ratio, ratio_metrics, ratio_terms_json
 from sae_bench.sae import Codes
 from sae_bench.task_api import Metric
@@ -67,55 +68,91 @@ def log10_histogram(fire_counts: Tensor, n_vectors: int, bins_per_decade: int = 
 
 
 class SparsityAccumulator:
-    """Streams (codes, sequence id) batches; `finalize` gives the metrics of the module docstring."""
+    """Streams (codes, sequence id) batches; `finalize` gives the metrics of the module docstring.
 
-    def __init__(self, n_sequences: int, d_sae: int, *, dense_threshold: float = DEFAULT_DENSE_THRESHOLD):
+    Everything stays on the device of the codes until `finalize` (per-sequence sums in
+    `SegmentSums`, firing counts, the distinct (sequence, latent) pairs, the bootstrap product), so
+    an accelerator never waits for the host between batches; `tokens`, `l0`, `l1` and
+    `fire_counts` read back as CPU tensors. `compensated=True` forces the float32 path (tests)."""
+
+    def __init__(self, n_sequences: int, d_sae: int, *, dense_threshold: float = DEFAULT_DENSE_THRESHOLD,
+                 compensated: bool | None = None):
         if not 0.0 <= dense_threshold <= 1.0:
             raise ValueError(f"dense_threshold must lie in [0, 1], got {dense_threshold}")
         self.n_sequences, self.d_sae, self.dense_threshold = n_sequences, d_sae, dense_threshold
-        self.tokens = torch.zeros(n_sequences, dtype=torch.float64)
-        self.l0 = torch.zeros(n_sequences, dtype=torch.float64)
-        self.l1 = torch.zeros(n_sequences, dtype=torch.float64)
-        self.fire_counts = torch.zeros(d_sae, dtype=torch.int64)
+        self._compensated = compensated
+        self._sums: dict[str, SegmentSums] | None = None
+        self._fire_counts: Tensor | None = None
         self._pair_keys: list[Tensor] = []  # sequence * d_sae + latent, one entry per firing
         self._pair_counts: list[Tensor] = []
+
+    def _on(self, device: torch.device) -> dict[str, SegmentSums]:
+        if self._sums is None:
+            self._sums = {name: SegmentSums(self.n_sequences, device=device, compensated=self._compensated)
+                          for name in ("tokens", "l0", "l1")}
+            self._fire_counts = torch.zeros(self.d_sae, dtype=torch.int64, device=device)
+        return self._sums
+
+    @property
+    def device(self) -> torch.device:
+        return self._sums["tokens"].device if self._sums is not None else torch.device("cpu")
+
+    def _total(self, name: str) -> Tensor:
+        return self._sums[name].total() if self._sums is not None else torch.zeros(self.n_sequences, dtype=torch.float64)
+
+    tokens = property(lambda self: self._total("tokens"))
+    l0 = property(lambda self: self._total("l0"))
+    l1 = property(lambda self: self._total("l1"))
+
+    @property
+    def fire_counts(self) -> Tensor:
+        return self._fire_counts.cpu() if self._fire_counts is not None else torch.zeros(self.d_sae, dtype=torch.int64)
 
     def update(self, codes: Codes, sequence: Tensor) -> None:
         if codes.d_sae != self.d_sae:
             raise ValueError(f"codes have d_sae={codes.d_sae}, accumulator expects {self.d_sae}")
-        seq = sequence.to("cpu", torch.int64)
-        self.tokens.index_add_(0, seq, torch.ones(seq.shape[0], dtype=torch.float64))
-        self.l0.index_add_(0, seq, codes.active_count().cpu())
-        self.l1.index_add_(0, seq, codes.abs_sum().cpu())
-        self.fire_counts += codes.fire_counts().cpu()
-        # (sequence, latent) firing pairs, counted where the codes live: only distinct pairs cross to the CPU
+        device = codes.values.device
+        sums = self._on(device)
+        seq = sequence.to(device, torch.int64)
+        dtype = sums["tokens"].dtype
+        sums["tokens"].add(seq, torch.ones(seq.shape[0], dtype=dtype, device=device))
+        sums["l0"].add(seq, codes.active_count(dtype))
+        sums["l1"].add(seq, codes.abs_sum(dtype))
+        self._fire_counts += codes.fire_counts().to(device)
+        # (sequence, latent) firing pairs, counted and kept where the codes live
         if codes.indices is None:  # dense codes: row blocks of at most 2^24 values (nonzero's scratch is O(block))
             step = max(1, (1 << 24) // max(codes.values.shape[-1], 1))
             found = [(part != 0).nonzero(as_tuple=True) for part in codes.values.split(step)]
             rows = torch.cat([r + i * step for i, (r, _) in enumerate(found)]) if found else \
-                torch.zeros(0, dtype=torch.int64, device=codes.values.device)
+                torch.zeros(0, dtype=torch.int64, device=device)
             latents = torch.cat([c for _, c in found]) if found else rows
         else:
             nonzero = codes.values != 0
-            rows = torch.arange(codes.values.shape[0], device=codes.values.device)
+            rows = torch.arange(codes.values.shape[0], device=device)
             rows, latents = rows[:, None].expand_as(nonzero)[nonzero], codes.indices[nonzero]
-        pair_seq = sequence.to(codes.values.device, torch.int64)[rows]
-        keys, counts = torch.unique(pair_seq * self.d_sae + latents.to(torch.int64), return_counts=True)
-        self._pair_keys.append(keys.cpu())
-        self._pair_counts.append(counts.cpu())
+        keys, counts = torch.unique(seq[rows] * self.d_sae + latents.to(torch.int64), return_counts=True)
+        self._pair_keys.append(keys)
+        self._pair_counts.append(counts)
 
     @property
     def n_vectors(self) -> int:
         return int(self.tokens.sum())
 
-    def sequence_latent_counts(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Coalesced (sequence, latent, firing count) triples."""
+    def _coalesced_pairs(self) -> tuple[Tensor, Tensor]:
+        """(distinct keys, firing counts) on the accumulator's device."""
         if not self._pair_keys:
-            empty = torch.zeros(0, dtype=torch.int64)
-            return empty, empty, empty
+            empty = torch.zeros(0, dtype=torch.int64, device=self.device)
+            return empty, empty
         keys, inverse = torch.unique(torch.cat(self._pair_keys), return_inverse=True)
-        counts = torch.zeros(keys.shape[0], dtype=torch.int64).index_add_(0, inverse, torch.cat(self._pair_counts))
+        counts = torch.zeros(keys.shape[0], dtype=torch.int64, device=keys.device).index_add_(
+            0, inverse, torch.cat(self._pair_counts))
         self._pair_keys, self._pair_counts = [keys], [counts]
+        return keys, counts
+
+    def sequence_latent_counts(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Coalesced (sequence, latent, firing count) triples (CPU)."""
+        keys, counts = self._coalesced_pairs()
+        keys, counts = keys.cpu(), counts.cpu()
         return keys // self.d_sae, keys % self.d_sae, counts
 
     def _fractions(self, fire_counts: Tensor, n_vectors: float) -> tuple[float, float]:
@@ -124,43 +161,52 @@ class SparsityAccumulator:
         return dead, dense
 
     def bootstrap(self, replicates: int, generator: torch.Generator) -> tuple[float | None, float | None]:
-        """Sequence-bootstrap standard errors of (dead_fraction, dense_fraction)."""
-        present = torch.nonzero(self.tokens > 0).flatten()
+        """Sequence-bootstrap standard errors of (dead_fraction, dense_fraction), computed on the
+        accumulator's device (the replicate weights are drawn on the CPU from `generator`, so every
+        device draws the same resamples)."""
+        tokens_all = self.tokens
+        present = torch.nonzero(tokens_all > 0).flatten()
         n = present.numel()
         if replicates < 2 or n < 2:
             return None, None
-        seqs, latents, counts = self.sequence_latent_counts()
+        device = self.device
+        dtype = self._sums["tokens"].dtype  # float64, or float32 where the device has no float64
+        keys, counts = self._coalesced_pairs()
         # Re-index sequences to 0..n-1 over those with vectors.
         position = torch.full((self.n_sequences,), -1, dtype=torch.int64)
         position[present] = torch.arange(n)
-        seqs = position[seqs]
-        tokens = self.tokens[present]
+        seqs, latents = position.to(device)[keys // self.d_sae], keys % self.d_sae
+        tokens = tokens_all[present]
         # Every replicate's firing counts at once: fire[j, r] = Σ_pairs counts * weights[seq, r], one
-        # sparse (latent x sequence) by dense (sequence x replicate) product. All terms are integers
-        # below 2^53, so the float64 sums are exact whatever their order: the same numbers as adding
-        # replicate by replicate.
+        # (latent x sequence) by (sequence x replicate) product. All terms are integers (below 2^53 in
+        # float64, below 2^24 tokens in float32), so the sums are exact whatever their order: the same
+        # numbers as adding replicate by replicate, on any device.
         weights = torch.stack([torch.bincount(torch.randint(0, n, (n,), generator=generator), minlength=n)
-                               for _ in range(replicates)], dim=1).to(torch.float64)  # [n, R]
+                               for _ in range(replicates)], dim=1).to(torch.float64)  # [n, R], CPU
+        n_vectors = (weights * tokens[:, None]).sum(dim=0)  # [R]: tokens in each replicate (exact)
+        # fire > threshold * n  <=>  fire > floor(threshold * n) for integer counts: an exact test in float32 too
+        limits = torch.floor(self.dense_threshold * n_vectors).to(device, dtype)
+        weights = weights.to(device, dtype)
         if self.d_sae * n <= DENSE_BOOTSTRAP_LIMIT:  # a dense (latent x sequence) matrix: one GEMM
-            pairs = torch.zeros(self.d_sae, n, dtype=torch.float64)
-            pairs[latents, seqs] = counts.to(torch.float64)
+            pairs = torch.zeros(self.d_sae, n, dtype=dtype, device=device)
+            pairs[latents, seqs] = counts.to(dtype)
             product = torch.mm
         else:
             with warnings.catch_warnings():  # "sparse invariant checks are implicitly disabled"
                 warnings.simplefilter("ignore", UserWarning)
-                pairs = torch.sparse_coo_tensor(torch.stack([latents, seqs]), counts.to(torch.float64),
+                pairs = torch.sparse_coo_tensor(torch.stack([latents, seqs]), counts.to(dtype),
                                                 (self.d_sae, n), check_invariants=False).coalesce()
             product = torch.sparse.mm
         dead, dense = [], []
         step = max(1, (1 << 25) // max(self.d_sae, 1))  # replicates per product: at most 2^25 counts at once
         for start in range(0, replicates, step):
             fire = product(pairs, weights[:, start:start + step]).T  # [r, F]
-            for r in range(fire.shape[0]):
-                d, s = self._fractions(fire[r], float((weights[:, start + r] * tokens).sum()))
-                dead.append(d)
-                dense.append(s)
-        sd = lambda v: float(torch.tensor(v, dtype=torch.float64).std(unbiased=True))  # noqa: E731
-        return sd(dead), sd(dense)
+            dead.append((fire == 0).sum(dim=1))
+            dense.append((fire > limits[start:start + step, None]).sum(dim=1))
+        # one transfer of 2R integers; fraction = count / F exactly as the mean of 0/1 values
+        dead_f = torch.cat(dead).cpu().to(torch.float64) / self.d_sae
+        dense_f = torch.cat(dense).cpu().to(torch.float64) / self.d_sae
+        return float(dead_f.std(unbiased=True)), float(dense_f.std(unbiased=True))
 
     def finalize(self, *, replicates: int = 200, generator: torch.Generator | None = None) -> dict[str, Metric]:
         if self.n_vectors == 0:

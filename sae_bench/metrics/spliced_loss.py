@@ -163,11 +163,13 @@ class RunScorer:
         """(CE of the clean run [n], {run: (CE [n], KL [n])}), float32 on the CPU; `clean_hidden` and
         every run are final hidden states [n, d] at the same n counted predictions."""
         n = clean_hidden.shape[0]
-        ce_clean = torch.empty(n, dtype=torch.float32)
-        out = {name: (torch.empty(n, dtype=torch.float32), torch.empty(n, dtype=torch.float32)) for name in runs}
-        if n == 0:
-            return ce_clean, out
         device = self.device or clean_hidden.device
+        # per-position results stay on the device until the end: one transfer per call, not per chunk
+        ce_clean = torch.empty(n, dtype=torch.float32, device=device)
+        out = {name: (torch.empty(n, dtype=torch.float32, device=device),
+                      torch.empty(n, dtype=torch.float32, device=device)) for name in runs}
+        if n == 0:
+            return ce_clean.cpu(), {name: (ce.cpu(), kl.cpu()) for name, (ce, kl) in out.items()}
         clean_lp, clean_p, run_lp, scratch = self._buffers_for(device)
         targets = targets.to(device=device, dtype=torch.int64)
         for start in range(0, n, self.chunk):
@@ -175,12 +177,12 @@ class RunScorer:
             target = targets[part, None]
             lp_c = _log_softmax_(self.logits_into(clean_hidden[part], clean_lp), scratch)
             p_c = torch.exp(lp_c, out=clean_p[:lp_c.shape[0]])
-            ce_clean[part] = lp_c.gather(-1, target).squeeze(-1).neg().cpu()
+            ce_clean[part] = lp_c.gather(-1, target).squeeze(-1).neg()
             for name, hidden in runs.items():
                 lp_r = _log_softmax_(self.logits_into(hidden[part], run_lp), scratch)
-                out[name][0][part] = lp_r.gather(-1, target).squeeze(-1).neg().cpu()
-                out[name][1][part] = _kl_rows(lp_c, p_c, lp_r, scratch).cpu()
-        return ce_clean, out
+                out[name][0][part] = lp_r.gather(-1, target).squeeze(-1).neg()
+                out[name][1][part] = _kl_rows(lp_c, p_c, lp_r, scratch)
+        return ce_clean.cpu(), {name: (ce.cpu(), kl.cpu()) for name, (ce, kl) in out.items()}
 
 
 def score_runs(clean_hidden: Tensor, targets: Tensor, runs: dict[str, Tensor],
