@@ -172,15 +172,17 @@ def main(argv: list[str] | None = None) -> int:
                 "checkpoints": [{"run": str(runs[i]), "label": labels[i]} for i in chosen]}
 
     results: dict[str, dict] = {}
+    plan = [("harness cold", "cache_single", [0]), ("harness warm", "cache_single", [1]),
+            ("harness 4 checkpoints", "cache_four", [0, 1, 2, 3])]
+    for name, cache, chosen in plan:  # one configuration at a time: never two model processes at once
+        print(f"[bench_real] {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_configuration("harness", harness_job(name.replace(" ", "_"), cache, chosen))
+        print(f"[bench_real]   {results[name]['cpu_seconds']:.1f} CPU s", file=sys.stderr, flush=True)
     for i, label in enumerate(labels):
         print(f"[bench_real] reference {label} ...", file=sys.stderr, flush=True)
         results[f"reference {label}"] = run_configuration(
             "reference", {**common, "sae_dir": str(runs[i] / setup.hookpoint), "label": label})
-    plan = [("harness cold", "cache_single", [0]), ("harness warm", "cache_single", [1]),
-            ("harness 4 checkpoints", "cache_four", [0, 1, 2, 3])]
-    for name, cache, chosen in plan:
-        print(f"[bench_real] {name} ...", file=sys.stderr, flush=True)
-        results[name] = run_configuration("harness", harness_job(name.replace(" ", "_"), cache, chosen))
+        print(f"[bench_real]   {results[f'reference {label}']['cpu_seconds']:.1f} CPU s", file=sys.stderr, flush=True)
 
     # agreement: every checkpoint of every harness configuration against its reference run
     problems, worst, compared = [], 0.0, 0

@@ -347,6 +347,16 @@ def test_shared_clean_scoring_equals_token_ce_kl_bit_for_bit(chunk):
     assert torch.equal(scored[7][1], torch.zeros(n))  # the clean run against itself: KL exactly 0
 
 
+@pytest.mark.parametrize("in_place", [True, False])
+def test_log_softmax_in_place_and_blockwise_equal_torch(in_place):
+    from sae_bench.metrics.spliced_loss import _log_softmax_
+
+    logits = torch.randn(37, 1000, generator=torch.Generator().manual_seed(2)) * 4
+    want = torch.log_softmax(logits, -1)
+    got = _log_softmax_(logits.clone(), torch.empty(ROW_BLOCK, 1000), in_place=in_place)
+    assert torch.equal(got, want)
+
+
 def test_run_scorer_reuses_its_buffers_and_sizes_chunks_from_the_budget():
     vocab, d = 700, 8
     scorer = RunScorer(_linear_head(vocab, d), vocab, chunk=32)
