@@ -22,7 +22,7 @@ both sides compute the same metrics. CPU seconds are user+sys of the subprocess
 `ru_maxrss`. Every metric the two sides share is asserted equal within `--rtol` (default 1e-5)
 for every checkpoint in every configuration; the script exits 1 otherwise.
 
-Run:  python benchmarks/bench_real.py [--out benchmarks/results/cpu_real.json]
+Run:  python benchmarks/bench_real.py [--max-documents N] [--out benchmarks/results/cpu_real.json]
 Must never: time anything the other side does not pay for in its own process (both sides import,
 load the model and read the corpus inside their subprocess), or share code with the reference.
 """
@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of the metric check")
     p.add_argument("--batch-size", type=int, default=8, help="harness sequences per forward")
     p.add_argument("--work-dir", type=Path, help="keep derived checkpoints, caches and records here (default: a temp folder)")
+    p.add_argument("--max-documents", type=int, help="evaluate only the first N documents of the real corpus "
+                                                       "(both sides; default: all 64)")
     args = p.parse_args(argv)
 
     setup = _setup()
@@ -164,7 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     runs = derive_checkpoints(setup.sae_run_dir / setup.hookpoint, work / "checkpoints", setup.hookpoint)
     labels = [f"k{k}" for k in VARIANT_KS]
-    common = {"model_dir": str(setup.model_dir), "corpus": str(setup.corpus), "hookpoint": setup.hookpoint,
+    corpus = setup.corpus
+    if args.max_documents:
+        lines = [line for line in Path(setup.corpus).read_text(encoding="utf-8").splitlines() if line.strip()]
+        corpus = work / f"corpus_{args.max_documents}.jsonl"
+        corpus.write_text("\n".join(lines[:args.max_documents]) + "\n", encoding="utf-8")
+    n_documents = min(args.max_documents or setup.n_sequences, setup.n_sequences)
+    common = {"model_dir": str(setup.model_dir), "corpus": str(corpus), "hookpoint": setup.hookpoint,
               "seq_len": setup.seq_len, "batch_size": args.batch_size}
 
     def harness_job(name: str, cache: str, chosen: list[int]) -> dict:
@@ -204,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         ("harness, 4 checkpoints in one run", results["harness 4 checkpoints"],
          sum(r["cpu_seconds"] for r in ref.values())),
     ]
-    print(f"\nGemma 3 270M, {setup.hookpoint}, {setup.n_sequences} x {setup.seq_len} tokens, "
+    print(f"\nGemma 3 270M, {setup.hookpoint}, {n_documents} x {setup.seq_len} tokens, "
           f"tasks {', '.join(TASKS)}, {os.cpu_count()} cores")
     print(f"| configuration | CPU s (user+sys) | wall s | peak RSS GB | CPU vs reference |")
     print("|---|---|---|---|---|")
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
-            "setting": {**common, "n_sequences": setup.n_sequences, "checkpoints": labels, "tasks": list(TASKS),
+            "setting": {**common, "n_sequences": n_documents, "checkpoints": labels, "tasks": list(TASKS),
                         "harness_task_options": {"spliced_loss": {"mean_ablation": True}},
                         "cores": os.cpu_count(), "rtol": args.rtol},
             "table": table, "four_checkpoint_cpu_reduction": four, "configurations": results,
