@@ -66,3 +66,24 @@ def test_harness_metrics_is_the_runners_site_loop():
     loaders = [(label, lambda: load_checkpoint(path, hookpoint=setting.hookpoint, format=fmt))]
     in_process = bench.harness_metrics(model, corpus, setting.hookpoint, loaders, batch_size=setting.batch_size)
     assert in_process == bench.run_harness(setting)
+
+
+def test_bench_real_derives_distinct_loadable_checkpoints_and_compares_within_rtol(tmp_path):
+    """bench_real's pieces that need no real model: the 4 derived checkpoints load through
+    load_checkpoint with their own k and their own sha256; the comparison flags what exceeds rtol."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_real
+    finally:
+        sys.path.remove(str(BENCH))
+    from sae_bench.checkpoints import load_checkpoint
+    from sae_bench.fixtures import SAES_DIR
+
+    runs = bench_real.derive_checkpoints(SAES_DIR / "sparsify" / "tiny-gemma4-8x" / "layers.2", tmp_path, "layers.2")
+    saes = [load_checkpoint(run, hookpoint="layers.2") for run in runs]
+    assert [s.metadata.activation.k for s in saes] == list(bench_real.VARIANT_KS)
+    assert len({s.metadata.weights_sha256 for s in saes}) == len(saes)
+    problems, worst, n = bench_real.compare({"a": 1.0, "b": 2.0, "c": None, "only_h": 1.0},
+                                            {"a": 1.0 + 1e-7, "b": 2.1, "c": 3.0}, 1e-5)
+    assert n == 2 and worst > 0.04
+    assert [p.split(":")[0] for p in problems] == ["b", "c"]
