@@ -8,7 +8,7 @@ existing folder of the same key set is renamed away first and deleted after), an
 rewrites index.json and the top-level index.html atomically.
 
 A version folder:
-    results/<checkpoint>/<hookpoint>/<task>.json   the records (canonical JSON), for rebuilds
+    results/<checkpoint>-<hash>/<hookpoint>/<task>.json   the records (canonical JSON), for rebuilds
     rows.parquet, rows.csv, table.md                the table (`table`)
     plots/*.svg                                     depth, frontiers per site, per-row histograms (`plots`)
     index.html                                      the leaderboard page (`page.render_board`)
