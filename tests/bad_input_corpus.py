@@ -378,7 +378,7 @@ def saelens_unmappable_hook_name(tmp):
 
 
 def it_continuation_on_the_base_model(tmp):
-    return _run(tmp, str(IT_CONTINUATION), str(IT_CONTINUATION), "tiny-gemma4-it", "--allow-model-mismatch")
+    return _run(tmp, str(IT_CONTINUATION), IT_CONTINUATION.name, "tiny-gemma4-it", "--allow-model-mismatch")
 
 
 def sparsify_transcoder_not_at_an_mlp(tmp):
