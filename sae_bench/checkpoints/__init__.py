@@ -21,17 +21,12 @@ from pathlib import Path
 from sae_bench.errors import CheckpointError
 from sae_bench.sae import SparseAutoencoder
 
-from .detect import FORMATS, check_format, detect_format, single_safetensors
-from .ernos import load_ernos
-from .gemma_scope import load_gemma_scope
+from .detect import FORMATS, LOADERS, check_format, detect_format, single_safetensors
 from .feature_map import FeatureLabel, FeatureMap, load_feature_map
 from .hub import check_hub_id, check_relative_path, download, looks_like_hub_id
-from .saelens import load_saelens
-from .sparsify import load_sparsify
 
 __all__ = ["FORMATS", "FeatureLabel", "FeatureMap", "load_checkpoint", "load_feature_map", "detect_format"]
 
-LOADERS = {"sparsify": load_sparsify, "saelens": load_saelens, "gemma_scope": load_gemma_scope, "ernos": load_ernos}
 ERNOS_HUB_PATTERNS = ["*.safetensors", "sae_config.json", "feature_map.json"]
 
 

@@ -15,10 +15,13 @@ from pathlib import Path
 
 from sae_bench.errors import CheckpointError
 
-from . import gemma_scope, saelens, sparsify
+from . import ernos, gemma_scope, saelens, sparsify
 from .safe_tensors import PICKLE_SUFFIXES, refuse_unsafe_suffix
 
-FORMATS = ("sparsify", "saelens", "gemma_scope", "ernos")
+# The one table of formats: name -> loader. FORMATS (and every message that lists them) derives from it.
+LOADERS = {"sparsify": sparsify.load_sparsify, "saelens": saelens.load_saelens,
+           "gemma_scope": gemma_scope.load_gemma_scope, "ernos": ernos.load_ernos}
+FORMATS = tuple(LOADERS)
 
 
 def check_format(fmt: str | None, source) -> str | None:
