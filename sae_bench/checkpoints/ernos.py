@@ -25,10 +25,11 @@ from typing import Any
 import torch
 
 from sae_bench.errors import CheckpointError
+from sae_bench.input_files import read_json
 from sae_bench.sae import ActivationSpec, InputPreprocessing, SparseAutoencoder
 
 from .assemble import build_sae, check_options
-from .feature_map import load_feature_map, read_json
+from .feature_map import load_feature_map
 from .safe_tensors import check_tensor, open_safetensors, read_header
 
 SIDECAR_NAME, FEATURE_MAP_NAME = "sae_config.json", "feature_map.json"

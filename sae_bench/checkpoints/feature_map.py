@@ -61,12 +61,6 @@ def _is_number(value) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
 
 
-def read_json(path: Path, error=DataError):
-    """Parse a JSON file strictly (UTF-8, no NaN/Infinity, no duplicate keys); any failure is `error`
-    naming the file."""
-    return input_files.read_json(path, error)
-
-
 def _entry(path: Path, key: str, raw, d_sae: int) -> FeatureLabel:
     where = f"mappings[{key!r}]"
     if not isinstance(raw, dict):
@@ -97,7 +91,7 @@ def _entry(path: Path, key: str, raw, d_sae: int) -> FeatureLabel:
 def load_feature_map(path: str | os.PathLike, d_sae: int | None = None) -> FeatureMap:
     """Read and validate a feature map; with `d_sae`, also check it belongs to an SAE that wide."""
     path = Path(path)
-    data = read_json(path)
+    data = input_files.read_json(path, DataError)
     if not isinstance(data, dict):
         raise DataError(path, "a feature map must be a JSON object")
     version = data.get("version")

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 
 from sae_bench.errors import CheckpointError
+from sae_bench.input_files import read_json
 from sae_bench.sae import ActivationSpec, SparseAutoencoder
 
 from .assemble import build_sae, check_options, checkpoint_folder
-from .feature_map import read_json
 from .safe_tensors import load_exact_tensors, read_header
 
 CFG_NAME, WEIGHTS_NAME = "cfg.json", "sae_weights.safetensors"

@@ -26,10 +26,10 @@ from typing import Any
 
 
 from sae_bench.errors import CheckpointError
+from sae_bench.input_files import read_json
 from sae_bench.sae import ActivationSpec, SparseAutoencoder
 
 from .assemble import build_sae, check_options
-from .feature_map import read_json
 from .safe_tensors import load_exact_tensors
 
 CFG_NAME, WEIGHTS_NAME = "cfg.json", "sae.safetensors"
