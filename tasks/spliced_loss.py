@@ -52,6 +52,7 @@ that later layers read, so there is nothing to splice. Writes only its baseline 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -326,8 +327,8 @@ class SplicedLossTask(Task):
         return None
 
     def _baseline(self, ctx) -> _Baseline:
-        key = (f"spliced_loss/baseline/v{MEMO_VERSION}/bs{ctx.batch_size}/mean{int(self.config.mean_ablation)}"
-               f"/ablate-{self.config.ablate_positions}")
+        # the same description of what the baseline depends on as its on-disk memo (_memo_key)
+        key = "spliced_loss/baseline/" + json.dumps(_memo_key(ctx, self.config), sort_keys=True)
         return ctx.memo(key, lambda: _load_or_start_baseline(ctx, self.config))
 
     def prepare(self, sae, ctx) -> PreparedCheckpoint:
