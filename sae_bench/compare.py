@@ -186,7 +186,7 @@ def dictionary_match(w_a, w_b, threshold: float = DEFAULT_THRESHOLD, *,
                      chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, show_progress: bool = False) -> DictionaryMatch:
     """Match A's decoder directions in B's (`w_a` [F_A, D], `w_b` [F_B, D], latent-major); see the docstring."""
     import torch
-    from tqdm.auto import tqdm
+    from sae_bench.progress import tqdm
 
     if w_a.ndim != 2 or w_b.ndim != 2 or w_a.shape[1] != w_b.shape[1]:
         raise InputError("dictionary", f"decoders of shapes {tuple(w_a.shape)} and {tuple(w_b.shape)} "

@@ -126,6 +126,8 @@ def as_records(source: Any, name: str = "records") -> list[ResultRecord]:
 def gate(baseline_records: Iterable[ResultRecord], candidate_records: Iterable[ResultRecord],
          rules: Mapping[str, MetricRule] | None = None, z: float = DEFAULT_Z) -> GateReport:
     """Gate the candidate against the baseline; `rules` override the metrics' declared rules key by key."""
+    baseline_records, candidate_records = list(baseline_records), list(candidate_records)
+    check_rule_names(rules or {}, baseline_records + candidate_records)
     report = GateReport(z=z)
     for pair in pair_records(baseline_records, candidate_records):
         anchor = pair.a or pair.b
@@ -166,6 +168,27 @@ def _gate_metric(base: ResultRecord, cand: ResultRecord, metric: str, rules: Map
     reason = (f"worse by {worse:.4g} > {tolerance:.4g}" if failed else "")
     return GateRow(status="fail" if failed else "pass", diff=d.diff, se_diff=d.se, paired=d.paired,
                    tolerance=tolerance, rule=rule.describe(), reason=reason, **common)
+
+
+def check_rule_names(rules: Mapping[str, MetricRule], records: Iterable[ResultRecord]) -> None:
+    """Every rule names a metric (`metric` or `task.metric`, a pattern matching one) of these records
+    or of a registered task's declared metrics; a misspelt rule would otherwise gate nothing."""
+    import fnmatch
+
+    from sae_bench import registry
+    from sae_bench.names import unknown
+
+    known: set[str] = set()
+    for record in records:
+        known.update(record.metrics)
+        known.update(f"{record.task_name}.{m}" for m in record.metrics)
+    for name, cls in registry.all_tasks().items():
+        known.update(spec.name for spec in cls.metrics)
+        known.update(f"{name}.{spec.name}" for spec in cls.metrics)
+    for key in rules:
+        if key in known or any(fnmatch.fnmatchcase(k, key) or fnmatch.fnmatchcase(key, k) for k in known):
+            continue
+        raise ResultError(f"rule {key}", unknown("metric", key, (k for k in known if "." not in k)))
 
 
 def rules_from_options(rule_args: Iterable[str] = (), rules_file: str | os.PathLike | None = None) -> dict[str, MetricRule]:

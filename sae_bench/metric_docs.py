@@ -49,6 +49,28 @@ def render(tasks=None) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def render_text(tasks, width: int = 100) -> str:
+    """The same facts as `render` for a terminal or a log: every line fits `width` columns, the
+    definition wrapped under its metric."""
+    import textwrap
+
+    out = []
+    for name, cls in sorted(tasks.items()):
+        out += [f"{name} (version {cls.version})", textwrap.fill(cls.description, width, initial_indent="  ",
+                                                                 subsequent_indent="  ")]
+        for spec in cls.metrics:
+            better = {"higher": "higher is better", "lower": "lower is better", "none": "no better side"}[spec.direction]
+            facts = ", ".join(p for p in (better, _gate(spec) if spec.direction != "none" else "",
+                                          f"unit {spec.unit}" if spec.unit else "",
+                                          f"headline {spec.headline}" if spec.headline is not None else "") if p)
+            metric = f"{spec.name}[/part]" if spec.parts else spec.name
+            out.append(textwrap.fill(f"{metric}: {facts}", width, initial_indent="  - ", subsequent_indent="      "))
+            out.append(textwrap.fill(spec.definition, width, initial_indent="      ", subsequent_indent="      ",
+                                     break_long_words=True))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
 def generated_part(text: str, source: str = "docs/metrics.md") -> str:
     """What stands between the markers of `text`."""
     if BEGIN not in text or END not in text:

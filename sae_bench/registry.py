@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from sae_bench.errors import InputError
+from sae_bench.names import unknown
 from sae_bench.task_api import MetricSpec, Task
 
 ENTRY_POINT_GROUP = "sae_bench.tasks"
@@ -113,7 +114,7 @@ def get_task(name: str) -> type[Task]:
     try:
         return _TASKS[name]
     except KeyError:
-        raise InputError(f"task {name!r}", f"unknown task; known: {', '.join(sorted(_TASKS))}") from None
+        raise InputError(f"task {name!r}", unknown("task", name, _TASKS)) from None
 
 
 def find_task(name: str) -> type[Task] | None:
@@ -125,3 +126,19 @@ def find_task(name: str) -> type[Task] | None:
 def all_tasks() -> dict[str, type[Task]]:
     discover()
     return dict(sorted(_TASKS.items()))
+
+
+def check_task_options(options: dict[str, dict]) -> None:
+    """Every `TASK.OPTION` key names a registered task and an option its Config declares, whether or
+    not that task runs this time; otherwise one InputError naming the key and the closest valid ones
+    (a misspelt task or option would otherwise be ignored and the run would use the default)."""
+    import dataclasses
+
+    discover()
+    for task_name, values in options.items():
+        if task_name not in _TASKS:
+            raise InputError(f"--task-option {task_name}.{next(iter(values), '')}", unknown("task", task_name, _TASKS))
+        valid = [f.name for f in dataclasses.fields(_TASKS[task_name].Config)]
+        for key in values:
+            if key not in valid:
+                raise InputError(f"--task-option {task_name}.{key}", unknown(f"option of {task_name}", key, valid))

@@ -81,8 +81,9 @@ def releases() -> dict[str, Release]:
 def get_release(name: str) -> Release:
     found = releases().get(name)
     if found is None:
-        raise InputError(f"--release {name}", f"unknown release; known: {', '.join(sorted(releases()))} "
-                                              "(sae-bench releases lists them)")
+        from sae_bench.names import unknown
+
+        raise InputError(f"--release {name}", unknown("release", name, releases()) + " (sae-bench releases lists them)")
     return found
 
 
@@ -116,11 +117,17 @@ def parse_layers(text: str) -> list[int]:
 
 
 def parse_short_ref(ref: str) -> ReleaseCheckpoint | None:
-    """`NAME:LAYER` of a known release -> its checkpoint; None when `ref` is not of that form or
-    names no known release (then it is a path or hub id)."""
+    """`NAME:LAYER` of a known release -> its checkpoint; None when `ref` is not of that form (then it
+    is a path or hub id); an InputError listing the releases when NAME is none of them."""
     match = _SHORT_REF.match(ref)
-    if match is None or match.group(1) not in releases():
+    if match is None:
         return None
+    if match.group(1) not in releases():
+        if "." in match.group(1):  # looks like a file name (`sae.safetensors:3`): left to the path checks
+            return None
+        from sae_bench.names import unknown
+
+        raise InputError(ref, unknown("release", match.group(1), releases()) + " (sae-bench releases lists them)")
     return expand(match.group(1), [int(match.group(2))])[0]
 
 

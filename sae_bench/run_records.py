@@ -46,8 +46,10 @@ def _library_versions() -> dict[str, str]:
 
 
 def reusable_record(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus) -> ResultRecord | None:
-    """The record at `path` if it was made by the same task version and config, for the same checkpoint
-    weights and corpus rows; None otherwise (absent, unreadable or stale: recompute)."""
+    """The record at `path` if it was made by the same task version and config, declaring the same
+    metrics as the task does now (a metric added without a version bump must not be missing from a
+    reused record), for the same checkpoint weights and corpus rows; None otherwise (absent,
+    unreadable or stale: recompute)."""
     if not path.exists():
         return None
     try:
@@ -56,9 +58,22 @@ def reusable_record(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus
         return None  # unreadable: recompute and replace atomically
     data = record.data
     same = (data["task"]["version"] == task.version and data["task"]["config_hash"] == task.config.config_hash()
+            and recorded_declarations(data) == declared_names(task)
             and data["checkpoint"].get("sha256") == sha256 and data["corpus"]["hash"] == corpus.corpus_hash
             and data["corpus"].get("seq_len") == corpus.seq_len)  # the hash names the documents, seq_len the rows
     return record if same else None
+
+
+def declared_names(task: Task) -> list[str]:
+    """The names of the metrics (and metric families) `task` declares now, sorted."""
+    return sorted(spec.name for spec in task.metrics)
+
+
+def recorded_declarations(data: dict[str, Any]) -> list[str]:
+    """The metric names the record's task declared when it was made: `task.metrics_declared`; records
+    made before that field carry the specs of the metrics they report (`metric_specs`)."""
+    stored = data["task"].get("metrics_declared")
+    return sorted(stored) if isinstance(stored, list) else sorted(data.get("metric_specs", {}))
 
 
 def declared_specs(task: Task, output: TaskOutput) -> dict[str, MetricSpec]:
@@ -87,7 +102,7 @@ def make_record(*, task: Task, output: TaskOutput, sae, spec: CheckpointSpec, mo
         "schema_version": SCHEMA_VERSION,
         "harness_version": sae_bench.__version__,
         "task": {"name": task.name, "version": task.version, "config": task.config.to_json(),
-                 "config_hash": task.config.config_hash()},
+                 "config_hash": task.config.config_hash(), "metrics_declared": declared_names(task)},
         "checkpoint": {"id": spec.display_id, "format": meta.format, "sha256": meta.weights_sha256 or "",
                        "d_in": meta.d_in, "d_sae": meta.d_sae, "activation": dataclasses.asdict(meta.activation),
                        "preprocessing": dataclasses.asdict(meta.preprocessing), "hookpoint": meta.hookpoint,

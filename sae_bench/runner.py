@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench import distributed, registry
 from sae_bench.activations.source import POOLED_HOOKPOINT
@@ -186,16 +186,12 @@ def _check_option_types(name: str, cls, overrides: dict[str, Any]) -> None:
 
 
 def build_tasks(names: list[str] | None, options: dict[str, dict[str, Any]]) -> list[Task]:
-    registry.discover()
+    registry.check_task_options(options)  # every key, the tasks not chosen this time included
     chosen = names if names else list(registry.all_tasks())
     tasks = []
     for name in chosen:
         cls = registry.get_task(name)
         overrides = options.get(name, {})
-        valid = {f.name for f in dataclasses.fields(cls.Config)}
-        unknown = sorted(set(overrides) - valid)
-        if unknown:
-            raise InputError(f"--task-option {name}.{unknown[0]}", f"unknown option; {name} accepts: {', '.join(sorted(valid))}")
         _check_option_types(name, cls, overrides)
         task = cls(**overrides)
         problems = task.config.problems()
@@ -353,13 +349,15 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     # The one progress bar: a step per checkpoint x task (reused, computed or skipped), named after the
     # pair being worked on; activation and task bars below it are transient (leave=False).
     bar = tqdm(total=len(checked) * len(tasks), desc="sae-bench", unit="record",
-               disable=not (config.show_progress and distributed.is_writer()))
+               disable=not (config.show_progress and distributed.is_writer()), per_step=True)
     for (hookpoint, output_hookpoint), group in _by_site(checked).items():
         site = SiteRun(site_context(config, model, corpus, device, hookpoint, output_hookpoint), sink.emit,
                        report.skipped, bar=bar)
         for item in group:
             pending = _pending_tasks(config, tasks, item, corpus, hookpoint, report, on_record)
-            bar.update(len(tasks) - len(pending))
+            if len(pending) < len(tasks):
+                bar.set_description(f"{item.spec.display_id} @ {hookpoint}: {len(tasks) - len(pending)} reused")
+                bar.update(len(tasks) - len(pending))
             if not pending:
                 continue
             sae = item.spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))

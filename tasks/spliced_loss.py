@@ -58,7 +58,7 @@ from typing import Any, Iterator
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench import distributed
 from sae_bench.activations.memo import load_memo, save_memo

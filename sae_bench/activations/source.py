@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench import distributed
 from sae_bench.context import ActivationBatch, TokenizedCorpus

@@ -53,22 +53,37 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{PREFIX}{line}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only` (a subcommand's name) just that subcommand, so that a
+    listing command never imports what the others need (the runner imports torch: ~1.5 s)."""
     parser = OneLineParser(prog="sae-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    if only is not None:
+        importlib.import_module(f"{__name__}.{only}").register(sub)
+        return parser
     for module in subcommand_modules():
         module.register(sub)
     return parser
 
 
+def _named_subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` names first, when it is one of ours (else None: the whole parser)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    names = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return first if first in names and argv and argv[0] == first else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_named_subcommand(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # a usage error (already printed on one line) or --help
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        with silenced_libraries(bool(getattr(args, "quiet", False))):
+        from sae_bench.progress import live
+
+        with silenced_libraries(bool(getattr(args, "quiet", False)), bars=live()):
             return int(args.func(args) or 0)
     except InputError as exc:
         print(f"{PREFIX}{exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sae_bench.cli._options import add_include_path, include_paths
+from sae_bench.cli._options import add_include_path
 
 
 def register(sub) -> None:
@@ -12,18 +12,21 @@ def register(sub) -> None:
     add_include_path(p)
     p.add_argument("--write", type=Path, metavar="FILE",
                    help="replace the generated tables in FILE, e.g. docs/metrics.md (default: print them)")
+    p.add_argument("--format", choices=("text", "markdown"), default="text",
+                   help="text: fits 100 columns (default); markdown: the tables docs/metrics.md holds")
     p.set_defaults(func=cmd_metrics)
 
 
 def cmd_metrics(args) -> int:
     from sae_bench.errors import InputError
-    from sae_bench.metric_docs import render, with_tables
+    from sae_bench.metric_docs import render, render_text, with_tables
+    from sae_bench.task_index import declarations
 
-    include_paths(args)
-    tables = render()
+    tasks = declarations([str(p) for p in args.include_path])
     if args.write is None:
-        print(tables, end="")
+        print(render(tasks) if args.format == "markdown" else render_text(tasks), end="")
         return 0
+    tables = render(tasks)
     try:
         text = args.write.read_text(encoding="utf-8")
     except OSError as exc:

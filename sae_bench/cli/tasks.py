@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sae_bench.cli._options import add_include_path, include_paths
+from sae_bench.cli._options import add_include_path
 
 
 def register(sub) -> None:
@@ -12,9 +12,11 @@ def register(sub) -> None:
 
 
 def cmd_tasks(args) -> int:
-    from sae_bench import registry
+    import textwrap
 
-    include_paths(args)
-    for name, cls in registry.all_tasks().items():
-        print(f"{name:<16} v{cls.version:<6} {cls.description}")
+    from sae_bench.task_index import declarations
+
+    for name, task in declarations([str(p) for p in args.include_path]).items():
+        head = f"{name:<18} v{task.version:<4} "
+        print(textwrap.fill(task.description, 100, initial_indent=head, subsequent_indent=" " * len(head)))
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import HookpointError, InputError

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench import distributed
 from sae_bench.context import TokenizedCorpus

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench import distributed
 from sae_bench.errors import DataError, InputError
