@@ -136,12 +136,19 @@ def release_of_hub(hub: str) -> list[Release]:
     return [r for r in releases().values() if r.hub == hub]
 
 
-def format_listing() -> str:
-    """The `sae-bench releases` table."""
+def format_listing(wide: bool = False) -> str:
+    """The `sae-bench releases` table: one row per release with every column (`wide`), else rows
+    that fit 100 columns: the release, its model, format and layers, and under it hub and hookpoint."""
     rows = [("release", "hub", "model", "format", "layers", "hookpoint")]
     for r in sorted(releases().values(), key=lambda r: r.name):
         layers = ",".join(map(str, r.layers)) if len(r.layers) <= 6 else f"{r.layers[0]}-{r.layers[-1]}"
         hookpoint = r.hookpoint + (f" -> {r.output_hookpoint}" if r.output_hookpoint else "")
         rows.append((r.name, r.hub, r.model, r.format, layers or "-", hookpoint))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    columns = range(len(rows[0])) if wide else (0, 2, 3, 4)
+    widths = {i: max(len(row[i]) for row in rows) for i in columns}
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(row[i].ljust(widths[i]) for i in columns).rstrip())
+        if not wide and n:
+            lines.append(f"    hub {row[1]}, reads {row[5]}")
+    return "\n".join(lines)

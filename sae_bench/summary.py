@@ -43,6 +43,37 @@ def _elide(text: str, width: int) -> str:
     return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
 
 
+def _shared_ends(name: str, others: list[str]) -> tuple[int, int]:
+    """The longest prefix and suffix `name` shares with any of `others` (never the whole name)."""
+    prefix = max((len(os.path.commonprefix([name, o])) for o in others), default=0)
+    suffix = max((len(os.path.commonprefix([name[::-1], o[::-1]])) for o in others), default=0)
+    prefix = min(prefix, len(name) - 1)
+    return prefix, min(suffix, len(name) - prefix - 1)
+
+
+def shorten_names(names: list[str], width: int) -> dict[str, str]:
+    """Each name cut to `width` columns keeping the part that tells it from the others (what it does
+    not share with any other name) whole: the shared start is elided from its left, the shared end
+    from its right (`…/tiny_sae_codenames.safe…`, never `tiny_sae…mes.safetensors`)."""
+    unique = sorted(set(names))
+    out = {}
+    for name in unique:
+        if len(name) <= width:
+            out[name] = name
+            continue
+        a, s = _shared_ends(name, [o for o in unique if o != name])
+        left, core, right = name[:a], name[a:len(name) - s], name[len(name) - s:]
+        if len(core) + 2 > width:
+            out[name] = _elide(name, width)
+            continue
+        room = width - len(core)
+        keep_left = left if len(left) <= room - min(len(right), 1) else "…" + left[len(left) - (room - 2) + 1:]
+        room -= len(keep_left)
+        keep_right = right if len(right) <= room else right[: max(room - 1, 0)] + "…"
+        out[name] = keep_left + core + keep_right
+    return out
+
+
 def common_folder(names: list[str]) -> str:
     """The folder prefix ("a/b/") shared by every name, if any name has one and it leaves each name non-empty."""
     if not names:
@@ -88,7 +119,8 @@ def format_table(records: list[ResultRecord], *, wide: bool = False, width: int 
     label = lambda c: c[1] if c in declared and metric_names.count(c[1]) == 1 else f"{c[0]}/{c[1]}"  # noqa: E731
     names = [ckpt for ckpt, _ in rows]
     folder = "" if wide else common_folder(names)
-    shown = {n: n if wide else _elide(n[len(folder):], NAME_WIDTH) for n in names}
+    short = shorten_names([n[len(folder):] for n in names], NAME_WIDTH)
+    shown = {n: n if wide else short[n[len(folder):]] for n in names}
     ids = [[shown[ckpt], hp] for ckpt, hp in sorted(rows)]
     cells = {c: [_cell(rows[key].get(c), wide) for key in sorted(rows)] for c in columns}
     chosen = []
@@ -120,17 +152,40 @@ def format_table(records: list[ResultRecord], *, wide: bool = False, width: int 
 def next_steps(records: list[ResultRecord], results_dir: os.PathLike | str) -> list[str]:
     """The commands worth running after a run: the leaderboard, a comparison of two checkpoints
     evaluated at the same hookpoint (their record folders), the tidy table in pandas."""
-    results_dir = str(results_dir)
+    results_dir = _here(results_dir)
     lines = ["next:", f"  sae-bench leaderboard build --results {shlex.quote(results_dir)} --out leaderboard"]
     by_hookpoint: dict[str, dict[str, str]] = {}
     for record in records:
         if record.path is not None:
-            by_hookpoint.setdefault(record.hookpoint, {}).setdefault(record.checkpoint_id, str(record.path.parent))
+            by_hookpoint.setdefault(record.hookpoint, {}).setdefault(record.checkpoint_id, _here(record.path.parent))
     pair = next((sorted(found.values())[:2] for _, found in sorted(by_hookpoint.items()) if len(found) >= 2), None)
     if pair:
-        lines.append(f"  sae-bench compare {shlex.quote(pair[0])} {shlex.quote(pair[1])}")
+        lines += _fitted(["sae-bench", "compare", shlex.quote(pair[0]), shlex.quote(pair[1])])
     path = os.path.join(results_dir, "results.parquet")
     code = f"import pandas as pd; print(pd.read_parquet({path!r}))"
     plain = not any(c in code for c in '"$`\\!')
     lines.append(f'  python -c "{code}"' if plain else f"  python -c {shlex.quote(code)}")
     return lines
+
+
+def _here(path: os.PathLike | str) -> str:
+    """`path` relative to the current folder when it lies below it (shorter, and still copyable)."""
+    path = os.path.abspath(path)
+    here = os.getcwd()
+    return os.path.relpath(path, here) if path.startswith(here.rstrip(os.sep) + os.sep) else path
+
+
+def _fitted(words: list[str], width: int = WIDTH) -> list[str]:
+    """One command as lines of at most `width` columns where its words allow, continued with a
+    backslash (pastes into a shell as one command)."""
+    line = "  " + " ".join(words)
+    if len(line) <= width:
+        return [line]
+    out, current = [], "  " + words[0]
+    for word in words[1:]:
+        if len(current) + 1 + len(word) + 2 > width:
+            out.append(current + " \\")
+            current = "    " + word
+        else:
+            current += " " + word
+    return out + [current]

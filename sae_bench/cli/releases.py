@@ -5,12 +5,13 @@ from __future__ import annotations
 
 def register(sub) -> None:
     p = sub.add_parser("releases", help="known Gemma SAE releases: hub ids, models, layers, hookpoints, formats")
+    p.add_argument("--wide", action="store_true", help="one row per release with every column (wider than 100)")
     p.set_defaults(func=cmd_releases)
 
 
 def cmd_releases(args) -> int:
     from sae_bench import releases
 
-    print(releases.format_listing())
-    print("\nuse: sae-bench run --release NAME [--layers 6,17,28] ...   or   sae-bench run -c NAME:LAYER ...")
+    print(releases.format_listing(wide=args.wide))
+    print("\nuse: sae-bench run --release NAME [--layers 6,17,28] ...  or  sae-bench run -c NAME:LAYER ...")
     return 0
