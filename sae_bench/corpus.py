@@ -26,7 +26,7 @@ import torch
 
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import DataError, InputError
-from sae_bench.input_files import check_utf8
+from sae_bench.input_files import check_utf8, refuse_special
 from sae_bench.options import boolean
 from sae_bench.packing import document_rows, pack_rows, packing_problem
 
@@ -59,6 +59,7 @@ def _open_dataset(ref: str | os.PathLike, split: str, revision: str | None):
     import datasets
 
     path = Path(ref)
+    refuse_special(path, DataError)  # a pipe would block the read; a loop would look like a hub id
     try:
         if path.is_dir():
             if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
@@ -70,6 +71,9 @@ def _open_dataset(ref: str | os.PathLike, split: str, revision: str | None):
                 return loaded
             return datasets.load_dataset(str(path), split=split)
         if path.exists():
+            if path.is_file() and not path.read_bytes()[:1 << 16].strip():  # datasets: "StopIteration:"
+                if path.stat().st_size < 1 << 16 or not path.read_bytes().strip():
+                    raise DataError(path, "corpus file is empty: no documents")
             builder = _LOCAL_BUILDERS.get(path.suffix.lower())
             if builder is None:
                 raise DataError(path, f"unsupported corpus file type {path.suffix!r} "
@@ -118,6 +122,26 @@ def _check_token_lists(ref, column: str, rows: list) -> None:
         raise not_an_int(*first_float)
 
 
+def _mixed_items_problem(ref, column: str) -> str:
+    """Why a column whose lists mix JSON types (datasets reads them as `Json` and decodes a string
+    "5" into the number 5) is refused: the first item of a local JSON file that is no JSON integer."""
+    path = Path(ref)
+    if path.is_file() and path.suffix.lower() in (".json", ".jsonl"):
+        text = path.read_text(encoding="utf-8")
+        try:
+            rows = json.loads(text) if path.suffix.lower() == ".json" else \
+                [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError:
+            rows = []
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            values = row.get(column) if isinstance(row, dict) else None
+            for j, value in enumerate(values if isinstance(values, list) else []):
+                if not _is_id(value):
+                    return (f"row {i} of column {column!r} is not a list of ints: item {j} is {value!r} "
+                            f"(a {type(value).__name__}); token ids must be JSON integers")
+    return f"column {column!r} mixes value types in its lists; token ids must be JSON integers"
+
+
 def load_documents(ref: str | os.PathLike, *, split: str = "train", column: str = "text",
                    max_documents: int | None = None, revision: str | None = None) -> Documents:
     """The first `max_documents` documents of `column`: non-empty texts, or checked token-id lists."""
@@ -128,6 +152,8 @@ def load_documents(ref: str | os.PathLike, *, split: str = "train", column: str 
         raise DataError(ref, f"corpus has no column {column!r} (columns: {', '.join(dataset.column_names)}{hint})")
     if max_documents is not None:
         dataset = dataset.select(range(min(max_documents, len(dataset))))
+    if type(getattr(dataset.features.get(column), "feature", None)).__name__ == "Json":
+        raise DataError(ref, _mixed_items_problem(ref, column))  # datasets would turn "5" into 5
     items = list(dataset[column])
     if not items:
         raise DataError(ref, "corpus has no documents")

@@ -64,7 +64,7 @@ _PROBLEMS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk qu
              errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
              errno.EROFS: "read-only file system", errno.ENOTDIR: "a path component is a file, not a folder",
              errno.EEXIST: "exists and is not a folder", errno.EISDIR: "is a folder, not a file",
-             errno.ENOENT: "no such file or folder"}
+             errno.ENOENT: "no such file or folder", errno.ELOOP: "a symbolic link loop"}
 
 
 def os_problem(exc: OSError) -> str:

@@ -21,12 +21,50 @@ from sae_bench.errors import InputError, OutputError, os_problem
 def read_text(path: str | os.PathLike, error: type[InputError] = InputError, what: str = "file") -> str:
     """The file's text, decoded as UTF-8; any failure is `error` naming the file."""
     path = Path(path)
+    refuse_special(path, error)  # a pipe would block the read; a loop would read as "no such file"
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise error(path, f"{what} is not valid UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise error(exc.filename or path, f"cannot read {what}: {os_problem(exc)}") from None
+
+
+def not_a_file_problem(path: str | os.PathLike) -> str | None:
+    """What a path is when it is no regular file or folder, in words (a symbolic link loop, a link to
+    a missing target, a named pipe, a socket, a device), None for a regular file, a folder or a
+    path with nothing there. So that messages say what is true, never "no such file" for a loop."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return None  # nothing there (or a folder on the way that cannot be read): the caller's message
+    if stat.S_ISLNK(mode):
+        try:
+            path.stat()
+        except OSError as exc:
+            import errno
+
+            if exc.errno == errno.ELOOP:
+                return "is a symbolic link loop (it never reaches a file)"
+            return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
+        mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a regular file"
+    return None
+
+
+def refuse_special(path: str | os.PathLike, error: type[InputError] = InputError) -> None:
+    """Raise `error` naming `path` when it is a link loop, a dangling link, a pipe, a socket or a device."""
+    problem = not_a_file_problem(path)
+    if problem:
+        raise error(path, problem)
 
 
 def _no_constants(name: str):

@@ -288,23 +288,6 @@ def preflight(model, specs: list[CheckpointSpec], device: str, evaluated_model: 
     return checked
 
 
-def first_batch_explained_variance(sae, ctx) -> float | None:
-    """Explained variance on the first activation batch (the scale check before any task runs)."""
-    from sae_bench.metrics.reconstruction import ReconstructionAccumulator
-
-    first = next(ctx.activations.batches(4096, device=sae.device), None)
-    if first is None or first.x.shape[0] < 2:
-        return None
-    x_in, _ = sae.preprocess(first.x.to(sae.dtype))
-    target = x_in
-    if sae.is_transcoder:
-        target = next(ctx.splice_activations.batches(4096, device=sae.device)).x.to(sae.dtype)
-    acc = ReconstructionAccumulator(ctx.corpus.n_sequences, sae.d_in)
-    rows = sae.row_chunks(len(x_in))[0]
-    acc.update(target[rows], sae.decode(sae.encode(x_in[rows]), x_in[rows]), first.sequence[rows])
-    return acc.finalize()["explained_variance"].value
-
-
 def refuse_shared_folders(checked: list[Checked]) -> None:
     """Two checkpoints whose records would land in one results folder (the same id twice at one
     hookpoint, or ids whose folder names collide) are refused before any record is written."""
@@ -343,6 +326,9 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     refuse_shared_folders(checked)
     _remove_leftovers(config)
     corpus = _load_corpus(config, model)
+    if config.show_progress and distributed.is_writer():  # the size of the work ahead (a packed corpus: rows)
+        print(f"sae-bench: corpus: {corpus.n_sequences} rows of {corpus.seq_len} tokens, {corpus.n_kept} "
+              f"evaluated", file=sys.stderr)
     report = RunReport()
     sink = RecordSink(config, model, corpus, report, on_record,
                       mismatches={item.spec.display_id: item.mismatch for item in checked})
@@ -455,19 +441,17 @@ def _pending_tasks(config: RunConfig, tasks: list[Task], item: Checked, corpus: 
 
 
 def _scale_check(sae, ctx, spec: CheckpointSpec, report: RunReport) -> list[str]:
-    """Warn (stderr, report, record notes) when the widths fit but the SAE explains less than nothing
-    on the first batch: the activations are not on the scale it was trained on (another model?)."""
-    if ctx.is_pooled:
-        return []
-    ev = first_batch_explained_variance(sae, ctx)
-    if ev is None or ev >= 0:
-        return []
-    message = (f"explained variance {ev:.4g} on the first batch at {ctx.hookpoint}: d_in fits but the activations "
-               "are far from the scale this SAE was trained on (another model or site?)")
-    if distributed.is_writer():
-        print(f"sae-bench: warning: {spec.display_id}: {message}", file=sys.stderr)
-    report.warnings.append(f"{spec.display_id}: {message}")
-    return [f"WARNING: {message}"]
+    """Warn (stderr, report, record notes) for what the first batch shows is wrong although the widths
+    fit (`sae_bench.first_batch`: the scale, latents that all fire or none)."""
+    from sae_bench.first_batch import first_batch_problems
+
+    notes = []
+    for message in first_batch_problems(sae, ctx):
+        if distributed.is_writer():
+            print(f"sae-bench: warning: {spec.display_id}: {message}", file=sys.stderr)
+        report.warnings.append(f"{spec.display_id}: {message}")
+        notes.append(f"WARNING: {message}")
+    return notes
 
 
 def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from sae_bench.errors import CheckpointError
+from sae_bench.input_files import refuse_special
 from sae_bench.sae import SparseAutoencoder
 
 from .detect import FORMATS, LOADERS, check_format, detect_format, single_safetensors
@@ -64,6 +65,7 @@ def load_checkpoint(ref: str | os.PathLike, *, hookpoint: str | None = None, for
         check_relative_path(hookpoint, "hookpoint", source)
     cache_dir = options.pop("cache_dir", None)
     path = Path(source).expanduser()
+    refuse_special(path, CheckpointError)
     if path.exists():
         checkpoint_id = source
     elif isinstance(ref, str) and looks_like_hub_id(ref):

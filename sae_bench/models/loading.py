@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from sae_bench.errors import InputError
+from sae_bench.input_files import refuse_special
 
 _CONDITIONAL = ("Gemma4ForConditionalGeneration",)
 
@@ -59,6 +60,7 @@ def load_model_and_tokenizer(ref: str | os.PathLike, *, revision: str | None = N
 
     ref_str = str(ref)
     local = Path(ref_str).expanduser()
+    refuse_special(local)
     if local.exists():
         ref_str = str(local)
         if local.is_file() and local.suffix == ".gguf" and gguf_file is None:
