@@ -128,6 +128,8 @@ class RunConfig:
     resources: dict[str, Path] = field(default_factory=dict)
     overwrite: bool = option(False, "recompute records that already exist")
     show_progress: bool = option(True, "no progress bars", flag="--quiet", invert=True)
+    model_id: str | None = option(None, "the hub id a local --model folder is a copy of (the model-mismatch guard "
+                                        "then names it so)")
     allow_model_mismatch: bool = option(False, "evaluate checkpoints trained on another model (base vs -it, another "
                                                "size); the records and the leaderboard say so")
 
@@ -252,14 +254,16 @@ class Checked(NamedTuple):
     mismatch: dict[str, str] | None  # {"trained_on", "evaluated", "problem"} when allowed to differ
 
 
-def model_mismatch(spec: CheckpointSpec, sae, evaluated: str, allow: bool) -> dict[str, str] | None:
+def model_mismatch(spec: CheckpointSpec, sae, evaluated: str, allow: bool,
+                   identity: dict[str, Any] | None = None) -> dict[str, str] | None:
     """The model-mismatch guard: a checkpoint that names the model it was trained on (registry, SAELens
     model_name, sparsify run config, ErnOS source_model) must be evaluated on that model; otherwise a
-    one-line InputError, or with `allow` the facts for the record's note."""
-    from sae_bench.model_identity import mismatch_problem
+    one-line InputError, or with `allow` the facts for the record's note. `identity`: what the evaluated
+    model is besides its name (`evaluated_identity`; see `sae_bench.model_identity.identify`)."""
+    from sae_bench.model_identity import identify
 
     trained_on = spec.trained_on or sae.metadata.source_model
-    problem = mismatch_problem(trained_on, evaluated) if trained_on else None
+    problem = identify(trained_on, evaluated, **(identity or {})) if trained_on else None
     if problem is None:
         return None
     if not allow:
@@ -268,8 +272,24 @@ def model_mismatch(spec: CheckpointSpec, sae, evaluated: str, allow: bool) -> di
     return {"trained_on": trained_on, "evaluated": evaluated, "problem": problem}
 
 
+def evaluated_identity(ref: str, model, model_id: str | None = None) -> dict[str, Any]:
+    """What the evaluated model is besides the name typed: its config (as its folder's config.json
+    records it, else as loaded), `--model-id`, and whether the name is only a local folder's."""
+    local = Path(str(ref)).expanduser()
+    config = None
+    if local.is_dir() and (local / "config.json").is_file():
+        try:
+            config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = None
+    if config is None and hasattr(getattr(model, "model", None), "config"):
+        config = model.model.config.to_dict()
+        config.pop("_name_or_path", None)  # as loaded: the path it was loaded from, not a hub id
+    return {"config": config, "model_id": model_id, "local_folder": local.exists()}
+
+
 def preflight(model, specs: list[CheckpointSpec], device: str, evaluated_model: str | None = None,
-              allow_model_mismatch: bool = False) -> list[Checked]:
+              allow_model_mismatch: bool = False, identity: dict[str, Any] | None = None) -> list[Checked]:
     """Check every checkpoint against the model before any work: hookpoints resolve, widths fit, and
     it was trained on this model (`evaluated_model`, default the adapter's id) unless allowed."""
     checked = []
@@ -282,7 +302,7 @@ def preflight(model, specs: list[CheckpointSpec], device: str, evaluated_model: 
             spec.label = f"{spec.ref}@{spec.hookpoint}"
         output = sae.metadata.output_hookpoint
         output = _canonical(model, output) if output else None
-        mismatch = model_mismatch(spec, sae, evaluated_model or model.model_id, allow_model_mismatch)
+        mismatch = model_mismatch(spec, sae, evaluated_model or model.model_id, allow_model_mismatch, identity)
         checked.append(Checked(spec, hookpoint, output, sae.metadata.weights_sha256 or "", mismatch))
         del sae
     return checked
@@ -322,7 +342,8 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     model = _load_model(config)
     device = str(model.device) if config.device == "auto" else config.device  # `auto`: where the embeddings are
     checked = preflight(model, checkpoints, device, evaluated_model=config.model_label or str(config.model),
-                        allow_model_mismatch=config.allow_model_mismatch)
+                        allow_model_mismatch=config.allow_model_mismatch,
+                        identity=evaluated_identity(config.model, model, config.model_id))
     refuse_shared_folders(checked)
     _remove_leftovers(config)
     corpus = _load_corpus(config, model)

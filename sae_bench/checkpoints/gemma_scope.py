@@ -6,12 +6,15 @@ bucket small | medium | big. Tensors: w_enc [D, F] (input-major), b_enc [F], thr
 w_dec [F, D], b_dec [D] and, for transcoders, affine_skip_connection [D, D].
 Semantics (the release's own tutorial): codes = relu(pre) * (pre > threshold), pre = x @ w_enc + b_enc
 (no b_dec subtraction); x_hat = codes @ w_dec + b_dec (+ x @ affine_skip_connection). SAELens's
-loader multiplies by the transpose of the skip matrix instead; we follow the release's tutorial.
-Negative thresholds are clamped to 0, which is what relu(pre) * (pre > threshold) computes.
+loader applies the skip matrix the same way (it stores the transpose as W_skip and multiplies by
+W_skip.T). Negative thresholds are clamped to 0, which is what relu(pre) * (pre > threshold) computes.
 
-Nothing about the SAE is stored beside the weights, so width, l0 and layer are read from the folder
-name (and the site from the folder or its parent), or given as options: layer, site, width, l0,
-source_model. Hookpoints: resid_post -> layers.L, attn_out -> layers.L.attn_out, mlp_out ->
+Width, l0 and layer are read from the folder name (and the site from the folder or its parent), or
+given as options: layer, site, width, l0, source_model. A folder's `config.json`, where the release
+has one, is read and checked against the name and the tensors (`read_config`): its architecture
+must be jump_relu, its hook point must name the folder's layer and site, its affine flag must match
+the skip tensor; its model name (normalised as SAELens does: `google/` prefix, `-v3` -> `-3`, the
+270m base without `-pt`) is the source model the model-mismatch guard checks. Hookpoints: resid_post -> layers.L, attn_out -> layers.L.attn_out, mlp_out ->
 layers.L.mlp_out; a transcoder reads layers.L.mlp_in (the pre-MLP norm's output, what the MLP
 reads) and predicts layers.L.mlp_out (the post-MLP norm's output, what the MLP adds).
 
@@ -71,6 +74,60 @@ def parse_folder_name(folder: Path) -> dict[str, Any]:
     return found
 
 
+CONFIG_NAME = "config.json"
+# hf_hook_point_in of a config -> (layer, site); the transcoder reads the pre-MLP norm's output
+_HOOK_SITES = ((r"\.output$", "resid_post"), (r"\.self_attn\.o_proj\.input$", "attn_out"),
+               (r"\.pre_feedforward_layernorm\.output$", "transcoder"),
+               (r"\.post_feedforward_layernorm\.output$", "mlp_out"))
+
+
+def source_model_name(name: str) -> str:
+    """A config's model name as the hub names the model (SAELens's normalisation)."""
+    name = name if "/" in name else "google/" + name
+    name = name.replace("-v3", "-3")
+    return name.replace("-pt", "") if "270m" in name else name
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """What the folder's config.json says, checked: {"layer", "site", "affine", "source_model"} (keys
+    only for what it states); {} when there is no config.json."""
+    from sae_bench.input_files import read_json
+
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        return {}
+    raw = read_json(path, CheckpointError, "Gemma Scope config")
+    if not isinstance(raw, dict):
+        raise CheckpointError(path, "a Gemma Scope config.json must be a JSON object")
+    found: dict[str, Any] = {}
+    if raw.get("architecture", "jump_relu") != "jump_relu":
+        raise CheckpointError(path, f"architecture {raw.get('architecture')!r}: a Gemma Scope 2 SAE is jump_relu")
+    hook = raw.get("hf_hook_point_in")
+    if hook is not None:
+        match = re.search(r"layers\.(\d+)(\..*)$", str(hook))
+        site = next((s for pattern, s in _HOOK_SITES if match and re.search(pattern, match.group(2))), None)
+        if match is None or site is None:
+            raise CheckpointError(path, f"hf_hook_point_in {hook!r} names no layer output, attention output or "
+                                        "MLP norm of a Gemma 3 layer")
+        found["layer"], found["site"] = int(match.group(1)), site
+    if "affine_connection" in raw:
+        if not isinstance(raw["affine_connection"], bool):
+            raise CheckpointError(path, f"affine_connection must be true or false, got {raw['affine_connection']!r}")
+        found["affine"] = raw["affine_connection"]
+    if isinstance(raw.get("model_name"), str) and raw["model_name"]:
+        found["source_model"] = source_model_name(raw["model_name"])
+    return found
+
+
+def _check_config(folder: Path, config: dict[str, Any], settings: dict[str, Any]) -> None:
+    """The config's layer and site agree with the folder name's (or the options')."""
+    where = folder / CONFIG_NAME
+    for key in ("layer", "site"):
+        if key in config and settings.get(key) is not None and config[key] != settings[key]:
+            raise CheckpointError(where, f"says {key} {config[key]!r} but the folder name (or option) says "
+                                         f"{settings[key]!r}")
+
+
 def _settings(folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Folder-name values overridden by explicit options, each checked."""
     settings = parse_folder_name(folder)
@@ -114,7 +171,11 @@ def load_gemma_scope(ref: Path, *, hookpoint: str | None, checkpoint_id: str, de
                      **options) -> SparseAutoencoder:
     folder = resolve_folder(ref, hookpoint)
     check_options(folder, "gemma_scope", options, OPTIONS)
-    settings = _settings(folder, options)
+    config = read_config(folder)
+    named = parse_folder_name(folder)
+    _check_config(folder, config, {**named, **{k: v for k, v in options.items() if v is not None}})
+    defaults = {k: config[k] for k in ("layer", "site", "source_model") if k in config and k not in named}
+    settings = _settings(folder, {**defaults, **options})
     weights = folder / WEIGHTS_NAME
     present = read_header(weights)
     if "w_enc" not in present or len(present["w_enc"].shape) != 2:
@@ -128,6 +189,10 @@ def load_gemma_scope(ref: Path, *, hookpoint: str | None, checkpoint_id: str, de
     if transcoder and "affine_skip_connection" in present:
         expected["affine_skip_connection"] = (D, D)
     layout = f"for site {settings['site']!r}" + ("" if transcoder else " (only transcoders carry a skip connection)")
+    if config.get("affine") is not None and transcoder and config["affine"] != ("affine_skip_connection" in present):
+        raise CheckpointError(folder / CONFIG_NAME, f"affine_connection is {str(config['affine']).lower()} but "
+                                                    f"{WEIGHTS_NAME} {'lacks' if config['affine'] else 'holds'} "
+                                                    "affine_skip_connection")
     tensors = load_exact_tensors(weights, expected, layout)
     threshold = tensors["threshold"]
     extras: dict[str, Any] = {"gemma_scope_site": settings["site"], "layer": settings["layer"], "l0": settings.get("l0"),
