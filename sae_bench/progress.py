@@ -27,12 +27,12 @@ def live() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
-def fit(text: str, width: int = WIDTH) -> str:
-    """`text` cut to `width` columns with an ellipsis in the middle (both ends usually matter)."""
+def fit(text: str, width: int = WIDTH, head: int = 0) -> str:
+    """`text` cut to `width` columns: its first `head` characters, an ellipsis, and its end (where a
+    stage's line names the checkpoint's file, the hookpoint and the task)."""
     if len(text) <= width:
         return text
-    keep = width - 1
-    return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
+    return text[:head] + "…" + text[len(text) - (width - head - 1):]
 
 
 class PlainProgress:
@@ -90,7 +90,8 @@ class PlainProgress:
 
     def _say(self, text: str) -> None:
         if not self.disable:
-            print(fit(f"sae-bench: {text}"), file=sys.stderr, flush=True)
+            counter = text.split("] ", 1)[0] + "] " if text.startswith("[") else ""
+            print(fit(f"sae-bench: {text}", head=len("sae-bench: ") + len(counter)), file=sys.stderr, flush=True)
 
 
 def tqdm(iterable: Iterable | None = None, *args: Any, per_step: bool = False, **kwargs: Any):
