@@ -485,3 +485,50 @@ CASES: list[BadInput] = [
     BadInput("unknown-release", unknown_release),
     BadInput("release-layer-not-published", release_layer_not_published),
 ]
+
+
+# ------------------------------------------------------------------------------ issue 22: nothing silently wrong
+def _corpus_case(write: Callable[[Path], None], *problem: str):
+    """A corpus path that `write` creates in tmp (an empty file, a link loop, a pipe)."""
+    def make(tmp):
+        corpus = tmp / "corpus.jsonl"
+        write(corpus)
+        argv = run_argv(tmp)
+        argv[argv.index("--corpus") + 1] = str(corpus)
+        return Invocation(argv, "corpus.jsonl", problem, [tmp / "results"])
+
+    return make
+
+
+def _link_loop(path: Path) -> None:
+    path.symlink_to(path.with_name("other.jsonl"))
+    path.with_name("other.jsonl").symlink_to(path)
+
+
+def gemma_scope_config_disagrees(tmp):
+    folder = _gemma_scope_copy(tmp, GEMMA_SCOPE_SAE.name)
+    (folder / "config.json").write_text(json.dumps({"architecture": "jump_relu",
+                                                    "hf_hook_point_in": "model.layers.5.output"}))
+    return _run(tmp, str(folder), "config.json", "says layer 5", "folder name")
+
+
+def unknown_release_short_ref(tmp):
+    return _run(tmp, "gemma-scope-2-1b-typo:7", "gemma-scope-2-1b-typo:7", "unknown release",
+                "did you mean gemma-scope-2-1b-pt")
+
+
+CASES += [
+    BadInput("task-option-misspelt-task", _option(("--task-option", "splicedloss.ablate_positions=all"),
+                                                  "splicedloss.ablate_positions", "unknown task",
+                                                  "did you mean spliced_loss")),
+    BadInput("task-option-unknown-task", _option(("--task-option", "nosuch.opt=1"), "nosuch.opt", "unknown task")),
+    BadInput("task-option-misspelt-option", _option(("--task-option", "spliced_loss.ablate_position=all"),
+                                                    "spliced_loss.ablate_position", "did you mean ablate_positions")),
+    BadInput("task-name-misspelt", _option(("--tasks", "sparsty"), "sparsty", "did you mean sparsity")),
+    BadInput("token-ids-string-among-ints", _bad_token_ids(["5", 6, 7], "item 0 is '5'", "JSON integers")),
+    BadInput("corpus-empty-file", _corpus_case(lambda p: p.write_text(""), "empty", "no documents")),
+    BadInput("corpus-link-loop", _corpus_case(_link_loop, "symbolic link loop")),
+    BadInput("corpus-fifo", _corpus_case(lambda p: __import__("os").mkfifo(p), "named pipe")),
+    BadInput("gemma-scope-config-disagrees", gemma_scope_config_disagrees),
+    BadInput("unknown-release-short-ref", unknown_release_short_ref),
+]
