@@ -58,7 +58,7 @@ def reusable_record(path: Path, task: Task, sha256: str, corpus: TokenizedCorpus
         return None  # unreadable: recompute and replace atomically
     data = record.data
     same = (data["task"]["version"] == task.version and data["task"]["config_hash"] == task.config.config_hash()
-            and recorded_declarations(data) == declared_names(task)
+            and declares_the_same(data, task)
             and data["checkpoint"].get("sha256") == sha256 and data["corpus"]["hash"] == corpus.corpus_hash
             and data["corpus"].get("seq_len") == corpus.seq_len)  # the hash names the documents, seq_len the rows
     return record if same else None
@@ -69,11 +69,16 @@ def declared_names(task: Task) -> list[str]:
     return sorted(spec.name for spec in task.metrics)
 
 
-def recorded_declarations(data: dict[str, Any]) -> list[str]:
-    """The metric names the record's task declared when it was made: `task.metrics_declared`; records
-    made before that field carry the specs of the metrics they report (`metric_specs`)."""
+def declares_the_same(data: dict[str, Any], task: Task) -> bool:
+    """Whether the record's task declared the metrics `task` declares now (`task.metrics_declared`).
+    A record made before that field only shows the metrics it reports (a task may declare more, such
+    as ones an option turns on): it passes when each of those is still declared; it is remade, and
+    then carries the field, the next time anything else about it changes."""
+    now = declared_names(task)
     stored = data["task"].get("metrics_declared")
-    return sorted(stored) if isinstance(stored, list) else sorted(data.get("metric_specs", {}))
+    if isinstance(stored, list):
+        return sorted(stored) == now
+    return set(data.get("metric_specs", {})) <= set(now)
 
 
 def declared_specs(task: Task, output: TaskOutput) -> dict[str, MetricSpec]:

@@ -287,10 +287,15 @@ def test_a_metric_added_without_a_version_bump_is_computed_not_reused(tmp_path, 
 
 
 def test_a_record_without_the_declared_list_is_judged_by_its_specs():
-    from sae_bench.run_records import recorded_declarations
+    from types import SimpleNamespace
+
+    from sae_bench.run_records import declares_the_same
+    from sae_bench.task_api import MetricSpec
 
     data = validate(make_record_data("sae", "reconstruction", {"fvu": (0.2, 0.01)})).data
     data["metric_specs"] = {"fvu": {"name": "fvu", "direction": "lower", "definition": "d"}}
-    assert recorded_declarations(data) == ["fvu"]
-    data["task"]["metrics_declared"] = ["fvu", "mse"]
-    assert recorded_declarations(data) == ["fvu", "mse"]
+    task = lambda *names: SimpleNamespace(metrics=tuple(MetricSpec(n, "lower", n) for n in names))  # noqa: E731
+    assert declares_the_same(data, task("fvu", "mse"))  # an older record: what it reports is still declared
+    assert not declares_the_same(data, task("mse"))
+    data["task"]["metrics_declared"] = ["fvu"]
+    assert declares_the_same(data, task("fvu")) and not declares_the_same(data, task("fvu", "mse"))

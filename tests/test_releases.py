@@ -43,7 +43,9 @@ def test_release_expands_to_hub_paths():
     (ernos,) = releases.expand("ernos")
     assert ernos.subfolder is None and ernos.hookpoint == "pooled_final_norm" and ernos.format == "ernos"
     assert releases.parse_short_ref("gemma-loupe:17") == releases.expand("gemma-loupe", [17])[0]
-    assert releases.parse_short_ref("not-a-release:3") is None
+    with pytest.raises(InputError, match="unknown release; .*known: atawfeek"):  # never "no such file" (issue 22)
+        releases.parse_short_ref("not-a-release:3")
+    assert releases.parse_short_ref("sae.safetensors:3") is None  # a file name: left to the path checks
     with pytest.raises(InputError, match="publishes layers 6, 17, 28 only"):
         releases.expand("decoderesearch-gemma-4-e2b", [5])
     with pytest.raises(InputError, match="unknown release"):
