@@ -164,8 +164,8 @@ class AutointerpTask(Task):
         return [[text[i] for i in row] for row in ids.tolist()]
 
     # ------------------------------------------------------------------ run
-    def run(self, sae, ctx) -> TaskOutput:
-        self.check_inputs(ctx.resources)
+    def gather(self, sae, ctx):
+        """(live latents, sampled latents, their contexts, {latent: why skipped}) — no judge involved."""
         cfg, settings = self.config, self.config.sampling()
         live = live_latents(self._firing_counts(sae, ctx), cfg.min_firing)
         latents = choose_latents(live, cfg.n_latents, ctx.seed)
@@ -179,6 +179,12 @@ class AutointerpTask(Task):
                 skipped[str(latent)] = got
             else:
                 examples.append(got)
+        return live, latents, examples, skipped
+
+    def run(self, sae, ctx) -> TaskOutput:
+        self.check_inputs(ctx.resources)
+        cfg = self.config
+        live, latents, examples, skipped = self.gather(sae, ctx)
         judge = response_cache.CachingJudge(
             self._judge(ctx), response_cache.ResponseCache(response_cache.default_folder()) if cfg.use_cache else None)
         results = run_protocol(examples, judge, seed=ctx.seed, examples_per_prompt=cfg.examples_per_prompt,

@@ -76,9 +76,20 @@ class _Plan:
     delphi: list[tuple[str, list[int], Any]]  # (kind, labels of the shown examples, request)
 
 
-def _plan(ex: LatentExamples, explanation: str, per_prompt: int, rng: random.Random, n_correct: int) -> _Plan:
+def latent_rng(seed: int, latent: int) -> random.Random:
+    return random.Random(seed * 7919 + latent)
+
+
+def saebench_items(ex: LatentExamples, rng: random.Random) -> list[tuple[Context, bool]]:
+    """SAEBench's scoring contexts in the order shown, with the truth its metric uses (the first
+    draw from the latent's rng, so other code can rebuild the same order)."""
     items = [(c, any(_active(c, ex.threshold))) for c in ex.score_active] + [(c, False) for c in ex.score_random]
     rng.shuffle(items)
+    return items
+
+
+def _plan(ex: LatentExamples, explanation: str, per_prompt: int, rng: random.Random, n_correct: int) -> _Plan:
+    items = saebench_items(ex, rng)
     demo = sorted(rng.sample(range(1, len(items) + 1), k=min(n_correct, len(items))))
     shown = [_shown(c, [False] * len(c.tokens)) for c, _ in items]
     sb = request("saebench", saebench.VERSION,
@@ -118,7 +129,7 @@ def run_protocol(examples: list[LatentExamples], judge, *, seed: int, examples_p
             plans.append(None)
             continue
         res.explanation = saebench.parse_explanation(reply.text)
-        rng = random.Random(seed * 7919 + ex.latent)
+        rng = latent_rng(seed, ex.latent)
         plans.append(_plan(ex, res.explanation, examples_per_prompt, rng, n_correct))
     flat = [(i, p.saebench_request) for i, p in enumerate(plans) if p is not None]
     flat += [(i, req) for i, p in enumerate(plans) if p is not None for _, _, req in p.delphi]
