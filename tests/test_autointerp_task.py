@@ -45,6 +45,7 @@ def test_local_judge_on_the_fixture_model_rerun_served_from_cache(tmp_path, monk
     assert u1["prompt_tokens"] > 0 and u1["completion_tokens"] > 0
     assert _comparable(first) == _comparable(second)
     assert first["artifacts"]["judge"]["identity"].startswith("local:")
+    assert str(TINY_MODEL_DIR) not in json.dumps(first)  # records hold no absolute local path
     assert first["counts"]["latents_scored"] == 2
     for name, metric in first["metrics"].items():  # a weak judge: a number or a null with its reason
         assert metric["value"] is not None or metric["reason"], name

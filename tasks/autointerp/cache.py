@@ -71,16 +71,17 @@ class CachingJudge:
     def __init__(self, judge: Judge, cache: ResponseCache | None):
         self.judge, self.cache, self.usage = judge, cache, Usage()
         self.identity = judge.identity
+        self._key_identity = getattr(judge, "cache_identity", judge.identity)
 
     def complete(self, requests: Sequence[JudgeRequest]) -> list[JudgeReply]:
-        keys = [cache_key(self.identity, r) for r in requests]
+        keys = [cache_key(self._key_identity, r) for r in requests]
         replies: list[JudgeReply | None] = [self.cache.get(k) if self.cache else None for k in keys]
         todo = [i for i, r in enumerate(replies) if r is None]
         fresh = self.judge.complete([requests[i] for i in todo]) if todo else []
         for i, reply in zip(todo, fresh):
             replies[i] = reply
             if reply.error is None and self.cache is not None:
-                self.cache.put(keys[i], self.identity, requests[i], reply)
+                self.cache.put(keys[i], self._key_identity, requests[i], reply)
         for i, reply in enumerate(replies):
             self.usage.calls_cached += int(reply.cached)
             self.usage.calls_made += int(not reply.cached)

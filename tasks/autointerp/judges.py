@@ -121,7 +121,11 @@ class LocalJudge:
 
     def __init__(self, model, tokenizer, *, model_id: str, batch_size: int = 8, show_progress: bool = False):
         self.model, self.tokenizer, self.batch_size, self.show_progress = model, tokenizer, batch_size, show_progress
-        self.identity = f"local:{model_id}:{next(model.parameters()).dtype}:greedy"
+        from sae_bench.provenance import portable
+
+        dtype = next(model.parameters()).dtype
+        self.identity = f"local:{portable(model_id)}:{dtype}:greedy"  # as recorded: no absolute local path
+        self.cache_identity = f"local:{model_id}:{dtype}:greedy"  # the cache tells apart folders with one name
         vocab = tokenizer.get_vocab()
         self._digit_ids = {d: [i for tok, i in vocab.items() if tok.strip().lstrip("▁Ġ") == d] for d in "01"}
 
