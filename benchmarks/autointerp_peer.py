@@ -131,11 +131,76 @@ def saebench_side(data_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(out, indent=1))
 
 
+# ------------------------------------------------------------------------- rule judge over HTTP
+def rule_answer(messages: list[dict]) -> str:
+    """A deterministic judge that reads the prompt text, for checking the protocols and metrics
+    against each other: the explanation is the most often marked `<<token>>`; an example "has" the
+    latent when that token occurs in its text (fuzzing: when every marked span is that token)."""
+    import re
+    from collections import Counter
+
+    user = messages[-1]["content"]
+    if user.startswith("The activating documents"):
+        marked = Counter(m.strip() for m in re.findall(r"<<(.*?)>>", user, flags=re.S))
+        best = sorted(marked.items(), key=lambda kv: (-kv[1], kv[0]))
+        return f"This neuron activates on the token {best[0][0] if best else ''}"
+    if user.startswith("Here is the explanation"):
+        word = user.split("the token", 1)[-1].split(".\n\n", 1)[0].strip()
+        lines = re.findall(r"^(\d+)\. (.*)$", user.split("Here are the examples:", 1)[-1], flags=re.M)
+        chosen = [n for n, text in lines if word and word in text]
+        return ", ".join(chosen) or "None"
+    word = user.split("the token", 1)[-1].split("\n", 1)[0].strip()
+    lines = re.findall(r"^Example \d+: (.*)$", user, flags=re.M)
+    if "marked between << and >>" in messages[0]["content"]:
+        return json.dumps([int(bool(word) and all(m.strip() == word for m in re.findall(r"<<(.*?)>>", t))
+                               and "<<" in t) for t in lines])
+    return json.dumps([int(bool(word) and word in t) for t in lines])
+
+
+def rule_server():
+    """An OpenAI-compatible server on 127.0.0.1 answering with `rule_answer` (context manager)."""
+    import contextlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            text = rule_answer(body["messages"])
+            data = json.dumps({"id": "rule", "object": "chat.completion", "created": 0, "model": body["model"],
+                               "choices": [{"index": 0, "finish_reason": "stop",
+                                            "message": {"role": "assistant", "content": text}}],
+                               "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    @contextlib.contextmanager
+    def serving():
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+
+    return serving()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latents", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--judge", choices=("llama", "rule"), default="llama",
+                        help="llama: llama.cpp's server on the Gemma 3 270M GGUF; rule: a deterministic prompt-reading judge")
     parser.add_argument("--saebench", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.saebench:
@@ -144,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     import llama_server
 
     python = ensure_peer_venv()
-    with llama_server.serve(log=str(Path(tempfile.gettempdir()) / "autointerp_peer_llama.log")) as url:
+    server = (llama_server.serve(log=str(Path(tempfile.gettempdir()) / "autointerp_peer_llama.log"))
+              if args.judge == "llama" else rule_server())
+    with server as url:
         data = ours(args.latents, args.seed, url)
         with tempfile.TemporaryDirectory() as tmp:
             data_path, out_path = Path(tmp) / "data.json", Path(tmp) / "saebench.json"
@@ -165,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
                      "saebench_explanation": peer.get("explanation"), "saebench_score": peer.get("score"),
                      "saebench_error": peer.get("error"), "saebench_dropped": not peer})
     mean = lambda xs: (sum(xs) / len(xs)) if xs else None  # noqa: E731
-    summary = {"latents": len(rows), "judge": data["judge"], "usage_ours": data["usage"],
+    both = [r for r in rows if r["ours_autointerp_score"] is not None and r["saebench_score"] is not None]
+    summary = {"latents": len(rows), "judge": data["judge"], "judge_kind": args.judge,
+               "max_abs_difference_per_latent": max((abs(r["ours_autointerp_score"] - r["saebench_score"]) for r in both),
+                                                    default=None),
+               "same_explanation": sum(r["ours_explanation"] == r["saebench_explanation"] for r in rows), "usage_ours": data["usage"],
                "ours_autointerp_score_mean": mean([r["ours_autointerp_score"] for r in rows if r["ours_autointerp_score"] is not None]),
                "saebench_score_mean": mean([r["saebench_score"] for r in rows if r["saebench_score"] is not None]),
                "ours_scored": sum(r["ours_autointerp_score"] is not None for r in rows),
