@@ -107,3 +107,11 @@ def test_bad_judge_option_is_a_one_line_error(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown judge" in err[0]
+
+
+def test_without_a_judge_the_task_skips_with_its_reason(tmp_path, capsys):
+    argv = ["run", "--model", str(TINY_MODEL_DIR), "--corpus", str(EVAL_CORPUS_PATH), "--seq-len", "64",
+            "--checkpoint", CHECKPOINT, "--tasks", "sparsity,autointerp", "--results", str(tmp_path / "r"), "--quiet"]
+    assert main(argv) == 0
+    assert not list((tmp_path / "r").rglob("autointerp.json")) and list((tmp_path / "r").rglob("sparsity.json"))
+    assert "no judge chosen" in capsys.readouterr().out

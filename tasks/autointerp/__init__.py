@@ -4,7 +4,7 @@ For a seeded sample of live latents (firing on at least `min_firing` kept tokens
 corpus; `n_latents`, default 1000 as SAEBench) the task gathers contexts from the activations the
 other tasks share (`examples.py`), asks an explainer for a one-line explanation and scores it with
 a judge (`scorers.py`): SAEBench's autointerp score, delphi's detection and fuzzing (balanced
-accuracy and AUROC). Judges (`judges.py`): `local` (a causal LM in-process: the evaluated model,
+accuracy and AUROC). Judges (`judges.py`, option `judge`; without one the task skips with that reason): `local` (a causal LM in-process: the evaluated model,
 or `judge_model` = any folder, hub id or .gguf our loader reads), `openai` (any OpenAI-compatible
 endpoint at `base_url`, model `judge_model`, key from the environment variable `api_key_env`),
 `oracle` (token-match rule, for closed-form tests). Every judge call goes through the on-disk
@@ -37,6 +37,7 @@ from sae_bench.tasks.autointerp.scores import mean_and_stderr
 from sae_bench.tasks.maxact_repro.encode import feature_activations
 
 JUDGES = ("local", "openai", "oracle")
+NO_JUDGE = "no judge chosen: set --task-option autointerp.judge=local, openai or oracle"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class AutointerpConfig(TaskConfig):
                 "max_concurrency", "timeout_s")
     non_negative = ("min_firing", "n_iw_explain", "n_iw_score", "n_random_score", "n_quantiles", "max_retries")
     unit_interval = ("act_threshold_frac",)
-    judge: str = "local"  # local | openai | oracle
+    # local | openai | oracle. None (the default): the task skips with a reason, so a plain `sae-bench run`
+    # of every task never starts a model judge nobody asked for.
+    judge: str | None = None
     judge_model: str | None = None  # local: model folder/hub id/.gguf (None: the evaluated model); openai: model name
     base_url: str | None = None  # openai: the endpoint, e.g. http://127.0.0.1:8080/v1 (None: api.openai.com)
     api_key_env: str = "OPENAI_API_KEY"  # openai: the environment variable holding the key (never recorded)
@@ -96,13 +99,15 @@ class AutointerpTask(Task):
     )
 
     def skip_reason(self, sae, ctx):
+        if self.config.judge is None:
+            return NO_JUDGE
         if ctx.is_pooled:
             return "autointerp needs per-token activations; the pooled hookpoint has one vector per text"
         return None
 
     def check_inputs(self, resources) -> None:
         cfg = self.config
-        if cfg.judge not in JUDGES:
+        if cfg.judge is not None and cfg.judge not in JUDGES:
             raise InputError(f"--task-option autointerp.judge={cfg.judge}", f"unknown judge; choose one of {', '.join(JUDGES)}")
         if cfg.judge == "openai" and not cfg.judge_model:
             raise InputError("--task-option autointerp.judge_model", "the openai judge needs a model name")
@@ -183,6 +188,8 @@ class AutointerpTask(Task):
 
     def run(self, sae, ctx) -> TaskOutput:
         self.check_inputs(ctx.resources)
+        if self.config.judge is None:  # the runner asks skip_reason first; a direct caller gets a clear error
+            raise InputError("--task-option autointerp.judge", NO_JUDGE)
         cfg = self.config
         live, latents, examples, skipped = self.gather(sae, ctx)
         judge = response_cache.CachingJudge(
