@@ -33,6 +33,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from sae_bench.leaderboard_build import autointerp_section
 from sae_bench.leaderboard_build.collect import ComparabilityKey, key_of
 from sae_bench.leaderboard_build.plots import Plot, row_stem
 from sae_bench.leaderboard_build.table import (LeaderboardTable, MetricColumn, Row, Site, family_of, format_value,
@@ -555,6 +556,8 @@ def render_checkpoint_page(table: LeaderboardTable, row: Row, plots: list[Plot],
                                            "activations, one value per sequence."))
         out.append("</div>")
     out += _probing(row) + _maxact(row)
+    autointerp = _record(row, "autointerp")
+    out += autointerp_section.render(autointerp.data if autointerp else None)
     out.append("<h2>Records</h2><ul>")
     for record in sorted(row.records, key=lambda r: r.task_name):
         notes = "".join(f"<li>{esc(n)}</li>" for n in record.data.get("notes") or [])
