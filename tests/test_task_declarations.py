@@ -16,7 +16,9 @@ from sae_bench.task_api import find_spec
 # metrics a task reports only when an option asks for them: {task: options that turn them on}
 OPTIONAL_RUNS = {"spliced_loss": {"mean_ablation": True}}
 # cheaper settings for this check only (the numbers do not matter here, which metrics appear does)
-CHEAP = {"downstream_lm_eval": {"limit": 8}, "probing": {"n_permutations": 9, "seq_len": 16}}
+# (a task that needs an option to run at all, such as autointerp's judge, gets it here too)
+CHEAP = {"downstream_lm_eval": {"limit": 8}, "probing": {"n_permutations": 9, "seq_len": 16},
+         "autointerp": {"judge": "oracle", "n_latents": 4}}
 
 
 def builtin_tasks() -> dict:
@@ -27,6 +29,12 @@ def builtin_tasks() -> dict:
 def reported(tmp_path_factory) -> dict[str, set[str]]:
     """Metric names each built-in task reported on one fixture checkpoint (default options, then
     the options of OPTIONAL_RUNS)."""
+    with pytest.MonkeyPatch.context() as patch:  # the judge's answer cache in a temporary folder
+        patch.setenv("SAE_BENCH_JUDGE_CACHE", str(tmp_path_factory.mktemp("judge-cache")))
+        return _run_every_task(tmp_path_factory)
+
+
+def _run_every_task(tmp_path_factory) -> dict[str, set[str]]:
     tasks = builtin_tasks()
     spec = CheckpointSpec(str(SAES_DIR / "sparsify/tiny-gemma4-8x"), hookpoint="layers.2")
     found: dict[str, set[str]] = {name: set() for name in tasks}

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, fields
 
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench.errors import InputError
 from sae_bench.registry import register_task

@@ -131,7 +131,7 @@ class LocalJudge:
 
     @torch.no_grad()
     def complete(self, requests: Sequence[JudgeRequest]) -> list[JudgeReply]:
-        from tqdm.auto import tqdm
+        from sae_bench.progress import tqdm
 
         texts = [chat_text(self.tokenizer, r.messages) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: (requests[i].max_tokens, len(texts[i])))
