@@ -20,6 +20,7 @@ from sae_bench.names import unknown
 from sae_bench.task_api import MetricSpec, Task
 
 ENTRY_POINT_GROUP = "sae_bench.tasks"
+INCLUDED_PREFIX = "sae_bench_included."  # module names of the task files --include-path imports
 
 _TASKS: dict[str, type[Task]] = {}
 _ORIGINS: dict[str, str] = {}
@@ -86,7 +87,7 @@ def include_path(folder: str | Path) -> list[str]:
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        module_name = f"sae_bench_included.{folder.name}.{path.stem}"
+        module_name = f"{INCLUDED_PREFIX}{folder.name}.{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module

@@ -67,11 +67,14 @@ def index_key() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _from_registry() -> dict[str, Declared]:
+def _from_registry(included: bool = True) -> dict[str, Declared]:
+    """The registry's tasks; without `included`, not the ones an `--include-path` folder added in this
+    process (they are outside the index's key and must never be written into it)."""
     from sae_bench import registry
 
     return {name: Declared(name, cls.version, cls.description, tuple(cls.metrics))
-            for name, cls in registry.all_tasks().items()}
+            for name, cls in registry.all_tasks().items()
+            if included or not cls.__module__.startswith(registry.INCLUDED_PREFIX)}
 
 
 def declarations(include_paths: list[str] | None = None) -> dict[str, Declared]:
@@ -80,7 +83,7 @@ def declarations(include_paths: list[str] | None = None) -> dict[str, Declared]:
     if include_paths:  # tasks outside the key: import them (and the rest) as a run would
         return _from_registry()
     key = index_key()
-    path = cache_dir() / "task-index.json"
+    path = cache_dir() / f"task-index-{key[:16]}.json"  # one file per install: checkouts never evict each other
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         if stored.get("key") == key:
@@ -89,7 +92,7 @@ def declarations(include_paths: list[str] | None = None) -> dict[str, Declared]:
                     for t in stored["tasks"]}
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent, unreadable or of another shape: rebuilt below
-    found = _from_registry()
+    found = _from_registry(included=False)
     data = {"key": key, "tasks": [{"name": d.name, "version": d.version, "description": d.description,
                                    "metrics": [m.to_json() for m in d.metrics]} for d in found.values()]}
     from sae_bench.errors import InputError

@@ -267,7 +267,12 @@ class Declares(Task):
 '''
 
 
-def test_a_metric_added_without_a_version_bump_is_computed_not_reused(tmp_path, capsys):
+def test_a_metric_added_without_a_version_bump_is_computed_not_reused(tmp_path, capsys, monkeypatch):
+    from sae_bench import registry
+
+    registry.discover()  # the included task leaves the registry with this test
+    monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))
+    monkeypatch.setattr(registry, "_ORIGINS", dict(registry._ORIGINS))
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     argv = ["run", *FAST, "-c", TOPK, "--include-path", str(tasks), "--tasks", "declares_metrics",
