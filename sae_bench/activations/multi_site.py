@@ -12,7 +12,8 @@ running its clean suffix per site. The per-site ablated and spliced runs still s
 own site (suffix-only): nothing here depends on a checkpoint.
 
 Memory: a site holds its kept and BOS/EOS activations (float32) and, until scored, the zero- and
-mean-ablated final states of its spliced-loss baseline; `site_bytes` estimates that, `group_sites`
+mean-ablated final states of its spliced-loss baseline and a checkpoint's prepared final states;
+`site_bytes` estimates that, `group_sites`
 packs sites into groups under the budget, and a site that cannot fit alone is an InputError
 before any work. This module never loads checkpoints and never computes metrics.
 """
@@ -32,9 +33,11 @@ DEFAULT_BUDGET_FRACTION = 0.5  # of the machine's memory, when no budget is give
 
 def site_bytes(corpus, d_model: int, model_dtype: torch.dtype) -> int:
     """Estimated bytes one site holds while its checkpoints are evaluated: float32 activations at the
-    attended positions, plus two [kept, d] final-state tensors of the ablated runs (model dtype)."""
+    attended positions, plus three [kept, d] final-state tensors (model dtype): the zero- and
+    mean-ablated runs and one prepared checkpoint (more checkpoints' states are bounded by the
+    task's `max_pending_bytes`, past which that site is scored on its own)."""
     element = torch.empty(0, dtype=model_dtype).element_size()
-    return corpus.n_tokens * d_model * 4 + 2 * corpus.n_kept * d_model * element
+    return corpus.n_tokens * d_model * 4 + 3 * corpus.n_kept * d_model * element
 
 
 def default_budget_bytes() -> int:
