@@ -7,22 +7,29 @@ Four distinct checkpoints are derived from the trained SAE without training (k =
 the same weights; each file carries its variant in its safetensors metadata, so each has its own
 sha256).
 
-Configurations, each in its own subprocess (so CPU seconds, wall time and peak RSS are its own):
+Configurations, each in its own subprocess (so CPU seconds, wall time and peak RSS are its own),
+each run `--repeats` times (default 3; medians and [min-max] printed):
   * reference        — `tests/reference/peer_reference.py` (shares no code with sae_bench): per
                        batch full forwards for the clean, spliced, zero- and mean-ablated runs with
-                       full-vocabulary log-softmax, as SAELens/SAEBench do; one run per checkpoint.
+                       full-vocabulary log-softmax, as SAELens/SAEBench do. Its work is the same for
+                       every checkpoint: k32 runs `--repeats` times, k16/k48/k64 once (for their
+                       metrics); "1 checkpoint" is the median over all its runs, "4 checkpoints" 4x it.
   * harness cold     — `sae_bench.runner.evaluate` (what `sae-bench run` does) on one checkpoint
                        with an empty cache folder: activations, spliced-loss baseline, everything.
   * harness warm     — the same cache folder (activations and baseline on disk), a checkpoint it has
                        not seen.
   * harness 4 ckpts  — the four checkpoints at one hookpoint in one run, empty cache folder.
 The harness runs with `spliced_loss.mean_ablation=true` because the reference computes ce_mean:
-both sides compute the same metrics. CPU seconds are user+sys of the subprocess
-(`resource.getrusage(RUSAGE_CHILDREN)` differences); peak RSS is the subprocess's own
-`ru_maxrss`. Every metric the two sides share is asserted equal within `--rtol` (default 1e-5)
-for every checkpoint in every configuration; the script exits 1 otherwise.
+both sides compute the same metrics. CPU seconds: user and sys of the subprocess apart and summed
+(`resource.getrusage(RUSAGE_CHILDREN)` differences). Peak RSS: the subprocess's own VmHWM
+(/proc/self/status), which starts fresh at exec — `ru_maxrss` would carry the parent's high-water
+mark across fork + exec on Linux. Beside each ratio: the arithmetic bound, the multiply-adds the
+harness must do over the reference's (`benchmarks/arithmetic.py`). Every metric the two sides share
+is asserted equal within `--rtol` (default 1e-5) for every checkpoint of every run; the script
+exits 1 otherwise. The sys time of the reference swings with the machine's memory state (it churns
+full-vocabulary logits): compare user time too, and prefer a quiet machine.
 
-Run:  python benchmarks/bench_real.py [--max-documents N] [--out benchmarks/results/cpu_real.json]
+Run:  python benchmarks/bench_real.py [--repeats 3] [--max-documents N] [--out benchmarks/results/cpu_real.json]
 Must never: time anything the other side does not pay for in its own process (both sides import,
 load the model and read the corpus inside their subprocess), or share code with the reference.
 """
@@ -33,6 +40,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,30 +112,51 @@ def worker_harness(job: dict) -> dict:
     return {"metrics": out}
 
 
+def own_peak_rss_bytes() -> int:
+    """This process's own peak resident set: VmHWM of its address space, which starts fresh at exec
+    (unlike `ru_maxrss`, which on Linux carries the parent's high-water mark across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: the best there is
+
+
 def _worker_main(kind: str, job_json: str) -> int:
     job = json.loads(job_json)
     result = (worker_reference if kind == "reference" else worker_harness)(job)
-    result["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["max_rss_bytes"] = own_peak_rss_bytes()
     print("BENCH_RESULT " + json.dumps(result), flush=True)
     return 0
 
 
-def run_configuration(kind: str, job: dict) -> dict:
-    """Run one configuration in a subprocess: its metrics, CPU seconds (user+sys), wall, peak RSS."""
+def run_configuration(kind: str, job: dict, script: Path | None = None) -> dict:
+    """Run one configuration in a subprocess: its metrics, user and sys CPU seconds, wall, own peak RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", kind, json.dumps(job)],
+    proc = subprocess.run([sys.executable, str(script or Path(__file__).resolve()), "--worker", kind, json.dumps(job)],
                           capture_output=True, text=True, cwd=REPO)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"bench_real: {kind} worker failed (exit {proc.returncode})")
+        raise SystemExit(f"bench: {kind} worker failed (exit {proc.returncode})")
     line = next(l for l in proc.stdout.splitlines() if l.startswith("BENCH_RESULT "))
     result = json.loads(line[len("BENCH_RESULT "):])
-    result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["user_seconds"] = after.ru_utime - before.ru_utime
+    result["sys_seconds"] = after.ru_stime - before.ru_stime
+    result["cpu_seconds"] = result["user_seconds"] + result["sys_seconds"]
     result["wall_seconds"] = wall
     return result
+
+
+def summary(runs: list[dict]) -> dict:
+    """Median and spread (min, max) of user, sys and user+sys CPU, wall and peak RSS over repeated runs."""
+    out = {"runs": len(runs)}
+    for key in ("user_seconds", "sys_seconds", "cpu_seconds", "wall_seconds", "max_rss_bytes"):
+        values = [r[key] for r in runs]
+        out[key] = statistics.median(values)
+        out[key + "_range"] = [min(values), max(values)]
+    return out
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -159,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", type=Path, help="keep derived checkpoints, caches and records here (default: a temp folder)")
     p.add_argument("--max-documents", type=int, help="evaluate only the first N documents of the real corpus "
                                                        "(both sides; default: all 64)")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each configuration (median and spread; default 3)")
     args = p.parse_args(argv)
 
     setup = _setup()
@@ -179,52 +209,85 @@ def main(argv: list[str] | None = None) -> int:
         return {**common, "cache_dir": str(work / cache), "results_dir": str(work / f"results_{name}"),
                 "checkpoints": [{"run": str(runs[i]), "label": labels[i]} for i in chosen]}
 
-    results: dict[str, dict] = {}
-    plan = [("harness cold", "cache_single", [0]), ("harness warm", "cache_single", [1]),
-            ("harness 4 checkpoints", "cache_four", [0, 1, 2, 3])]
-    for name, cache, chosen in plan:  # one configuration at a time: never two model processes at once
-        print(f"[bench_real] {name} ...", file=sys.stderr, flush=True)
-        results[name] = run_configuration("harness", harness_job(name.replace(" ", "_"), cache, chosen))
-        print(f"[bench_real]   {results[name]['cpu_seconds']:.1f} CPU s", file=sys.stderr, flush=True)
-    for i, label in enumerate(labels):
-        print(f"[bench_real] reference {label} ...", file=sys.stderr, flush=True)
-        results[f"reference {label}"] = run_configuration(
-            "reference", {**common, "sae_dir": str(runs[i] / setup.hookpoint), "label": label})
-        print(f"[bench_real]   {results[f'reference {label}']['cpu_seconds']:.1f} CPU s", file=sys.stderr, flush=True)
+    from arithmetic import Shape, harness_macs, reference_macs
 
-    # agreement: every checkpoint of every harness configuration against its reference run
+    layer = int(setup.hookpoint.split(".")[1])
+    n_latents = json.loads((setup.sae_run_dir / setup.hookpoint / "cfg.json").read_text())["num_latents"]
+    shape = Shape.from_model(setup.model_dir, setup.seq_len)
+    tokens, counted = n_documents * setup.seq_len, n_documents * (setup.seq_len - 2)  # full rows: BOS + 127
+
+    def progress(name: str, r: dict) -> None:
+        print(f"[bench_real]   {name}: user {r['user_seconds']:.1f} + sys {r['sys_seconds']:.1f} CPU s, "
+              f"peak {r['max_rss_bytes'] / 1e9:.2f} GB", file=sys.stderr, flush=True)
+
+    runs_of: dict[str, list[dict]] = {}
+    for repeat in range(args.repeats):  # one configuration at a time: never two model processes at once
+        plan = [("harness cold", f"cache_single_{repeat}", [0]), ("harness warm", f"cache_single_{repeat}", [1]),
+                ("harness 4 checkpoints", f"cache_four_{repeat}", [0, 1, 2, 3])]
+        for name, cache, chosen in plan:
+            print(f"[bench_real] {name} (run {repeat + 1}/{args.repeats}) ...", file=sys.stderr, flush=True)
+            r = run_configuration("harness", harness_job(f"{name.replace(' ', '_')}_{repeat}", cache, chosen))
+            runs_of.setdefault(name, []).append(r)
+            progress(name, r)
+        # the reference's work is the same for every checkpoint: k32 repeated, the others once (metrics)
+        for i, label in enumerate(labels if repeat == 0 else labels[:1]):
+            print(f"[bench_real] reference {label} (run {repeat + 1}) ...", file=sys.stderr, flush=True)
+            r = run_configuration("reference", {**common, "sae_dir": str(runs[i] / setup.hookpoint), "label": label})
+            runs_of.setdefault(f"reference {label}", []).append(r)
+            runs_of.setdefault("reference", []).append(r)
+            progress(f"reference {label}", r)
+
+    # agreement: every checkpoint of every harness run against its reference run
     problems, worst, compared = [], 0.0, 0
     for name in ("harness cold", "harness warm", "harness 4 checkpoints"):
-        for label, metrics in results[name]["metrics"].items():
-            bad, rel, n = compare(metrics, results[f"reference {label}"]["metrics"][label], args.rtol)
-            problems += [f"{name} / {label} / {line}" for line in bad]
-            worst, compared = max(worst, rel), compared + n
+        for run in runs_of[name]:
+            for label, metrics in run["metrics"].items():
+                bad, rel, n = compare(metrics, runs_of[f"reference {label}"][0]["metrics"][label], args.rtol)
+                problems += [f"{name} / {label} / {line}" for line in bad]
+                worst, compared = max(worst, rel), compared + n
 
-    ref = {label: results[f"reference {label}"] for label in labels}
+    ref = summary(runs_of["reference"])
+    four_ref = {k: (4 * v if not k.startswith("max_rss") and not k.endswith("_range") and k != "runs" else v)
+                for k, v in ref.items()}
+    four_ref.update({k: [4 * x for x in v] for k, v in ref.items() if k.endswith("_range") and "rss" not in k})
+    one_ref_macs = reference_macs(shape, [layer], n_latents, tokens)
     rows = [
-        ("reference, 1 checkpoint", ref["k32"], None),
-        ("harness cold (empty cache), 1 checkpoint", results["harness cold"], ref["k32"]["cpu_seconds"]),
-        ("harness warm (baseline cached, unseen checkpoint)", results["harness warm"], ref["k16"]["cpu_seconds"]),
-        ("reference, 4 checkpoints (4 runs)", {
-            "cpu_seconds": sum(r["cpu_seconds"] for r in ref.values()),
-            "wall_seconds": sum(r["wall_seconds"] for r in ref.values()),
-            "max_rss_bytes": max(r["max_rss_bytes"] for r in ref.values())}, None),
-        ("harness, 4 checkpoints in one run", results["harness 4 checkpoints"],
-         sum(r["cpu_seconds"] for r in ref.values())),
+        ("reference, 1 checkpoint", ref, None, None, None),
+        ("harness cold (empty cache), 1 checkpoint", summary(runs_of["harness cold"]), ref, "ratio",
+         harness_macs(shape, {layer: 1}, n_latents, tokens, counted) / one_ref_macs),
+        ("harness warm (activations and baseline cached, unseen checkpoint)", summary(runs_of["harness warm"]), ref,
+         "ratio", harness_macs(shape, {layer: 1}, n_latents, tokens, counted, cold=False) / one_ref_macs),
+        ("reference, 4 checkpoints (4 x the median run)", four_ref, None, None, None),
+        ("harness, 4 checkpoints in one run", summary(runs_of["harness 4 checkpoints"]), four_ref, "less",
+         4 * one_ref_macs / harness_macs(shape, {layer: 4}, n_latents, tokens, counted)),
     ]
-    print(f"\nGemma 3 270M, {setup.hookpoint}, {n_documents} x {setup.seq_len} tokens, "
-          f"tasks {', '.join(TASKS)}, {os.cpu_count()} cores")
-    print(f"| configuration | CPU s (user+sys) | wall s | peak RSS GB | CPU vs reference |")
-    print("|---|---|---|---|---|")
+    print(f"\nGemma 3 270M, {setup.hookpoint}, {n_documents} x {setup.seq_len} tokens, tasks {', '.join(TASKS)}, "
+          f"{os.cpu_count()} cores; {args.repeats} runs per configuration (reference: {len(runs_of['reference'])} "
+          "runs, the same work for every checkpoint): medians, [min-max]")
+    print("| configuration | user s | sys s | user+sys s | wall s | peak RSS GB | user+sys vs reference "
+          "| user vs reference | arithmetic bound |")
+    print("|---|---|---|---|---|---|---|---|---|")
     table = []
-    for name, r, base in rows:
-        ratio = r["cpu_seconds"] / base if base else None
-        table.append({"configuration": name, "cpu_seconds": r["cpu_seconds"], "wall_seconds": r["wall_seconds"],
-                      "max_rss_bytes": r["max_rss_bytes"], "cpu_ratio_to_reference": ratio})
-        print(f"| {name} | {r['cpu_seconds']:.1f} | {r['wall_seconds']:.1f} | {r['max_rss_bytes'] / 1e9:.2f} | "
-              f"{'' if ratio is None else f'{ratio:.2f}x'} |")
-    four = table[3]["cpu_seconds"] / table[4]["cpu_seconds"]
-    print(f"4 checkpoints: reference / harness CPU = {four:.2f}x less CPU")
+    for name, r, base, kind, bound in rows:
+        def span(key: str, scale: float = 1.0, fmt: str = ".1f") -> str:
+            lo, hi = r[key + "_range"]
+            return f"{r[key] / scale:{fmt}} [{lo / scale:{fmt}}-{hi / scale:{fmt}}]"
+        ratio = user_ratio = None
+        if base is not None:
+            if kind == "ratio":
+                ratio, user_ratio = r["cpu_seconds"] / base["cpu_seconds"], r["user_seconds"] / base["user_seconds"]
+            else:
+                ratio, user_ratio = base["cpu_seconds"] / r["cpu_seconds"], base["user_seconds"] / r["user_seconds"]
+        suffix = "" if kind == "ratio" else " less"
+        table.append({"configuration": name, **r, "cpu_ratio_to_reference": ratio, "user_ratio_to_reference": user_ratio,
+                      "ratio_kind": kind, "arithmetic_bound": bound})
+        print(f"| {name} | {span('user_seconds')} | {span('sys_seconds')} | {span('cpu_seconds')} | "
+              f"{r['wall_seconds']:.1f} | {span('max_rss_bytes', 1e9, '.2f')} | "
+              f"{'' if ratio is None else f'{ratio:.2f}x{suffix}'} | {'' if user_ratio is None else f'{user_ratio:.2f}x{suffix}'} | "
+              f"{'' if bound is None else f'{bound:.2f}x{suffix}'} |")
+    print("arithmetic bound: multiply-adds (decoder layers, lm_head products, one SAE encode+decode per checkpoint) "
+          "the harness must do over the reference's (benchmarks/arithmetic.py)")
+    four = table[4]["cpu_ratio_to_reference"]
     print(f"metrics: {compared} values compared, largest relative difference {worst:.2e} "
           f"({'all within' if not problems else 'NOT within'} rtol {args.rtol})")
     for line in problems[:30]:
@@ -234,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({
             "setting": {**common, "n_sequences": n_documents, "checkpoints": labels, "tasks": list(TASKS),
                         "harness_task_options": {"spliced_loss": {"mean_ablation": True}},
-                        "cores": os.cpu_count(), "rtol": args.rtol},
-            "table": table, "four_checkpoint_cpu_reduction": four, "configurations": results,
+                        "cores": os.cpu_count(), "rtol": args.rtol, "repeats": args.repeats},
+            "table": table, "four_checkpoint_cpu_reduction": four, "runs": runs_of,
             "metrics_compared": compared, "max_relative_difference": worst, "problems": problems,
         }, indent=1) + "\n", encoding="utf-8")
     return 1 if problems else 0

@@ -30,13 +30,13 @@ from sae_bench.activations.source import POOLED_HOOKPOINT
 from sae_bench.context import TokenizedCorpus
 from sae_bench.errors import CheckpointError, InputError
 from sae_bench.input_files import ensure_writable_dir, read_json
-from sae_bench.options import (boolean, check_values, comma_list, int_at_least, int_between, option,
+from sae_bench.options import (boolean, check_values, comma_list, in_range, int_at_least, int_between, option,
                                parse_task_options, positive_int, torch_dtype)
 from sae_bench.packing import packing_problem
 from sae_bench.provenance import portable
 from sae_bench.results import ResultRecord, checkpoint_folder, record_path, remove_stale_temp_files
 from sae_bench.run_records import RecordSink, reusable_record
-from sae_bench.site_run import SiteRun, site_context
+from sae_bench.site_run import SiteRun, finish_sites, site_contexts
 from sae_bench.task_api import Task
 
 
@@ -130,6 +130,9 @@ class RunConfig:
     show_progress: bool = option(True, "no progress bars", flag="--quiet", invert=True)
     model_id: str | None = option(None, "the hub id a local --model folder is a copy of (the model-mismatch guard "
                                         "then names it so)")
+    site_memory_gb: float | None = option(None, "memory (GB) the sites captured in one model pass may hold together "
+                                                 "(activations, spliced-loss baselines); more sites go in further "
+                                                 "passes. Default: half the machine's memory", check=in_range(1e-6))
     allow_model_mismatch: bool = option(False, "evaluate checkpoints trained on another model (base vs -it, another "
                                                "size); the records and the leaderboard say so")
 
@@ -357,21 +360,35 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     # pair being worked on; activation and task bars below it are transient (leave=False).
     bar = tqdm(total=len(checked) * len(tasks), desc="sae-bench", unit="record",
                disable=not (config.show_progress and distributed.is_writer()), per_step=True)
-    for (hookpoint, output_hookpoint), group in _by_site(checked).items():
-        site = SiteRun(site_context(config, model, corpus, device, hookpoint, output_hookpoint), sink.emit,
-                       report.skipped, bar=bar)
-        for item in group:
-            pending = _pending_tasks(config, tasks, item, corpus, hookpoint, report, on_record)
-            if len(pending) < len(tasks):
-                bar.set_description(f"{item.spec.display_id} @ {hookpoint}: {len(tasks) - len(pending)} reused")
-                bar.update(len(tasks) - len(pending))
-            if not pending:
-                continue
-            sae = item.spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))
-            sink.notes[item.spec.display_id] = _scale_check(sae, site.ctx, item.spec, report)
-            site.add(sae, item.spec, pending)
-            del sae
-        site.finish()
+    groups = _site_groups(config, model, corpus, _by_site(checked))  # may refuse the budget: before any work
+    for number, sites in enumerate(groups, 1):
+        # reused records first, so a group whose records all exist runs no model pass
+        pending = {key: [(item, _pending_tasks(config, tasks, item, corpus, key[0], report, on_record))
+                         for item in group] for key, group in sites}
+        for (hookpoint, _output), jobs in pending.items():
+            for item, todo in jobs:
+                if len(todo) < len(tasks):
+                    bar.set_description(f"{item.spec.display_id} @ {hookpoint}: {len(tasks) - len(todo)} reused")
+                    bar.update(len(tasks) - len(todo))
+        live = [(key, jobs) for key, jobs in pending.items() if any(todo for _, todo in jobs)]
+        if not live:
+            continue
+        label = f", group {number}/{len(groups)} under {_budget_bytes(config) / 1e9:g} GB" if len(groups) > 1 else ""
+        contexts = site_contexts(config, model, corpus, device, [key for key, _ in live],
+                                 clean_final=any(t.name == "spliced_loss" for _, jobs in live for _, todo in jobs
+                                                 for t in todo), label=label)
+        runs = []
+        for ((hookpoint, _output), jobs), ctx in zip(live, contexts):
+            site = SiteRun(ctx, sink.emit, report.skipped, bar=bar)
+            for item, todo in jobs:
+                if not todo:
+                    continue
+                sae = item.spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))
+                sink.notes[item.spec.display_id] = _scale_check(sae, site.ctx, item.spec, report)
+                site.add(sae, item.spec, todo)
+                del sae
+            runs.append(site)
+        finish_sites(runs)
     bar.close()
     if distributed.is_writer():  # the tidy table of every record in the folder, this run's included
         from sae_bench.results_table import write_results_parquet
@@ -437,6 +454,23 @@ def _by_site(checked: list[Checked]) -> "OrderedDict[tuple[str, str | None], lis
     for item in checked:
         sites.setdefault((item.hookpoint, item.output_hookpoint), []).append(item)
     return sites
+
+
+def _budget_bytes(config: RunConfig) -> int:
+    from sae_bench.activations.multi_site import default_budget_bytes
+
+    return int(config.site_memory_gb * 1e9) if config.site_memory_gb else default_budget_bytes()
+
+
+def _site_groups(config: RunConfig, model, corpus: TokenizedCorpus, sites: "OrderedDict") -> list[list]:
+    """The sites in groups captured by one model pass each, under the memory budget (`--site-memory-gb`);
+    InputError when one site alone does not fit. A transcoder's site holds two sources."""
+    from sae_bench.activations.multi_site import group_sites, site_bytes
+
+    one = site_bytes(corpus, model.d_model, model.dtype)
+    items = list(sites.items())
+    biggest = max((2 if output else 1) * one for (_hp, output), _ in items) if items else one
+    return group_sites(items, biggest, _budget_bytes(config))
 
 
 def _pending_tasks(config: RunConfig, tasks: list[Task], item: Checked, corpus: TokenizedCorpus, hookpoint: str,

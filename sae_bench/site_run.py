@@ -36,6 +36,33 @@ def site_context(config: RunConfig, model, corpus: TokenizedCorpus, device: str,
                        batch_size=config.batch_size, show_progress=config.show_progress)
 
 
+def site_contexts(config: RunConfig, model, corpus: TokenizedCorpus, device: str,
+                  sites: list[tuple[str, str | None]], *, clean_final: bool = False, label: str = "") -> list[EvalContext]:
+    """One EvalContext per (hookpoint, output hookpoint) of `sites`, sharing one ActivationSource per
+    hookpoint. With two or more residual sites whose activations are not all cached, one model pass
+    per batch captures them all (`sae_bench.activations.multi_site`), with `clean_final` also the clean
+    final states spliced loss shares across sites; one site alone extracts as `site_context` does."""
+    from sae_bench.activations.multi_site import capture_together
+
+    sources: dict[str, ActivationSource] = {}
+
+    def source_at(site: str) -> ActivationSource:
+        if site not in sources:
+            sources[site] = ActivationSource(model, site, corpus, cache_dir=config.cache_dir,
+                                             batch_size=config.batch_size, show_progress=config.show_progress)
+        return sources[site]
+
+    contexts = [EvalContext(model=model, hookpoint=hp, corpus=corpus, activations=source_at(hp), output_hookpoint=out,
+                            target_activations=source_at(out) if out else None, device=torch.device(device),
+                            seed=config.seed, resources=dict(config.resources), batch_size=config.batch_size,
+                            show_progress=config.show_progress) for hp, out in sites]
+    residual = [s for s in sources.values() if not s.pooled]
+    if len(residual) > 1 and not all(s.is_complete for s in residual):
+        capture_together(model, residual, corpus, config.batch_size, final=clean_final,
+                         show_progress=config.show_progress, label=label)
+    return contexts
+
+
 Emit = Callable[..., None]  # emit(task, output, sae, spec, hookpoint, seconds)
 
 
@@ -95,7 +122,33 @@ class SiteRun:
         torch.manual_seed(self.ctx.seed)
         start = time.perf_counter()
         outputs = task.finish([state for _, _, state, _ in items], self.ctx)
-        shared = (time.perf_counter() - start) / len(items)
+        self._emit_finished(task, items, outputs, time.perf_counter() - start)
+
+    def _emit_finished(self, task: Task, items: list, outputs: list, seconds_shared: float) -> None:
+        shared = seconds_shared / len(items)
         for (spec, sae, _, seconds), output in zip(items, outputs):
             self.emit(task, output, sae, spec, self.ctx.hookpoint, seconds + shared)
             self._step()
+
+
+def finish_sites(sites: list[SiteRun]) -> None:
+    """Finish the prepared work of several sites of one run. A task that can score sites together
+    (`finish_sites(work)`, e.g. spliced loss sharing the clean log-probs of a multi-site pass) gets
+    them in one call; every other task finishes site by site, as `SiteRun.finish` does."""
+    names = list(dict.fromkeys(name for site in sites for name in site.held))
+    for name in names:
+        holders = [site for site in sites if site.held.get(name, (None, []))[1]]
+        task = holders[0].held[name][0] if holders else None
+        if task is None or len(holders) < 2 or not hasattr(task, "finish_sites"):
+            for site in holders:
+                site._finish(site.held[name][0])
+            continue
+        work = [(site, site.held.pop(name)[1]) for site in holders]
+        torch.manual_seed(holders[0].ctx.seed)
+        start = time.perf_counter()
+        outputs = task.finish_sites([(site.ctx, [state for _, _, state, _ in items]) for site, items in work])
+        seconds = (time.perf_counter() - start) / len(work)
+        for (site, items), site_outputs in zip(work, outputs):
+            site._emit_finished(task, items, site_outputs, seconds)
+    for site in sites:
+        site.finish()

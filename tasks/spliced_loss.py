@@ -259,6 +259,7 @@ def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
     dtype = model.dtype
     site = ctx.splice_hookpoint  # the hookpoint, or for transcoders the MLP output they replace
     mean = ctx.splice_activations.mean().to(torch.float32) if cfg.mean_ablation else None
+    clean_final = getattr(ctx.splice_activations, "clean_final", None)  # from a multi-site pass: shared
     per_batch: dict[int, _BatchMemo] = {}
     batches = distributed.shard(iter_kept_by_batch(ctx.splice_activations, ctx.corpus, ctx.batch_size))
     total = len(range(distributed.rank(), -(-ctx.corpus.n_sequences // ctx.batch_size), distributed.world_size()))
@@ -267,7 +268,10 @@ def _baseline_forwards(ctx, cfg: SplicedLossConfig) -> dict[int, _BatchMemo]:
                                                        unit="batch", disable=not ctx.show_progress, leave=False):
         batch = _Batch(rows, ids, mask, keep, kept_x)
         fill = _fill(ctx, batch)
-        clean_h = _final_hidden(model, site, batch, _residual(batch, kept_x, fill, dtype, device))
+        if clean_final is not None and index in clean_final:  # the clean run does not depend on the site
+            clean_h = clean_final[index][batch.pred[batch.keep]]
+        else:
+            clean_h = _final_hidden(model, site, batch, _residual(batch, kept_x, fill, dtype, device))
         clean_kv = _kv_to(model.clean_kv(site, ids.to(device), mask.to(device)), "cpu")
         ablated = {"zero": (torch.zeros_like(kept_x), torch.zeros_like(fill) if everywhere else fill)}
         if mean is not None:
@@ -294,6 +298,15 @@ def _load_or_start_baseline(ctx, cfg: SplicedLossConfig) -> _Baseline:
                 base.path, base.key = path, key
                 return base
     return _Baseline(_baseline_forwards(ctx, cfg), path=path, key=key)
+
+
+def _same_clean(a: _Baseline, b: _Baseline) -> bool:
+    """Whether two sites' baselines hold the same clean final states (then one clean pass scores both)."""
+    if a.per_batch.keys() != b.per_batch.keys():
+        return False
+    return all(a.per_batch[i].clean_h is b.per_batch[i].clean_h or torch.equal(a.per_batch[i].clean_h,
+                                                                               b.per_batch[i].clean_h)
+               for i in a.per_batch)
 
 
 @register_task
@@ -357,35 +370,76 @@ class SplicedLossTask(Task):
 
     def finish(self, prepared: list[PreparedCheckpoint], ctx) -> list[TaskOutput]:
         """Score every prepared checkpoint (and, the first time, the ablated runs) in one pass."""
-        cfg, model, device = self.config, ctx.model, ctx.model.device
-        base = self._baseline(ctx)
-        score_baseline = base.acc is None
+        return self.finish_sites([(ctx, prepared)])[0]
+
+    def finish_sites(self, work: list[tuple[Any, list[PreparedCheckpoint]]]) -> list[list[TaskOutput]]:
+        """`finish` for several sites of one run at once: sites whose clean final states are the same
+        (a multi-site pass shares them) are scored in one pass, so each chunk's clean log-probs are
+        computed once for all of them; outputs per site, in the order given."""
+        bases = [self._baseline(ctx) for ctx, _ in work]
+        passes: list[list[int]] = []
+        for g, base in enumerate(bases):
+            for members in passes:
+                if _same_clean(bases[members[0]], base):
+                    members.append(g)
+                    break
+            else:
+                passes.append([g])
+        gathered: dict[int, list] = {}
+        for members in passes:
+            gathered.update(self._score_pass([(work[g][0], bases[g], work[g][1]) for g in members], members))
+        return [self._outputs(ctx, bases[g], prepared, gathered[g]) for g, (ctx, prepared) in enumerate(work)]
+
+    def _score_pass(self, items: list, ids: list[int]) -> dict[int, list]:
+        """One scoring pass over the corpus for sites sharing their clean final states:
+        {site id: [(sequence, ce_clean, {run: (ce, kl)}) per batch in corpus order]}."""
+        cfg = self.config
+        ctx0, base0 = items[0][0], items[0][1]
+        model, device = ctx0.model, ctx0.model.device
+        score_baseline = [base.acc is None for _, base, _ in items]
         scorer = RunScorer(model.logits_from_hidden, model.vocab_size, chunk=cfg.chunk_positions, device=device)
-        local = []
-        batches = distributed.shard(ctx.corpus.batches(ctx.batch_size))
-        for index, (rows, ids, mask, keep) in tqdm(batches, total=len(base.per_batch), desc="spliced_loss scores",
-                                                   unit="batch", disable=not ctx.show_progress, leave=False):
-            memo = base.per_batch[index]
-            batch = _Batch(rows, ids, mask, keep)
-            runs = dict(memo.ablated) if score_baseline else {}
-            runs.update({j: p.hidden[index] for j, p in enumerate(prepared)})
-            ce_clean, scored = scorer.score(memo.clean_h, batch.targets, runs)
-            local.append((index, (batch.pred_sequence, ce_clean, scored)))
+        local: dict[int, list] = {g: [] for g in ids}
+        batches = distributed.shard(ctx0.corpus.batches(ctx0.batch_size))
+        where = f" ({len(items)} sites)" if len(items) > 1 else ""
+        for index, (rows, tok, mask, keep) in tqdm(batches, total=len(base0.per_batch),
+                                                   desc=f"spliced_loss scores{where}", unit="batch",
+                                                   disable=not ctx0.show_progress, leave=False):
+            batch = _Batch(rows, tok, mask, keep)
+            runs: dict[tuple[int, Any], Tensor] = {}
+            for g, (_, base, prepared), first in zip(ids, items, score_baseline):
+                memo = base.per_batch[index]
+                if first:
+                    runs.update({(g, name): h for name, h in memo.ablated.items()})
+                runs.update({(g, j): p.hidden[index] for j, p in enumerate(prepared)})
+            ce_clean, scored = scorer.score(base0.per_batch[index].clean_h, batch.targets, runs)
+            for g in ids:
+                mine = {name: value for (owner, name), value in scored.items() if owner == g}
+                local[g].append((index, (batch.pred_sequence, ce_clean, mine)))
         scorer.release()
-        gathered = distributed.gather_ordered(local)  # corpus order on every rank
-        if score_baseline:
-            acc = SplicedLossAccumulator(ctx.corpus.n_sequences, _runs(cfg))
-            for sequence, ce_clean, scored in gathered:
-                acc.add_count(sequence)
-                acc.add("clean", sequence, ce_clean)
-                acc.add("zero", sequence, *scored["zero"])
-                if cfg.mean_ablation:
-                    acc.add("mean", sequence, scored["mean"][0])
-            base.acc = acc
-            for memo in base.per_batch.values():
-                memo.ablated = {}
-            if base.path is not None:
-                save_memo(base.path, _to_tensors(base), base.key)
+        out = {}
+        for g, (ctx, base, _), first in zip(ids, items, score_baseline):
+            out[g] = distributed.gather_ordered(local[g])  # corpus order on every rank
+            if first:
+                self._store_baseline(ctx, base, out[g])
+        return out
+
+    def _store_baseline(self, ctx, base: _Baseline, gathered: list) -> None:
+        cfg = self.config
+        acc = SplicedLossAccumulator(ctx.corpus.n_sequences, _runs(cfg))
+        for sequence, ce_clean, scored in gathered:
+            acc.add_count(sequence)
+            acc.add("clean", sequence, ce_clean)
+            acc.add("zero", sequence, *scored["zero"])
+            if cfg.mean_ablation:
+                acc.add("mean", sequence, scored["mean"][0])
+        base.acc = acc
+        for memo in base.per_batch.values():
+            memo.ablated = {}
+        if base.path is not None:
+            save_memo(base.path, _to_tensors(base), base.key)
+
+    def _outputs(self, ctx, base: _Baseline, prepared: list[PreparedCheckpoint], gathered: list) -> list[TaskOutput]:
+        cfg = self.config
         outputs = []
         for j, p in enumerate(prepared):
             acc = SplicedLossAccumulator(ctx.corpus.n_sequences, _runs(cfg))

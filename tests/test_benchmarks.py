@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 
@@ -87,3 +89,42 @@ def test_bench_real_derives_distinct_loadable_checkpoints_and_compares_within_rt
                                             {"a": 1.0 + 1e-7, "b": 2.1, "c": 3.0}, 1e-5)
     assert n == 2 and worst > 0.04
     assert [p.split(":")[0] for p in problems] == ["b", "c"]
+
+
+def test_a_child_measures_its_own_peak_rss_not_its_parents(tmp_path):
+    """bench_real's peak RSS is the worker's own VmHWM: a child of a parent that touched 400 MB
+    reports far less (ru_maxrss would carry the parent's high-water mark across fork + exec)."""
+    import resource
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("VmHWM is Linux's")
+    script = tmp_path / "child.py"
+    script.write_text(f"import sys; sys.path.insert(0, {str(BENCH)!r}); import bench_real; "
+                      "print(bench_real.own_peak_rss_bytes())")
+    ballast = bytearray(400 << 20)  # touched: zero-filled pages are resident
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    own = int(subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout.split()[-1])
+    del ballast
+    assert own < 300 << 20
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 > 400 << 20
+
+
+def test_arithmetic_bound_counts_by_hand():
+    """benchmarks/arithmetic.py on a toy shape: every term counted by hand."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from arithmetic import Shape, harness_macs, reference_macs
+    finally:
+        sys.path.remove(str(BENCH))
+    shape = Shape(layers=4, layer_macs=10.0, head_macs=100.0, d=2)
+    # reference at layer 1: prefix 2 layers + 4 full forwards with the lm_head at every token + SAE 2*d*n
+    assert reference_macs(shape, [1], n_latents=3, tokens=5) == 5 * (20 + 4 * (40 + 100) + 12)
+    # harness cold, 2 checkpoints at layer 1: one full forward, zero+mean+2 spliced suffixes of 2 layers,
+    # lm_head at the counted positions: clean, zero, mean, 2 spliced
+    assert harness_macs(shape, {1: 2}, 3, tokens=5, counted=4) == 5 * (40 + 4 * 20 + 2 * 12) + 4 * 5 * 100
+    # warm: the spliced suffixes and lm_head products only (clean recomputed)
+    assert harness_macs(shape, {1: 2}, 3, tokens=5, counted=4, cold=False) == 5 * (2 * 20 + 2 * 12) + 4 * 3 * 100
+    # two sites share the full forward and the clean lm_head
+    assert harness_macs(shape, {1: 1, 2: 1}, 3, 5, 4) == 5 * (40 + 3 * 20 + 3 * 10 + 2 * 12) + 4 * (1 + 2 * 3) * 100

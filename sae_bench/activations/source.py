@@ -73,6 +73,9 @@ class ActivationSource:
         self._shards: list[dict[str, Tensor]] | None = None
         self._fill: Tensor | None = None
         self.extraction_seconds = 0.0
+        # {batch index: clean final-norm output at the kept positions} when a multi-site pass computed
+        # it (`sae_bench.activations.multi_site`); spliced loss reads it instead of a clean suffix run
+        self.clean_final: dict[int, Tensor] | None = None
 
     # ---------------------------------------------------------------- extraction
     def _extract_batch(self, input_ids: Tensor, attention_mask: Tensor, keep: Tensor, rows: slice) -> dict[str, Tensor]:
@@ -82,7 +85,13 @@ class ActivationSource:
         if self.pooled:
             x = self.model.pooled_final_norm(ids, mask).float().cpu()
             return {"x": x, "sequence": sequence_ids, "position": torch.full_like(sequence_ids, -1)}
-        resid = self.model.residual(self.hookpoint, ids, mask).float().cpu()
+        return self.shard_from_residual(self.model.residual(self.hookpoint, ids, mask), attention_mask, keep, rows)
+
+    def shard_from_residual(self, resid: Tensor, attention_mask: Tensor, keep: Tensor, rows: slice) -> dict[str, Tensor]:
+        """The cache shard of one corpus batch from the site's [B, T, d] output (also used by the
+        one-pass capture of several sites, `sae_bench.activations.multi_site`)."""
+        resid = resid.float().cpu()
+        sequence_ids = torch.arange(rows.start, rows.stop)
         positions = torch.arange(keep.shape[1]).expand_as(keep)
         return {
             "x": resid[keep],
@@ -92,6 +101,46 @@ class ActivationSource:
             "fill": resid[attention_mask.bool().cpu() & ~keep],
         }
 
+    def cached_shard(self, index: int) -> dict[str, Tensor] | None:
+        """Shard `index` from the on-disk cache, None if absent or damaged (a damaged one is removed)."""
+        path = self._shard_path(index) if self.cache_dir is not None else None
+        if path is None or not path.exists():
+            return None
+        try:
+            return load_file(str(path))
+        except Exception:  # a damaged shard is recomputed, never trusted
+            path.unlink(missing_ok=True)
+            return None
+
+    def store_shard(self, index: int, shard: dict[str, Tensor]) -> None:
+        if self.cache_dir is not None:
+            _atomic_save_shard(shard, self._shard_path(index))
+
+    @property
+    def is_complete(self) -> bool:
+        """In memory, or whole in the on-disk cache (its `complete.json` written): no forward needed."""
+        return self._shards is not None or (self.cache_dir is not None and (self.cache_dir / "complete.json").is_file())
+
+    def make_cache_dir(self) -> None:
+        if self.cache_dir is not None:
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise output_error(exc, self.cache_dir, "cannot create the activation cache folder") from None
+
+    def adopt(self, local: list[tuple[int, dict[str, Tensor]]], seconds: float) -> None:
+        """Take this rank's shards computed elsewhere (a multi-site pass): gathered, marked complete."""
+        self._shards = self._finish(local)
+        self.extraction_seconds = seconds
+
+    def _finish(self, local: list[tuple[int, dict[str, Tensor]]]) -> list[dict[str, Tensor]]:
+        shards = distributed.gather_ordered(local)
+        if self.cache_dir is not None and distributed.is_writer():
+            atomic_write_text(self.cache_dir / "complete.json", json.dumps(
+                {"key": self.key, "hookpoint": self.hookpoint, "shards": len(shards),
+                 "corpus_hash": self.corpus.corpus_hash, "model": self.model.model_id}, sort_keys=True) + "\n")
+        return shards
+
     def _shard_path(self, index: int) -> Path:
         return self.cache_dir / f"shard_{index:06d}.safetensors"
 
@@ -99,33 +148,19 @@ class ActivationSource:
         import time
 
         start = time.perf_counter()
-        if self.cache_dir is not None:
-            try:
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise output_error(exc, self.cache_dir, "cannot create the activation cache folder") from None
+        self.make_cache_dir()
         batches = list(self.corpus.batches(self.batch_size))
         local = []  # (batch index, shard) for the batches this rank handles (all of them without torchrun)
         progress = tqdm(list(distributed.shard(batches)), desc=f"activations @ {self.hookpoint}", unit="batch",
                         disable=not self.show_progress, leave=False)
         for index, (rows, ids, mask, keep) in progress:
-            path = self._shard_path(index) if self.cache_dir is not None else None
-            if path is not None and path.exists():
-                try:
-                    local.append((index, load_file(str(path))))
-                    continue
-                except Exception:  # a damaged shard is recomputed, never trusted
-                    path.unlink(missing_ok=True)
-            with torch.no_grad():
-                shard = self._extract_batch(ids, mask, keep, rows)
-            if path is not None:
-                _atomic_save_shard(shard, path)
+            shard = self.cached_shard(index)
+            if shard is None:
+                with torch.no_grad():
+                    shard = self._extract_batch(ids, mask, keep, rows)
+                self.store_shard(index, shard)
             local.append((index, shard))
-        shards = distributed.gather_ordered(local)
-        if self.cache_dir is not None and distributed.is_writer():
-            atomic_write_text(self.cache_dir / "complete.json", json.dumps(
-                {"key": self.key, "hookpoint": self.hookpoint, "shards": len(shards),
-                 "corpus_hash": self.corpus.corpus_hash, "model": self.model.model_id}, sort_keys=True) + "\n")
+        shards = self._finish(local)
         self.extraction_seconds = time.perf_counter() - start
         return shards
 

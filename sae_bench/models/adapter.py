@@ -13,6 +13,8 @@ This module never trains, never changes weights, and never leaves a hook behind.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -130,6 +132,28 @@ class ModelAdapter:
     def residual(self, hookpoint: str | Hookpoint, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """[B, T, d] output of the hookpoint's module (model dtype); the forward stops right after it."""
         return self._output_of(self.module(hookpoint), input_ids, attention_mask)
+
+    def residuals(self, hookpoints: list[str], input_ids: Tensor, attention_mask: Tensor, *,
+                  final: bool = False) -> tuple[dict[str, Tensor], Tensor | None]:
+        """One forward for several sites: ({hookpoint: [B, T, d] output}, final-norm output or None).
+
+        The forward stops after the final norm with `final`, else after the last decoder layer any
+        hookpoint lies in (never the lm_head); same values as `residual` / `final_hidden` one by one."""
+        hooks = {name: self.resolve_hookpoint(name) for name in hookpoints}
+        if final or any(h.layer is None for h in hooks.values()):
+            last = self._norm
+        else:
+            last = self._modules[self.parts.layer_path(max(h.layer for h in hooks.values()))]
+        with contextlib.ExitStack() as stack:
+            boxes = {name: stack.enter_context(_hooks.capture(self._modules[h.module_path]))
+                     for name, h in hooks.items()}
+            norm_box = stack.enter_context(_hooks.capture(self._norm)) if final else None
+            stack.enter_context(_hooks.stop_after(last))
+            self._forward(input_ids, attention_mask)
+        missing = [name for name, box in boxes.items() if box.value is None]
+        if missing or (final and norm_box.value is None):
+            raise RuntimeError(f"the hooked modules did not run in the forward: {missing or ['final norm']}")
+        return {name: box.value for name, box in boxes.items()}, (norm_box.value if final else None)
 
     def final_hidden(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """[B, T, d] output of the final norm (what the lm_head reads); honours active splices."""
