@@ -1,0 +1,218 @@
+"""Our absorption task beside SAEBench 0.6.0's own absorption code, on the same model, SAE and
+words (one JSON list given to both), each in its own fresh process: the numbers side by side, CPU seconds (user and sys apart)
+and peak RSS (VmHWM read by each process itself: a new address space after exec, so nothing is
+inherited from this launcher).
+
+SAEBench imports as `sae_bench` like us, so it runs in its own venv (built once, cached outside
+the repository: SAEBENCH_VENV or ~/.cache/sae-bench-peers/saebench). What its side adapts is in
+`benchmarks/peers/saebench_side.py` (model wrapper, SAE encoder, word list, seeding).
+
+    python benchmarks/peer_saebench.py --fixture                       # tiny model, seconds
+    python benchmarks/peer_saebench.py --real --max-words 2000 --seeds 42   # Gemma 3 270M, layers.6 TopK
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEER_VENV = Path(os.environ.get("SAEBENCH_VENV", Path.home() / ".cache" / "sae-bench-peers" / "saebench"))
+SHARED = ("mean_absorption_fraction", "mean_full_absorption", "mean_num_split_features")
+
+
+def ensure_peer_venv(quiet: bool = False) -> Path:
+    """The SAEBench venv's python, built if missing (torch pinned by constraints.txt, torchvision
+    removed: SAEBench never imports it and the build pip picks for torch 2.13 does not load)."""
+    python = PEER_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    run = lambda *cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None)
+    run(sys.executable, "-m", "venv", str(PEER_VENV))
+    run(str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"), "sae-bench==0.6.0")
+    run(str(python), "-m", "pip", "uninstall", "-y", "torchvision")
+    return python
+
+
+def vm_hwm_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def ours(args) -> int:
+    """Our side (run in a fresh process by the launcher)."""
+    sys.path.insert(0, str(HERE))
+    import _importable
+
+    _importable.ensure()
+    import torch
+
+    from sae_bench import load_checkpoint, registry
+    from sae_bench.context import EvalContext, TokenizedCorpus
+    from sae_bench.models import ModelAdapter
+
+    torch.set_num_threads(args.threads)
+    registry.discover()
+    model = ModelAdapter.load(args.model, device=args.device)
+    sae = load_checkpoint(args.checkpoint, hookpoint=args.hookpoint, device=args.device)
+    empty = torch.zeros(0, 2, dtype=torch.int64)
+    ctx = EvalContext(model=model, hookpoint=args.hookpoint, activations=None, show_progress=False,
+                      corpus=TokenizedCorpus("none", "none", "none", empty, empty, empty.bool(), 2))
+    task = registry.get_task("absorption")(**task_options(args))
+    result = task.run(sae, ctx)
+    per_letter = result.artifacts.get("per_letter", {})
+    out = {"metrics": {k: v.value for k, v in result.metrics.items() if "/" not in k},
+           "probe_f1": result.artifacts["probe_f1"],
+           "main_latents": {k: v["main_latents"] for k, v in per_letter.items()},
+           "per_letter": {k: {"absorption_fraction": v["absorption_fraction"],
+                              "full_absorption_rate": v["full_absorption_rate"],
+                              "num_split_features": len(v["main_latents"]),
+                              "probe_true_positives": v["probe_true_positives"]}
+                          for k, v in per_letter.items() if "absorption_fraction" in v}}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def task_options(args) -> dict:
+    return {"random_seed": args.seed, "words_file": args.words_file, "prompt_template": args.template,
+            "prompt_token_pos": args.pos, "min_feats_for_eval": args.min_letters, "min_GT_probe_f1": args.min_f1}
+
+
+def word_list(args) -> list[str]:
+    sys.path.insert(0, str(HERE))
+    import _importable
+
+    _importable.ensure()
+    from transformers import AutoTokenizer
+
+    from sae_bench.tasks.absorption.vocab import seeded_subset, single_token_words
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    words = seeded_subset(single_token_words(tokenizer), args.max_words, args.seed)
+    if args.fixture:  # SAEBench needs every prompt of a letter to have one length: keep words whose
+        # prompt line "\n{word}: X" is exactly [separator, word, ':', ' X'] with the tiny tokenizer
+        line = lambda w: "\n" + args.template.format(word=w) + " " + w.strip()[0].upper()
+        words = [w for w in words if len(tokenizer(line(w), add_special_tokens=False).input_ids) == 4]
+    return words
+
+
+def resolve_inputs(args) -> None:
+    if args.fixture:
+        args.model = str(ROOT / "fixtures" / "tiny-gemma4")
+        args.checkpoint = str(ROOT / "fixtures" / "saes" / "sparsify" / "tiny-gemma4-8x")
+        args.hookpoint = "layers.2"
+        args.template, args.pos = "{word}:", -2
+        args.min_letters, args.min_f1 = 1, 0.0
+    elif args.real:
+        sys.path.insert(0, str(HERE))
+        from real_setup import real_setup
+
+        setup = real_setup(quiet=True)
+        args.model, args.checkpoint, args.hookpoint = str(setup.model_dir), str(setup.sae_run_dir), setup.hookpoint
+    if not (args.model and args.checkpoint and args.hookpoint):
+        raise SystemExit("give --fixture, --real, or --model, --checkpoint and --hookpoint")
+
+
+def compare(mine: dict, theirs: dict) -> float:
+    """Print both sides; return the largest absolute difference over every shared number."""
+    worst = 0.0
+    print(f"{'metric':34} {'ours':>12} {'SAEBench':>12} {'|diff|':>10}")
+    rows = [(name, mine.get("metrics", {}).get(name), theirs.get("metrics", {}).get(name)) for name in SHARED]
+    for letter in sorted(set(mine.get("per_letter", {})) | set(theirs.get("per_letter", {}))):
+        a, b = mine.get("per_letter", {}).get(letter, {}), theirs.get("per_letter", {}).get(letter, {})
+        for key in ("absorption_fraction", "full_absorption_rate", "num_split_features", "probe_true_positives"):
+            rows.append((f"{letter}: {key}", a.get(key), b.get(key)))
+    for letter in sorted(theirs.get("probe_f1", {})):
+        rows.append((f"{letter}: probe_f1", mine["probe_f1"].get(letter), theirs["probe_f1"][letter]))
+    for name, a, b in rows:
+        diff = abs(a - b) if a is not None and b is not None else float("inf") if (a is None) != (b is None) else 0.0
+        worst = max(worst, diff)
+        fmt = lambda v: "—" if v is None else f"{v:12.6f}"
+        print(f"{name:34} {fmt(a):>12} {fmt(b):>12} {diff:10.2e}")
+    same_latents = sum(mine.get("main_latents", {}).get(k) == v for k, v in theirs.get("main_latents", {}).items())
+    print(f"main latents identical for {same_latents}/{len(theirs.get('main_latents', {}))} letters")
+    return worst
+
+
+def launch(cmd: list[str], quiet: bool) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None,
+                   stderr=subprocess.DEVNULL if quiet else None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--fixture", action="store_true", help="the tiny fixture model and SAE (layers.2)")
+    where.add_argument("--real", action="store_true", help="Gemma 3 270M + the layers.6 TopK SAE of real_setup.py")
+    parser.add_argument("--model")
+    parser.add_argument("--checkpoint", help="a sparsify run folder (TopK)")
+    parser.add_argument("--hookpoint")
+    parser.add_argument("--max-words", type=int, default=None, help="seeded subset of the words (default: all)")
+    parser.add_argument("--seeds", default="42", help="comma-separated seeds; each is one comparison")
+    parser.add_argument("--template", default="{word} has the first letter:")
+    parser.add_argument("--pos", type=int, default=-6)
+    parser.add_argument("--min-letters", type=int, default=20)
+    parser.add_argument("--min-f1", type=float, default=0.6)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="our side's device (SAEBench's side runs on CPU)")
+    parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument("--out", help="write both sides' JSON here")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--side", choices=["ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
+    parser.add_argument("--side-out", dest="out_side", help=argparse.SUPPRESS)
+    parser.add_argument("--words-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side == "ours":
+        args.out = args.out_side
+        return ours(args)
+    resolve_inputs(args)
+    peer_python = ensure_peer_venv(args.quiet)
+    layer = int(args.hookpoint.split(".")[1])
+    sae_folder = Path(args.checkpoint) / args.hookpoint
+    report, worst = {}, 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            args.seed = seed
+            words = Path(tmp, "words.json")
+            words.write_text(json.dumps(word_list(args)))
+            common = ["--seed", str(seed), "--template", args.template, "--pos", str(args.pos),
+                      "--min-letters", str(args.min_letters), "--min-f1", str(args.min_f1),
+                      "--threads", str(args.threads)]
+            mine_out, theirs_out = Path(tmp, f"ours_{seed}.json"), Path(tmp, f"saebench_{seed}.json")
+            launch([sys.executable, __file__, "--side", "ours", "--model", args.model, "--checkpoint", args.checkpoint,
+                    "--hookpoint", args.hookpoint, "--device", args.device, "--side-out", str(mine_out),
+                    "--words-file", str(words), *common], args.quiet)
+            launch([str(peer_python), str(HERE / "peers" / "saebench_side.py"), "--model", args.model,
+                    "--sae", str(sae_folder), "--layer", str(layer), "--words", str(words), "--out", str(theirs_out),
+                    *common], args.quiet)
+            mine, theirs = json.loads(mine_out.read_text()), json.loads(theirs_out.read_text())
+            print(f"\n== seed {seed}: {len(json.loads(words.read_text()))} words, {args.hookpoint} of {args.model}")
+            worst = max(worst, compare(mine, theirs))
+            for side, data in (("ours", mine), ("SAEBench", theirs)):
+                cost = data["cost"]
+                print(f"{side:9} CPU user {cost['cpu_user_s']:8.1f} s  sys {cost['cpu_sys_s']:6.1f} s  "
+                      f"peak RSS {cost['peak_rss_bytes'] / 2**30:5.2f} GiB")
+            ratio = sum(theirs["cost"][k] for k in ("cpu_user_s", "cpu_sys_s")) / \
+                sum(mine["cost"][k] for k in ("cpu_user_s", "cpu_sys_s"))
+            print(f"CPU (user+sys) SAEBench / ours: {ratio:.2f}x")
+            report[seed] = {"ours": mine, "saebench": theirs, "cpu_ratio": ratio}
+    print(f"\nlargest |difference| over every shared number and seed: {worst:.3g} (tolerance {args.tol:g})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1))
+    return 0 if worst <= args.tol else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

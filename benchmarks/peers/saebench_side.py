@@ -1,0 +1,172 @@
+"""SAEBench 0.6.0's own absorption code on our model, SAE and words: run by the SAEBench venv's
+Python (its package is also called `sae_bench`, so this file never imports ours).
+
+What is adapted, and only this (everything else is SAEBench's code as installed):
+- the model: `HookedTransformer.from_pretrained_no_processing` is replaced by `HFHooked`, a thin
+  TransformerLens look-alike over the same Hugging Face model folder our side loads
+  (`run_with_cache` = a full forward, as TransformerLens does without `stop_at_layer`, returning
+  `blocks.L.hook_resid_post` = the output of decoder layer L; `to_tokens` prepends BOS;
+  right padding). TransformerLens cannot load a model folder offline by itself.
+- the SAE: `general_utils.load_and_format_sae` returns `TopKSae`, the checkpoint's own TopK
+  encoder ((x − b_dec) W_encᵀ + b_enc, ReLU, top k) with SAELens' attribute layout.
+- the words: `get_alpha_tokens` returns the word list our side uses (token-id order, optional
+  seeded subset): SAEBench's own list comes in the tokenizer's hash-map order, which changes from
+  process to process, so no two SAEBench runs see the same words even with one seed.
+- seeding: `random.seed(seed)` and `torch.manual_seed(seed)` right before `run_eval`
+  (SAEBench's absorption never seeds either), and its probe cache folder is deleted first.
+Writes a JSON of its metrics, per-letter details, probe F1s and main latents, CPU seconds and
+peak RSS (VmHWM of this process: a fresh address space, so nothing inherited from a parent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+
+def vm_hwm_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class HFHooked:
+    """The parts of HookedTransformer that SAEBench's absorption touches."""
+
+    def __init__(self, model_dir: str, layer: int, name: str):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "right"
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        config = self.model.config.get_text_config()
+        self.cfg = SimpleNamespace(model_name=name, d_model=config.hidden_size)
+        self.layer = layer
+
+    def to_tokens(self, text):
+        return self.tokenizer([text] if isinstance(text, str) else text, return_tensors="pt", padding=True).input_ids
+
+    @torch.no_grad()
+    def run_with_cache(self, prompts, names_filter=None):
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        out = self.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, output_hidden_states=True,
+                         use_cache=False)
+        name = f"blocks.{self.layer}.hook_resid_post"
+        return out.logits, {name: out.hidden_states[self.layer + 1]}
+
+    def to(self, *args, **kwargs):
+        return self
+
+
+class TopKSae(torch.nn.Module):
+    def __init__(self, folder: str, layer: int):
+        super().__init__()
+        from safetensors.torch import load_file
+
+        weights = load_file(str(Path(folder) / "sae.safetensors"))
+        cfg = json.loads((Path(folder) / "cfg.json").read_text())
+        self.W_enc = weights["encoder.weight"].T.contiguous()  # SAELens layout [d_in, d_sae]
+        self.b_enc = weights["encoder.bias"]
+        self.W_dec = weights["W_dec"]
+        self.b_dec = weights["b_dec"]
+        self.k = cfg["k"]
+        d_sae = self.W_dec.shape[0]
+        self.cfg = SimpleNamespace(hook_layer=layer, hook_name=f"blocks.{layer}.hook_resid_post", d_sae=d_sae,
+                                   to_dict=lambda: {"d_sae": d_sae, "k": cfg["k"], "hook_layer": layer})
+
+    @property
+    def device(self):
+        return self.W_dec.device
+
+    @property
+    def dtype(self):
+        return self.W_dec.dtype
+
+    def to(self, *args, **kwargs):
+        return self
+
+    @torch.no_grad()
+    def encode(self, x):
+        pre = torch.nn.functional.relu((x.to(self.W_enc.dtype) - self.b_dec) @ self.W_enc + self.b_enc)
+        top = pre.topk(self.k, dim=-1)
+        return torch.zeros_like(pre).scatter_(-1, top.indices, top.values)
+
+
+def run_absorption(args) -> dict:
+    import sae_bench
+    import sae_bench.evals.absorption.common as common
+    import sae_bench.evals.absorption.feature_absorption as feature_absorption
+    import sae_bench.evals.absorption.main as absorption_main
+    import sae_bench.sae_bench_utils.general_utils as general_utils
+    from sae_bench.evals.absorption.eval_config import AbsorptionEvalConfig
+
+    words = json.loads(Path(args.words).read_text())
+    shutil.rmtree(common.RESULTS_DIR, ignore_errors=True)  # its probe cache: never reuse one
+    model = HFHooked(args.model, args.layer, "peer-model")
+    sae = TopKSae(args.sae, args.layer)
+    absorption_main.HookedTransformer = SimpleNamespace(from_pretrained_no_processing=lambda *a, **k: model)
+    general_utils.load_and_format_sae = lambda release, obj, device: ("custom_sae", obj, None)
+    common.get_alpha_tokens = feature_absorption.get_alpha_tokens = lambda tokenizer, **kw: list(words)
+    config = AbsorptionEvalConfig(model_name="peer-gemma", random_seed=args.seed, llm_batch_size=args.batch,
+                                  llm_dtype="float32", prompt_template=args.template,
+                                  prompt_token_pos=args.pos, min_feats_for_eval=args.min_letters,
+                                  min_GT_probe_f1=args.min_f1)
+    workdir = tempfile.mkdtemp(prefix="saebench-peer-")
+    os.chdir(workdir)  # it writes artifacts/ into the working directory
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    results = absorption_main.run_eval(config, [("peer", sae)], "cpu", os.path.join(workdir, "out"), force_rerun=True)
+    probing = json.loads(Path(workdir, "artifacts", "absorption", "peer_custom_sae_k_sparse_probing.json").read_text())
+    shutil.rmtree(common.RESULTS_DIR, ignore_errors=True)
+    out = {"probe_f1": {row["letter"]: row["f1_probe"] for row in probing},
+           "main_latents": {row["letter"]: [int(i) for i in row["split_feats"]] for row in probing}}
+    if results:
+        result = next(iter(results.values()))
+        mean = result["eval_result_metrics"]["mean"]
+        out["metrics"] = {"mean_absorption_fraction": mean["mean_absorption_fraction_score"],
+                          "mean_full_absorption": mean["mean_full_absorption_score"],
+                          "mean_num_split_features": mean["mean_num_split_features"]}
+        out["per_letter"] = {d["first_letter"]: {"absorption_fraction": d["mean_absorption_fraction"],
+                                                 "full_absorption_rate": d["full_absorption_rate"],
+                                                 "num_split_features": d["num_split_features"],
+                                                 "probe_true_positives": d["num_probe_true_positives"]}
+                             for d in result["eval_result_details"]}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--sae", required=True, help="the sparsify layer folder (cfg.json + sae.safetensors)")
+    parser.add_argument("--layer", type=int, required=True)
+    parser.add_argument("--words", required=True, help="JSON list of the words")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--template", default="{word} has the first letter:")
+    parser.add_argument("--pos", type=int, default=-6)
+    parser.add_argument("--min-letters", type=int, default=20)
+    parser.add_argument("--min-f1", type=float, default=0.6)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = run_absorption(args)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
