@@ -67,6 +67,14 @@ def ours(args) -> int:
     empty = torch.zeros(0, 2, dtype=torch.int64)
     ctx = EvalContext(model=model, hookpoint=args.hookpoint, activations=None, show_progress=False,
                       corpus=TokenizedCorpus("none", "none", "none", empty, empty, empty.bool(), 2))
+    if args.eval == "sparse_probing":
+        task = registry.get_task("sparse_probing")(**sparse_options(args))
+        task.check_inputs({})
+        result = task.run(sae, ctx)
+        out = {"per_dataset": {name: {metric: {"mean": v["mean"], "per_class": v["per_class"]}
+                                      for metric, v in entry.items()}
+                               for name, entry in result.artifacts["per_dataset"].items()}}
+        return _finish(out, args.out)
     task = registry.get_task("absorption")(**task_options(args))
     result = task.run(sae, ctx)
     per_letter = result.artifacts.get("per_letter", {})
@@ -78,10 +86,20 @@ def ours(args) -> int:
                               "num_split_features": len(v["main_latents"]),
                               "probe_true_positives": v["probe_true_positives"]}
                           for k, v in per_letter.items() if "absorption_fraction" in v}}
+    return _finish(out, args.out)
+
+
+def _finish(out: dict, path: str) -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    Path(path).write_text(json.dumps(out, indent=1))
     return 0
+
+
+def sparse_options(args) -> dict:
+    return {"random_seed": args.seed, "datasets": tuple(args.datasets.split(",")), "data_dir": args.data_dir,
+            "probe_train_set_size": args.train_size, "probe_test_set_size": args.test_size,
+            "context_length": args.context_length, "k_values": tuple(int(k) for k in args.k_values.split(","))}
 
 
 def task_options(args) -> dict:
@@ -124,6 +142,19 @@ def resolve_inputs(args) -> None:
         raise SystemExit("give --fixture, --real, or --model, --checkpoint and --hookpoint")
 
 
+def compare_probing(mine: dict, theirs: dict) -> float:
+    """Print both sides' k-sparse accuracies per dataset (and per class); return the largest |difference|."""
+    worst = 0.0
+    print(f"{'dataset / metric':64} {'ours':>9} {'SAEBench':>9} {'|diff|':>9}")
+    for dataset, entry in theirs["per_dataset"].items():
+        for metric, value in entry.items():
+            a = mine["per_dataset"][dataset][metric]
+            diff = abs(a["mean"] - value["mean"])
+            worst = max(worst, diff, *(abs(a["per_class"][c] - v) for c, v in value["per_class"].items()))
+            print(f"{dataset + ' ' + metric:64} {a['mean']:9.5f} {value['mean']:9.5f} {diff:9.2e}")
+    return worst
+
+
 def compare(mine: dict, theirs: dict) -> float:
     """Print both sides; return the largest absolute difference over every shared number."""
     worst = 0.0
@@ -145,9 +176,38 @@ def compare(mine: dict, theirs: dict) -> float:
     return worst
 
 
+def run_pair(args, name: str, seed: int, peer_python: Path, layer: int, sae_folder: Path, tmp: Path):
+    """Both sides of one eval and seed, each in a fresh process: (ours, SAEBench's) JSON."""
+    common = ["--seed", str(seed), "--threads", str(args.threads)]
+    if name == "absorption":
+        words = tmp / f"words_{seed}.json"
+        words.write_text(json.dumps(word_list(args)))
+        common += ["--template", args.template, "--pos", str(args.pos), "--min-letters", str(args.min_letters),
+                   "--min-f1", str(args.min_f1)]
+        print(f"\n== absorption, seed {seed}: {len(json.loads(words.read_text()))} words, {args.hookpoint} of {args.model}")
+    else:
+        common += ["--data-dir", args.data_dir, "--datasets", args.datasets, "--train-size", str(args.train_size),
+                   "--test-size", str(args.test_size), "--context-length", str(args.context_length),
+                   "--k-values", args.k_values]
+        print(f"\n== sparse probing, seed {seed}: {args.data_dir}, {args.train_size}/{args.test_size} texts, "
+              f"{args.hookpoint} of {args.model}")
+    mine_out, theirs_out = tmp / f"ours_{name}_{seed}.json", tmp / f"saebench_{name}_{seed}.json"
+    ours_extra = ["--words-file", str(words)] if name == "absorption" else []
+    theirs_extra = ["--words", str(words)] if name == "absorption" else []
+    launch([sys.executable, __file__, "--side", "ours", "--eval", name, "--model", args.model,
+            "--checkpoint", args.checkpoint, "--hookpoint", args.hookpoint, "--device", args.device,
+            "--side-out", str(mine_out), *ours_extra, *common], args.quiet)
+    launch([str(peer_python), str(HERE / "peers" / "saebench_side.py"), "--eval", name, "--model", args.model,
+            "--sae", str(sae_folder), "--layer", str(layer), "--out", str(theirs_out), *theirs_extra, *common],
+           args.quiet)
+    return json.loads(mine_out.read_text()), json.loads(theirs_out.read_text())
+
+
 def launch(cmd: list[str], quiet: bool) -> None:
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None,
-                   stderr=subprocess.DEVNULL if quiet else None)
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or ["(no output)"]
+        raise SystemExit(f"{Path(cmd[1]).name}: exit {done.returncode}: {last[0]}")
 
 
 def main() -> int:
@@ -169,6 +229,17 @@ def main() -> int:
     parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--out", help="write both sides' JSON here")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--eval", choices=["absorption", "sparse_probing", "both"], default="both")
+    parser.add_argument("--data-dir", default=str(ROOT / "fixtures" / "sparse_probing"),
+                        help="local copies of SAEBench's probing datasets (default: the fixture copies)")
+    parser.add_argument("--datasets", default=",".join((
+        "LabHC/bias_in_bios_class_set1", "LabHC/bias_in_bios_class_set2", "LabHC/bias_in_bios_class_set3",
+        "canrager/amazon_reviews_mcauley_1and5", "canrager/amazon_reviews_mcauley_1and5_sentiment",
+        "codeparrot/github-code", "fancyzhx/ag_news", "Helsinki-NLP/europarl")))
+    parser.add_argument("--train-size", type=int, default=16)
+    parser.add_argument("--test-size", type=int, default=8)
+    parser.add_argument("--context-length", type=int, default=128)
+    parser.add_argument("--k-values", default="1,2,5")
     parser.add_argument("--side", choices=["ours"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     parser.add_argument("--side-out", dest="out_side", help=argparse.SUPPRESS)
@@ -182,32 +253,21 @@ def main() -> int:
     layer = int(args.hookpoint.split(".")[1])
     sae_folder = Path(args.checkpoint) / args.hookpoint
     report, worst = {}, 0.0
+    evals = ["absorption", "sparse_probing"] if args.eval == "both" else [args.eval]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in [int(s) for s in args.seeds.split(",")]:
             args.seed = seed
-            words = Path(tmp, "words.json")
-            words.write_text(json.dumps(word_list(args)))
-            common = ["--seed", str(seed), "--template", args.template, "--pos", str(args.pos),
-                      "--min-letters", str(args.min_letters), "--min-f1", str(args.min_f1),
-                      "--threads", str(args.threads)]
-            mine_out, theirs_out = Path(tmp, f"ours_{seed}.json"), Path(tmp, f"saebench_{seed}.json")
-            launch([sys.executable, __file__, "--side", "ours", "--model", args.model, "--checkpoint", args.checkpoint,
-                    "--hookpoint", args.hookpoint, "--device", args.device, "--side-out", str(mine_out),
-                    "--words-file", str(words), *common], args.quiet)
-            launch([str(peer_python), str(HERE / "peers" / "saebench_side.py"), "--model", args.model,
-                    "--sae", str(sae_folder), "--layer", str(layer), "--words", str(words), "--out", str(theirs_out),
-                    *common], args.quiet)
-            mine, theirs = json.loads(mine_out.read_text()), json.loads(theirs_out.read_text())
-            print(f"\n== seed {seed}: {len(json.loads(words.read_text()))} words, {args.hookpoint} of {args.model}")
-            worst = max(worst, compare(mine, theirs))
-            for side, data in (("ours", mine), ("SAEBench", theirs)):
-                cost = data["cost"]
-                print(f"{side:9} CPU user {cost['cpu_user_s']:8.1f} s  sys {cost['cpu_sys_s']:6.1f} s  "
-                      f"peak RSS {cost['peak_rss_bytes'] / 2**30:5.2f} GiB")
-            ratio = sum(theirs["cost"][k] for k in ("cpu_user_s", "cpu_sys_s")) / \
-                sum(mine["cost"][k] for k in ("cpu_user_s", "cpu_sys_s"))
-            print(f"CPU (user+sys) SAEBench / ours: {ratio:.2f}x")
-            report[seed] = {"ours": mine, "saebench": theirs, "cpu_ratio": ratio}
+            for name in evals:
+                mine, theirs = run_pair(args, name, seed, peer_python, layer, sae_folder, Path(tmp))
+                worst = max(worst, compare(mine, theirs) if name == "absorption" else compare_probing(mine, theirs))
+                for side, data in (("ours", mine), ("SAEBench", theirs)):
+                    cost = data["cost"]
+                    print(f"{side:9} CPU user {cost['cpu_user_s']:8.1f} s  sys {cost['cpu_sys_s']:6.1f} s  "
+                          f"peak RSS {cost['peak_rss_bytes'] / 2**30:5.2f} GiB")
+                ratio = sum(theirs["cost"][k] for k in ("cpu_user_s", "cpu_sys_s")) / \
+                    sum(mine["cost"][k] for k in ("cpu_user_s", "cpu_sys_s"))
+                print(f"CPU (user+sys) SAEBench / ours: {ratio:.2f}x")
+                report[f"{name}/seed{seed}"] = {"ours": mine, "saebench": theirs, "cpu_ratio": ratio}
     print(f"\nlargest |difference| over every shared number and seed: {worst:.3g} (tolerance {args.tol:g})")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))

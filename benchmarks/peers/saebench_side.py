@@ -1,4 +1,4 @@
-"""SAEBench 0.6.0's own absorption code on our model, SAE and words: run by the SAEBench venv's
+"""SAEBench 0.6.0's own absorption and sparse-probing code on our model, SAE and words: run by the SAEBench venv's
 Python (its package is also called `sae_bench`, so this file never imports ours).
 
 What is adapted, and only this (everything else is SAEBench's code as installed):
@@ -14,6 +14,12 @@ What is adapted, and only this (everything else is SAEBench's code as installed)
   process to process, so no two SAEBench runs see the same words even with one seed.
 - seeding: `random.seed(seed)` and `torch.manual_seed(seed)` right before `run_eval`
   (SAEBench's absorption never seeds either), and its probe cache folder is deleted first.
+Sparse probing: SAEBench's `load_dataset` reads the local JSON-lines copies (hub schema; its hub
+loaders cannot open Europarl's pair configs or GitHub code's loading script from a plain folder),
+`run_with_hooks` stops after the hooked layer as TransformerLens' `stop_at_layer` does, and
+`torch.manual_seed(seed)` precedes each `train_probe_on_activations(select_top_k=k)` call (its full
+run threads one generator through all probes, dense ones included; ours seeds each k alike);
+`JAXTYPING_DISABLE=1` (its shape annotations reject its own probe data as shipped).
 Writes a JSON of its metrics, per-letter details, probe F1s and main latents, CPU seconds and
 peak RSS (VmHWM of this process: a fresh address space, so nothing inherited from a parent).
 """
@@ -32,6 +38,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+
+os.environ.setdefault("JAXTYPING_DISABLE", "1")
 
 
 def vm_hwm_bytes() -> int:
@@ -67,6 +75,29 @@ class HFHooked:
 
     def to(self, *args, **kwargs):
         return self
+
+    @torch.no_grad()
+    def run_with_hooks(self, tokens, stop_at_layer=None, fwd_hooks=()):
+        """TransformerLens' run_with_hooks for resid_post hooks: the forward stops after the hooked layer."""
+        layers = self.model.get_decoder().layers if hasattr(self.model, "get_decoder") else self.model.model.layers
+        captured = {}
+
+        class Stop(Exception):
+            pass
+
+        def grab(_module, _args, output):
+            captured["resid"] = output[0] if isinstance(output, tuple) else output
+            raise Stop
+
+        handle = layers[self.layer].register_forward_hook(grab)
+        try:
+            self.model(input_ids=tokens, use_cache=False)
+        except Stop:
+            pass
+        finally:
+            handle.remove()
+        for name, fn in fwd_hooks:
+            fn(captured["resid"], hook=None)
 
 
 class TopKSae(torch.nn.Module):
@@ -145,12 +176,61 @@ def run_absorption(args) -> dict:
     return out
 
 
+def local_load_dataset(root: Path):
+    """`datasets.load_dataset` over the local JSON-lines copies (hub schema, hub-id folders)."""
+    def read(folder: Path, split: str) -> list[dict]:
+        return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines() if line]
+
+    def load_dataset(name, config=None, split=None, streaming=False, **kwargs):
+        folder = root / name / (config or "")
+        if split is not None:
+            return read(folder, split)
+        return {s: read(folder, s) for s in ("train", "test") if (folder / f"{s}.jsonl").exists()}
+
+    return load_dataset
+
+
+def run_sparse_probing(args) -> dict:
+    """SAEBench's data selection, tokenisation, activation masking, mean pooling and
+    `train_probe_on_activations(select_top_k=k)` (seeded with torch.manual_seed(seed) per call)."""
+    import sae_bench.evals.sparse_probing.probe_training as probe_training
+    import sae_bench.sae_bench_utils.activation_collection as activation_collection
+    import sae_bench.sae_bench_utils.dataset_info as dataset_info
+    import sae_bench.sae_bench_utils.dataset_utils as dataset_utils
+
+    dataset_utils.load_dataset = local_load_dataset(Path(args.data_dir))
+    model = HFHooked(args.model, args.layer, "peer-model")
+    sae = TopKSae(args.sae, args.layer)
+    hook = f"blocks.{args.layer}.hook_resid_post"
+    out: dict = {"per_dataset": {}}
+    for dataset in args.datasets.split(","):
+        train, test = dataset_utils.get_multi_label_train_test_data(dataset, args.train_size, args.test_size, args.seed)
+        classes = dataset_info.chosen_classes_per_dataset[dataset]
+        train, test = dataset_utils.filter_dataset(train, classes), dataset_utils.filter_dataset(test, classes)
+        acts = {}
+        for split, data in (("train", train), ("test", test)):
+            tokens = dataset_utils.tokenize_data_dictionary(data, model.tokenizer, args.context_length, "cpu")
+            acts[split] = activation_collection.get_all_llm_activations(tokens, model, args.batch, args.layer, hook,
+                                                                          mask_bos_pad_eos_tokens=True)
+        reps = {"llm": [activation_collection.create_meaned_model_activations(acts[s]) for s in ("train", "test")],
+                "sae": [activation_collection.get_sae_meaned_activations(acts[s], sae, 125) for s in ("train", "test")]}
+        entry = {}
+        for rep, (x_train, x_test) in reps.items():
+            for k in [int(k) for k in args.k_values.split(",")]:
+                torch.manual_seed(args.seed)
+                _, accuracies = probe_training.train_probe_on_activations(x_train, x_test, select_top_k=k)
+                entry[f"{rep}_top_{k}_test_accuracy"] = {"mean": sum(accuracies.values()) / len(accuracies),
+                                                         "per_class": accuracies}
+        out["per_dataset"][dataset.split("/", 1)[1]] = entry
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--sae", required=True, help="the sparsify layer folder (cfg.json + sae.safetensors)")
     parser.add_argument("--layer", type=int, required=True)
-    parser.add_argument("--words", required=True, help="JSON list of the words")
+    parser.add_argument("--words", help="JSON list of the words (absorption)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--template", default="{word} has the first letter:")
@@ -159,9 +239,16 @@ def main() -> int:
     parser.add_argument("--min-f1", type=float, default=0.6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--eval", choices=["absorption", "sparse_probing"], default="absorption")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--datasets", default="")
+    parser.add_argument("--train-size", type=int, default=4000)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--context-length", type=int, default=128)
+    parser.add_argument("--k-values", default="1,2,5")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    out = run_absorption(args)
+    out = run_absorption(args) if args.eval == "absorption" else run_sparse_probing(args)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
     Path(args.out).write_text(json.dumps(out, indent=1))
