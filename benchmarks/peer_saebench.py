@@ -92,6 +92,10 @@ def ours(args) -> int:
 def _finish(out: dict, path: str) -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
+        out["cost"]["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
     Path(path).write_text(json.dumps(out, indent=1))
     return 0
 
@@ -197,7 +201,8 @@ def run_pair(args, name: str, seed: int, peer_python: Path, layer: int, sae_fold
     launch([sys.executable, __file__, "--side", "ours", "--eval", name, "--model", args.model,
             "--checkpoint", args.checkpoint, "--hookpoint", args.hookpoint, "--device", args.device,
             "--side-out", str(mine_out), *ours_extra, *common], args.quiet)
-    launch([str(peer_python), str(HERE / "peers" / "saebench_side.py"), "--eval", name, "--model", args.model,
+    launch([str(peer_python), str(HERE / "peers" / "saebench_side.py"), "--eval", name, "--device", args.device,
+            "--model", args.model,
             "--sae", str(sae_folder), "--layer", str(layer), "--out", str(theirs_out), *theirs_extra, *common],
            args.quiet)
     return json.loads(mine_out.read_text()), json.loads(theirs_out.read_text())
@@ -225,7 +230,8 @@ def main() -> int:
     parser.add_argument("--min-letters", type=int, default=20)
     parser.add_argument("--min-f1", type=float, default=0.6)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", help="our side's device (SAEBench's side runs on CPU)")
+    parser.add_argument("--device", default="cpu", help="both sides' device, e.g. cuda (CPU seconds are still "
+                        "reported; peak CUDA memory too)")
     parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--out", help="write both sides' JSON here")
     parser.add_argument("--quiet", action="store_true")

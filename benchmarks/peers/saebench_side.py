@@ -52,12 +52,13 @@ def vm_hwm_bytes() -> int:
 class HFHooked:
     """The parts of HookedTransformer that SAEBench's absorption touches."""
 
-    def __init__(self, model_dir: str, layer: int, name: str):
+    def __init__(self, model_dir: str, layer: int, name: str, device: str = "cpu"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "right"
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval().to(device)
+        self.device = device
         config = self.model.config.get_text_config()
         self.cfg = SimpleNamespace(model_name=name, d_model=config.hidden_size)
         self.layer = layer
@@ -67,7 +68,7 @@ class HFHooked:
 
     @torch.no_grad()
     def run_with_cache(self, prompts, names_filter=None):
-        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
         out = self.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, output_hidden_states=True,
                          use_cache=False)
         name = f"blocks.{self.layer}.hook_resid_post"
@@ -91,7 +92,7 @@ class HFHooked:
 
         handle = layers[self.layer].register_forward_hook(grab)
         try:
-            self.model(input_ids=tokens, use_cache=False)
+            self.model(input_ids=tokens.to(self.device), use_cache=False)
         except Stop:
             pass
         finally:
@@ -101,11 +102,11 @@ class HFHooked:
 
 
 class TopKSae(torch.nn.Module):
-    def __init__(self, folder: str, layer: int):
+    def __init__(self, folder: str, layer: int, device: str = "cpu"):
         super().__init__()
         from safetensors.torch import load_file
 
-        weights = load_file(str(Path(folder) / "sae.safetensors"))
+        weights = load_file(str(Path(folder) / "sae.safetensors"), device=device)
         cfg = json.loads((Path(folder) / "cfg.json").read_text())
         self.W_enc = weights["encoder.weight"].T.contiguous()  # SAELens layout [d_in, d_sae]
         self.b_enc = weights["encoder.bias"]
@@ -144,8 +145,8 @@ def run_absorption(args) -> dict:
 
     words = json.loads(Path(args.words).read_text())
     shutil.rmtree(common.RESULTS_DIR, ignore_errors=True)  # its probe cache: never reuse one
-    model = HFHooked(args.model, args.layer, "peer-model")
-    sae = TopKSae(args.sae, args.layer)
+    model = HFHooked(args.model, args.layer, "peer-model", args.device)
+    sae = TopKSae(args.sae, args.layer, args.device)
     absorption_main.HookedTransformer = SimpleNamespace(from_pretrained_no_processing=lambda *a, **k: model)
     general_utils.load_and_format_sae = lambda release, obj, device: ("custom_sae", obj, None)
     common.get_alpha_tokens = feature_absorption.get_alpha_tokens = lambda tokenizer, **kw: list(words)
@@ -157,7 +158,7 @@ def run_absorption(args) -> dict:
     os.chdir(workdir)  # it writes artifacts/ into the working directory
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    results = absorption_main.run_eval(config, [("peer", sae)], "cpu", os.path.join(workdir, "out"), force_rerun=True)
+    results = absorption_main.run_eval(config, [("peer", sae)], args.device, os.path.join(workdir, "out"), force_rerun=True)
     probing = json.loads(Path(workdir, "artifacts", "absorption", "peer_custom_sae_k_sparse_probing.json").read_text())
     shutil.rmtree(common.RESULTS_DIR, ignore_errors=True)
     out = {"probe_f1": {row["letter"]: row["f1_probe"] for row in probing},
@@ -199,8 +200,8 @@ def run_sparse_probing(args) -> dict:
     import sae_bench.sae_bench_utils.dataset_utils as dataset_utils
 
     dataset_utils.load_dataset = local_load_dataset(Path(args.data_dir))
-    model = HFHooked(args.model, args.layer, "peer-model")
-    sae = TopKSae(args.sae, args.layer)
+    model = HFHooked(args.model, args.layer, "peer-model", args.device)
+    sae = TopKSae(args.sae, args.layer, args.device)
     hook = f"blocks.{args.layer}.hook_resid_post"
     out: dict = {"per_dataset": {}}
     for dataset in args.datasets.split(","):
@@ -209,7 +210,7 @@ def run_sparse_probing(args) -> dict:
         train, test = dataset_utils.filter_dataset(train, classes), dataset_utils.filter_dataset(test, classes)
         acts = {}
         for split, data in (("train", train), ("test", test)):
-            tokens = dataset_utils.tokenize_data_dictionary(data, model.tokenizer, args.context_length, "cpu")
+            tokens = dataset_utils.tokenize_data_dictionary(data, model.tokenizer, args.context_length, args.device)
             acts[split] = activation_collection.get_all_llm_activations(tokens, model, args.batch, args.layer, hook,
                                                                           mask_bos_pad_eos_tokens=True)
         reps = {"llm": [activation_collection.create_meaned_model_activations(acts[s]) for s in ("train", "test")],
@@ -239,6 +240,7 @@ def main() -> int:
     parser.add_argument("--min-f1", type=float, default=0.6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval", choices=["absorption", "sparse_probing"], default="absorption")
     parser.add_argument("--data-dir")
     parser.add_argument("--datasets", default="")
@@ -251,6 +253,8 @@ def main() -> int:
     out = run_absorption(args) if args.eval == "absorption" else run_sparse_probing(args)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
+    if args.device.startswith("cuda"):
+        out["cost"]["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
     Path(args.out).write_text(json.dumps(out, indent=1))
     return 0
 

@@ -50,6 +50,7 @@ class AbsorptionConfig(TaskConfig):
                 "llm_batch_size", "max_words")
     non_negative = ("random_seed", "probe_weight_decay", "k_sparse_probe_l1_decay", "f1_jump_threshold")
     unit_interval = ("train_fraction", "min_GT_probe_f1")
+    negative = ("prompt_token_pos",)
     random_seed: int = 42  # SAEBench's random_seed: word shuffle, ICL examples, probe init and shuffling
     max_words: int | None = None  # a seeded subset of the words (None: all, as SAEBench)
     words_file: str | None = None  # JSON list of words to use instead of all (each a single-token word)
@@ -192,8 +193,6 @@ class AbsorptionTask(Task):
         cfg = self.config
         if "{word}" not in cfg.prompt_template:
             raise InputError("--task-option absorption.prompt_template", "must contain {word}")
-        if cfg.prompt_token_pos >= 0:
-            raise InputError("--task-option absorption.prompt_token_pos", "must be negative (counted from the end)")
 
     def run(self, sae, ctx) -> TaskOutput:
         cfg = self.config

@@ -82,23 +82,30 @@ def _segment_mean(rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 
 
 def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str) -> PooledTexts:
+    """Kept-token activations of each text, truncated to `context_length` tokens like SAEBench's
+    tokenisation; batches are padded only to their longest text (SAEBench pads every text to
+    `context_length`): causal attention leaves the kept tokens' activations unchanged."""
     tokenizer = ctx.model.tokenizer
-    special = {getattr(tokenizer, f"{kind}_token_id", None) for kind in ("bos", "eos", "pad")} - {None}
+    special = torch.tensor(sorted({getattr(tokenizer, f"{kind}_token_id", None)
+                                   for kind in ("bos", "eos", "pad")} - {None}))
     tokens, offsets = {}, {}
     for name, texts in texts_by_class.items():
-        enc = tokenizer(texts, padding="max_length", truncation=True, max_length=context_length, return_tensors="pt")
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        keep = mask.bool() & ~torch.isin(ids, torch.tensor(sorted(special)))
-        counts = keep.sum(dim=1)
+        encoded = tokenizer(texts, truncation=True, max_length=context_length)["input_ids"]
+        counts = torch.tensor([int((~torch.isin(torch.tensor(ids), special)).sum()) for ids in encoded])
         if bool((counts == 0).any()):
             raise DataError(desc, f"class {name}: text {int(torch.nonzero(counts == 0)[0])} has no tokens to pool")
         kept = []
         for start in tqdm(range(0, len(texts), ctx.batch_size), desc=f"{desc} [{name}]", unit="batch", leave=False,
                           disable=not ctx.show_progress):
-            rows = slice(start, start + ctx.batch_size)
+            batch = encoded[start:start + ctx.batch_size]
+            ids = torch.full((len(batch), max(len(b) for b in batch)), int(tokenizer.pad_token_id or 0))
+            mask = torch.zeros_like(ids)
+            for row, seq in enumerate(batch):
+                ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
+            keep = mask.bool() & ~torch.isin(ids, special)
             with torch.no_grad():
-                resid = ctx.model.residual(ctx.hookpoint, ids[rows].to(ctx.model.device), mask[rows].to(ctx.model.device))
-            kept.append(resid.float().cpu()[keep[rows]])
+                resid = ctx.model.residual(ctx.hookpoint, ids.to(ctx.model.device), mask.to(ctx.model.device))
+            kept.append(resid.float().cpu()[keep])
         tokens[name] = torch.cat(kept)
         offsets[name] = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
     return PooledTexts(tokens, offsets)
