@@ -197,7 +197,8 @@ def run_pair(args, name: str, seed: int, peer_python: Path, layer: int, sae_fold
               f"{args.hookpoint} of {args.model}")
     mine_out, theirs_out = tmp / f"ours_{name}_{seed}.json", tmp / f"saebench_{name}_{seed}.json"
     ours_extra = ["--words-file", str(words)] if name == "absorption" else []
-    theirs_extra = ["--words", str(words)] if name == "absorption" else []
+    theirs_extra = (["--words", str(words)] + (["--full-forward"] if args.full_forward else [])
+                    if name == "absorption" else [])
     launch([sys.executable, __file__, "--side", "ours", "--eval", name, "--model", args.model,
             "--checkpoint", args.checkpoint, "--hookpoint", args.hookpoint, "--device", args.device,
             "--side-out", str(mine_out), *ours_extra, *common], args.quiet)
@@ -233,6 +234,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="both sides' device, e.g. cuda (CPU seconds are still "
                         "reported; peak CUDA memory too)")
     parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument("--full-forward", action="store_true",
+                        help="SAEBench's absorption as shipped: full forwards (default: stopped after the layer)")
     parser.add_argument("--out", help="write both sides' JSON here")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--eval", choices=["absorption", "sparse_probing", "both"], default="both")
