@@ -178,6 +178,9 @@ def test_bad_options_are_one_line_errors(model, task_cls):
 
     sae = load_checkpoint(str(SAES_DIR / "sparsify" / "tiny-gemma4-8x"), hookpoint="layers.2")
     # SAEBench's default position (-6) is not the word with the fixture tokenizer: said, not computed
+    reason = task_cls().skip_reason(sae, _ctx(model))
+    assert reason and "prompt_token_pos=-6" in reason and "\n" not in reason
+    assert task_cls(**FIXTURE_OPTIONS).skip_reason(sae, _ctx(model)) is None
     with pytest.raises(InputError, match="prompt_token_pos"):
         task_cls(max_words=60, probe_epochs=1).run(sae, _ctx(model))
     with pytest.raises(InputError, match="single-token alphabetic words"):
@@ -192,3 +195,14 @@ def test_too_few_good_letters_is_a_null_with_reason(fixture_run, model, task_cls
     out = task_cls(**{**FIXTURE_OPTIONS, "min_feats_for_eval": 20, "min_GT_probe_f1": 0.6}).run(sae, ctx)
     metric = out.metrics["mean_absorption_fraction"]
     assert metric.value is None and "min_feats_for_eval" in metric.reason
+
+
+def test_sparse_probing_without_data_offline_is_skipped(model, monkeypatch):
+    from sae_bench import load_checkpoint, registry
+
+    registry.discover()
+    task = registry.get_task("sparse_probing")()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sae = load_checkpoint(str(SAES_DIR / "sparsify" / "tiny-gemma4-8x"), hookpoint="layers.2")
+    reason = task.skip_reason(sae, _ctx(model))
+    assert reason and "data_dir" in reason

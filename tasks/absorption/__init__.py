@@ -187,6 +187,25 @@ class AbsorptionTask(Task):
             return "absorption reads the activation at one token; a pooled hookpoint has one vector per text"
         if sae.is_transcoder:
             return "absorption probes the SAE's own input site; a transcoder's decoder writes another site"
+        return ctx.memo(f"absorption/applies/{self.config.config_hash()}", lambda: self._tokenizer_problem(ctx))
+
+    def _tokenizer_problem(self, ctx) -> str | None:
+        """Why this tokenizer cannot run the eval as configured (tokenizer only, no model): too few
+        words, or `prompt_token_pos` not landing on the word of a prompt."""
+        cfg = self.config
+        words = single_token_words(ctx.model.tokenizer)
+        needed = 2 * (cfg.n_icl_examples + 1)
+        if len(words) < needed:
+            return f"the tokenizer has only {len(words)} single-token alphabetic words ({needed} needed)"
+        word = words[len(words) // 2]
+        prompt = icl_prompt(word, words, random.Random(0), template=cfg.prompt_template, n_examples=cfg.n_icl_examples)
+        ids = ctx.model.tokenizer(prompt.text).input_ids
+        if len(ids) < -cfg.prompt_token_pos:
+            return f"prompt_token_pos={cfg.prompt_token_pos} is before the start of a {len(ids)}-token prompt"
+        read = ctx.model.tokenizer.decode([ids[cfg.prompt_token_pos]]).strip()
+        if read != word.strip():
+            return (f"prompt_token_pos={cfg.prompt_token_pos} reads {read!r}, not the word {word.strip()!r}, with this "
+                    f"tokenizer and template {cfg.prompt_template!r}: set --task-option absorption.prompt_token_pos")
         return None
 
     def check_inputs(self, resources) -> None:

@@ -143,6 +143,11 @@ class SparseProbingTask(Task):
     def skip_reason(self, sae, ctx) -> str | None:
         if ctx.is_pooled or ctx.hookpoint == "pooled_final_norm":
             return "SAEBench's sparse probing mean-pools per-token activations; a pooled hookpoint has no tokens"
+        from sae_bench.models.loading import hub_offline
+
+        if self.config.data_dir is None and hub_offline():
+            return ("SAEBench's probing datasets: no local copy (--task-option sparse_probing.data_dir=FOLDER) and "
+                    "the hub is offline")
         return None
 
     def _k_values(self) -> list[int]:

@@ -76,9 +76,13 @@ def load_split(data_dir: str | None, hub_id: str, split: str, config: str | None
     if hub_offline():
         raise InputError(hub_id, f"no local copy ({Path(data_dir or '.') / hub_id / (config or '')}/{split}.parquet "
                          "or .jsonl) and the hub is offline")
-    import datasets
+    try:
+        import datasets
 
-    return datasets.load_dataset(hub_id, config, split=split).to_pandas()
+        return datasets.load_dataset(hub_id, config, split=split).to_pandas()
+    except Exception as exc:  # no network, no such dataset, an old `datasets`: one line, not a traceback
+        raise InputError(hub_id, f"cannot load {split} from the hub ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); give a local copy in data_dir") from None
 
 
 def _need_columns(frame, columns, where: str) -> None:
