@@ -41,7 +41,8 @@ class SparseProbingConfig(TaskConfig):
     positive = ("probe_train_set_size", "probe_test_set_size", "context_length", "k_values", "sae_batch_texts")
     non_negative = ("random_seed",)
     datasets: tuple[str, ...] = DATASETS
-    data_dir: str | None = None  # local copies <data_dir>/<hub id>/...; None: the hub (online only)
+    data_dir: str | None = None  # local copies <data_dir>/<hub id>/... (hub schema)
+    from_hub: bool = False  # read datasets without a local copy from the hub (downloads GBs; online only)
     random_seed: int = 42
     probe_train_set_size: int = 4000
     probe_test_set_size: int = 1000
@@ -145,9 +146,11 @@ class SparseProbingTask(Task):
             return "SAEBench's sparse probing mean-pools per-token activations; a pooled hookpoint has no tokens"
         from sae_bench.models.loading import hub_offline
 
+        if self.config.data_dir is None and not self.config.from_hub:
+            return ("SAEBench's probing datasets: give local copies (--task-option sparse_probing.data_dir=FOLDER) or "
+                    "--task-option sparse_probing.from_hub=true (downloads several GB)")
         if self.config.data_dir is None and hub_offline():
-            return ("SAEBench's probing datasets: no local copy (--task-option sparse_probing.data_dir=FOLDER) and "
-                    "the hub is offline")
+            return "SAEBench's probing datasets: no local copy (sparse_probing.data_dir) and the hub is offline"
         return None
 
     def _k_values(self) -> list[int]:
@@ -206,7 +209,7 @@ class SparseProbingTask(Task):
     def _dataset_activations(self, ctx, dataset: str):
         cfg = self.config
         train, test = load_dataset_classes(dataset, cfg.data_dir, cfg.probe_train_set_size, cfg.probe_test_set_size,
-                                           cfg.random_seed)
+                                           cfg.random_seed, cfg.from_hub)
         for split, data in (("train", train), ("test", test)):
             small = [name for name, texts in data.items() if len(texts) < 2]
             if small:

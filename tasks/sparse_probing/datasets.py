@@ -64,8 +64,8 @@ def _read_file(folder: Path, split: str):
     return None
 
 
-def load_split(data_dir: str | None, hub_id: str, split: str, config: str | None = None):
-    """One split as a DataFrame: the local copy, else the hub (when reachable)."""
+def load_split(data_dir: str | None, hub_id: str, split: str, config: str | None = None, from_hub: bool = True):
+    """One split as a DataFrame: the local copy, else the hub (when allowed and reachable)."""
     if data_dir:
         folder = Path(data_dir) / hub_id / (config or "")
         frame = _read_file(folder, split)
@@ -73,7 +73,7 @@ def load_split(data_dir: str | None, hub_id: str, split: str, config: str | None
             return frame
     from sae_bench.models.loading import hub_offline
 
-    if hub_offline():
+    if hub_offline() or not from_hub:
         raise InputError(hub_id, f"no local copy ({Path(data_dir or '.') / hub_id / (config or '')}/{split}.parquet "
                          "or .jsonl) and the hub is offline")
     try:
@@ -137,8 +137,8 @@ def _shuffle_split(samples: dict[str, list[str]], classes, n_train: int, n_test:
     return train, test
 
 
-def load_dataset_classes(dataset: str, data_dir: str | None, n_train: int, n_test: int,
-                         seed: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+def load_dataset_classes(dataset: str, data_dir: str | None, n_train: int, n_test: int, seed: int,
+                         from_hub: bool = False) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(train, test): class -> texts, as SAEBench's `get_multi_label_train_test_data` + `filter_dataset`."""
     if dataset not in CLASSES:
         raise InputError("--task-option sparse_probing.datasets", f"unknown dataset {dataset!r} "
@@ -147,15 +147,15 @@ def load_dataset_classes(dataset: str, data_dir: str | None, n_train: int, n_tes
     where = f"{dataset} ({data_dir or 'hub'})"
     if "bias_in_bios" in dataset or dataset == "canrager/amazon_reviews_mcauley_1and5":
         base = dataset.split("_class_set")[0]
-        return tuple(_two_column(load_split(data_dir, base, split), base, classes, n, seed, where)  # type: ignore
+        return tuple(_two_column(load_split(data_dir, base, split, from_hub=from_hub), base, classes, n, seed, where)  # type: ignore
                      for split, n in (("train", n_train), ("test", n_test)))
     if dataset == "canrager/amazon_reviews_mcauley_1and5_sentiment":
         base = dataset.split("_sentiment")[0]
-        return tuple(_per_label(load_split(data_dir, base, split), "text", "rating", classes, n // 2, seed, where,
+        return tuple(_per_label(load_split(data_dir, base, split, from_hub=from_hub), "text", "rating", classes, n // 2, seed, where,
                                 as_label=lambda v: str(float(v)))  # type: ignore
                      for split, n in (("train", n_train), ("test", n_test)))
     if dataset == "fancyzhx/ag_news":
-        return tuple(_per_label(load_split(data_dir, dataset, split), "text", "label", classes, n // 2, seed, where,
+        return tuple(_per_label(load_split(data_dir, dataset, split, from_hub=from_hub), "text", "label", classes, n // 2, seed, where,
                                 as_label=lambda v: str(int(v)))  # type: ignore
                      for split, n in (("train", n_train), ("test", n_test)))
     half_train, half_test = n_train // 2, n_test // 2
@@ -163,7 +163,7 @@ def load_dataset_classes(dataset: str, data_dir: str | None, n_train: int, n_tes
     if dataset == "Helsinki-NLP/europarl":
         wanted = half_train + half_test
         for language in classes:
-            frame = load_split(data_dir, dataset, "train", EUROPARL_PAIRS[language])
+            frame = load_split(data_dir, dataset, "train", EUROPARL_PAIRS[language], from_hub)
             _need_columns(frame, ("translation",), where)
             for translation in frame["translation"]:
                 pair = json.loads(translation) if isinstance(translation, str) else translation
@@ -171,7 +171,7 @@ def load_dataset_classes(dataset: str, data_dir: str | None, n_train: int, n_tes
                 if len(samples[language]) > wanted:
                     break
     else:  # codeparrot/github-code
-        frame = load_split(data_dir, dataset, "train")
+        frame = load_split(data_dir, dataset, "train", from_hub=from_hub)
         _need_columns(frame, ("code", "language"), where)
         total = half_train + half_test
         for code, language in zip(frame["code"], frame["language"]):
