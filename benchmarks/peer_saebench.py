@@ -122,6 +122,19 @@ def word_list(args) -> list[str]:
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     words = seeded_subset(single_token_words(tokenizer), args.max_words, args.seed)
+    if not args.fixture:  # SAEBench's code fails when a letter has no training or no held-out word
+        import random
+
+        from sae_bench.tasks.absorption.vocab import LETTERS, first_letter_class
+
+        shuffled = random.Random(args.seed).sample(words, len(words))
+        cut = int(len(shuffled) * 0.8)
+        missing = [f"{LETTERS[l]} ({part})" for part, chunk in (("train", shuffled[:cut]), ("held-out", shuffled[cut:]))
+                   for l in sorted(set(range(26)) - {first_letter_class(w) for w in chunk})]
+        if missing:
+            raise SystemExit(f"seed {args.seed} with {len(words)} words leaves letters without words: "
+                             f"{', '.join(missing)}; SAEBench's code cannot run that (KeyError / one-class AUROC): "
+                             "choose another --seeds or more --max-words")
     if args.fixture:  # SAEBench needs every prompt of a letter to have one length: keep words whose
         # prompt line "\n{word}: X" is exactly [separator, word, ':', ' X'] with the tiny tokenizer
         line = lambda w: "\n" + args.template.format(word=w) + " " + w.strip()[0].upper()
