@@ -168,6 +168,7 @@ def run_absorption(args) -> dict:
                                   min_GT_probe_f1=args.min_f1)
     workdir = tempfile.mkdtemp(prefix="saebench-peer-")
     os.chdir(workdir)  # it writes artifacts/ into the working directory
+    os.makedirs(os.path.join(workdir, "out"))  # its CLI creates the output folder, run_eval does not
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     results = absorption_main.run_eval(config, [("peer", sae)], args.device, os.path.join(workdir, "out"), force_rerun=True)
