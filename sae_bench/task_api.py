@@ -133,21 +133,23 @@ class TaskOutput:
 class TaskConfig:
     """Base config: subclasses add fields. Everything here goes into the config hash.
 
-    Subclasses name fields that must be > 0 in `positive`, >= 0 in `non_negative` and in [0, 1] in
-    `unit_interval`, so a bad option fails before any work (None always passes: it means "default").
-    Every numeric field must be in one of the three (tests/test_fault_environment.py checks each
+    Subclasses name fields that must be > 0 in `positive`, >= 0 in `non_negative`, in [0, 1] in
+    `unit_interval` and < 0 in `negative` (a position counted from the end), so a bad option fails
+    before any work (None always passes: it means "default"). Every numeric field must be in one of these (tests/test_fault_environment.py checks each
     registered task); NaN and infinities never pass."""
 
     positive: ClassVar[tuple[str, ...]] = ()
     non_negative: ClassVar[tuple[str, ...]] = ()
     unit_interval: ClassVar[tuple[str, ...]] = ()
+    negative: ClassVar[tuple[str, ...]] = ()
 
     def problems(self) -> list[str]:
         """Why these option values cannot work (empty when they can)."""
         found = []
         checks = [(n, lambda v: v <= 0, "must be > 0") for n in self.positive] \
             + [(n, lambda v: v < 0, "must be >= 0") for n in self.non_negative] \
-            + [(n, lambda v: not 0 <= v <= 1, "must be in [0, 1]") for n in self.unit_interval]
+            + [(n, lambda v: not 0 <= v <= 1, "must be in [0, 1]") for n in self.unit_interval] \
+            + [(n, lambda v: v >= 0, "must be < 0 (counted from the end)") for n in self.negative]
         for name, bad, wanted in checks:
             value = getattr(self, name)
             values = value if isinstance(value, (tuple, list)) else (value,)

@@ -239,7 +239,7 @@ def test_every_numeric_task_option_declares_a_range():
     registry.discover()
     for name, cls in registry.all_tasks().items():
         config = cls.Config
-        ranged = set(config.positive) | set(config.non_negative) | set(config.unit_interval)
+        ranged = set(config.positive) | set(config.non_negative) | set(config.unit_interval) | set(config.negative)
         hints = typing.get_type_hints(config)
         for f in dataclasses.fields(config):
             kinds = {a for a in typing.get_args(hints[f.name]) or (hints[f.name],)} | \

@@ -18,6 +18,10 @@ def register(sub) -> None:
                                           "(same comparability keys: rebuilt in place; new keys: a new version)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results/)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="leaderboard folder (default: leaderboard/)")
+    p.add_argument("--rank-by", default=None, metavar="METRIC",
+                   help="rank each site by this metric (e.g. mean_absorption_fraction, sae_top_1_test_accuracy; "
+                        "or GROUP/METRIC) in its declared direction (default: the specs' ranking priority, "
+                        "ce_loss_recovered)")
     p.set_defaults(func=cmd_build)
     p = commands.add_parser("rebuild", help="rebuild every version from the records stored in it, in index order")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="leaderboard folder (default: leaderboard/)")
@@ -29,7 +33,7 @@ def register(sub) -> None:
 def cmd_build(args) -> int:
     from sae_bench.leaderboard_build.api import build_leaderboard
 
-    print(build_leaderboard(args.results, args.out).summary())
+    print(build_leaderboard(args.results, args.out, rank_by=args.rank_by).summary())
     return 0
 
 

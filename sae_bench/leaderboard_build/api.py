@@ -71,14 +71,15 @@ def _remove_stale_staging(out_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def render_version(collection: Collection, version: str, folder: Path) -> BuildReport:
-    """Write one complete version folder into `folder` (which must not exist yet)."""
+def render_version(collection: Collection, version: str, folder: Path, rank_by: str | None = None) -> BuildReport:
+    """Write one complete version folder into `folder` (which must not exist yet); `rank_by` chooses
+    the ranking metric (recorded in version.json, so rebuilds rank alike)."""
     folder.mkdir(parents=True)
     for record in collection.records:
         target = record_path(folder / RESULTS_FOLDER, record.checkpoint_id, record.hookpoint, record.task_name)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(dumps(record.data), encoding="utf-8", newline="")
-    board = table.build_table(collection)
+    board = table.build_table(collection, rank_by)
     table.write_parquet(board, folder / "rows.parquet")
     table.write_csv(board, folder / "rows.csv")
     (folder / "table.md").write_text(table.render_markdown(board, version), encoding="utf-8", newline="")
@@ -97,6 +98,8 @@ def render_version(collection: Collection, version: str, folder: Path) -> BuildR
             "higher_is_better": board.higher_is_better, "rows": len(board.rows), "records": len(collection.records),
             "plots": [p.filename for p in drawn], "sites": [s.hookpoint for s in board.sites],
             "figures": [p.to_json() for p in drawn], "files": files}
+    if rank_by is not None:
+        meta["rank_by"] = rank_by
     (folder / VERSION_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                                        encoding="utf-8", newline="")
     return BuildReport(version=version, created=False, folder=folder, keys=keys, rows=len(board.rows),
@@ -111,17 +114,21 @@ def _write_top_level(out_dir: Path, index: versioning.LeaderboardIndex) -> None:
     atomic_write_text(out_dir / "versions.html",
                       page.render_index_page([(v.name, list(v.keys)) for v in index.versions]))
     latest = index.versions[-1].name
-    board = table.build_table(collect(out_dir / latest / RESULTS_FOLDER))
     meta = json.loads((out_dir / latest / VERSION_FILE).read_text(encoding="utf-8"))
+    board = table.build_table(collect(out_dir / latest / RESULTS_FOLDER), meta.get("rank_by"))
     drawn = [plots.Plot.from_json(p) for p in meta.get("figures", [])]
     atomic_write_text(out_dir / "index.html", page.render_board(board, drawn, latest, prefix=f"{latest}/",
                                                                 versions=[v.name for v in index.versions]))
 
 
-def build_leaderboard(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> BuildReport:
-    """Validate the records under `results_dir` and build (or rebuild) their version in `out_dir`."""
+def build_leaderboard(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                      rank_by: str | None = None) -> BuildReport:
+    """Validate the records under `results_dir` and build (or rebuild) their version in `out_dir`;
+    `rank_by` ranks every site by that metric instead of ce_loss_recovered (the specs' priority)."""
     out_dir = Path(out_dir)
     collection = collect(results_dir)  # raises before anything is written
+    if rank_by is not None:
+        table.check_rank_by(table.build_table(collection).columns, rank_by)
     if out_dir.exists() and not out_dir.is_dir():
         raise ResultError(out_dir, "leaderboard output exists and is not a folder")
     index = versioning.load_index(out_dir)
@@ -135,7 +142,7 @@ def build_leaderboard(results_dir: str | os.PathLike, out_dir: str | os.PathLike
     if created and target.exists():
         raise ResultError(target, "exists but is not listed in index.json: refusing to overwrite it")
     try:
-        report = render_version(collection, name, staging)
+        report = render_version(collection, name, staging, rank_by)
         moved_away = target.exists()
         if moved_away:
             os.replace(target, old)
@@ -165,7 +172,9 @@ def rebuild_all(out_dir: str | os.PathLike, into: str | os.PathLike | None = Non
     target = Path(into) if into is not None else out_dir
     reports = []
     for entry in index.versions:
-        report = build_leaderboard(out_dir / entry.name / RESULTS_FOLDER, target)
+        version_file = out_dir / entry.name / VERSION_FILE
+        meta = json.loads(version_file.read_text(encoding="utf-8")) if version_file.exists() else {}
+        report = build_leaderboard(out_dir / entry.name / RESULTS_FOLDER, target, meta.get("rank_by"))
         if report.version != entry.name:
             raise ResultError(out_dir / entry.name, f"rebuilt as {report.version}: its records no longer have the "
                                                     "key set listed in index.json")

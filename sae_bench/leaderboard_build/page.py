@@ -555,7 +555,9 @@ def render_checkpoint_page(table: LeaderboardTable, row: Row, plots: list[Plot],
                                            "predictions move (KL) when the SAE's reconstruction replaces the "
                                            "activations, one value per sequence."))
         out.append("</div>")
-    out += _probing(row) + _maxact(row)
+    from sae_bench.leaderboard_build.interp_sections import interp_sections  # lazy: it imports this module
+
+    out += _probing(row) + _maxact(row) + interp_sections(row)
     autointerp = _record(row, "autointerp")
     out += autointerp_section.render(autointerp.data if autointerp else None)
     out.append("<h2>Records</h2><ul>")

@@ -33,7 +33,8 @@ from sae_bench.leaderboard_build.table import LeaderboardTable, MetricColumn, Ro
 from sae_bench.results import slug
 
 X_METRIC = "l0"
-FRONTIER_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "autointerp_score")
+FRONTIER_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "mean_absorption_fraction",
+                                     "sae_top_1_test_accuracy", "autointerp_score")
 DEPTH_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "l0")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f")

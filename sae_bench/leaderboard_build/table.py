@@ -191,15 +191,32 @@ def number(entry: dict[str, Any] | None, field_name: str) -> float | None:
     return float(value)
 
 
-def _ranking_column(columns: list[MetricColumn], rows: list[Row] | None = None) -> tuple[MetricColumn | None, bool | None]:
+def _ranking_column(columns: list[MetricColumn], rows: list[Row] | None = None,
+                    rank_by: str | None = None) -> tuple[MetricColumn | None, bool | None]:
     """The column (with a value in one of `rows`, when given) whose spec has the lowest `ranking`, and
-    its direction; columns are sorted, so the first key of a task wins a tie."""
+    its direction; columns are sorted, so the first key of a task wins a tie. With `rank_by` (a
+    metric, or `group/metric`), the first column of that metric instead."""
+    if rank_by is not None:
+        chosen = [c for c in columns if rank_by in (c.metric, c.name)
+                  and (rows is None or any(number(r.entry(c), "value") is not None for r in rows))]
+        return (chosen[0], chosen[0].higher_is_better) if chosen else (None, None)
     candidates = [c for c in columns if c.spec is not None and c.spec.ranking is not None
                   and (rows is None or any(number(r.entry(c), "value") is not None for r in rows))]
     if not candidates:
         return None, None
     best = min(candidates, key=lambda c: c.spec.ranking)
     return best, best.higher_is_better
+
+
+def check_rank_by(columns: list[MetricColumn], rank_by: str) -> None:
+    """A chosen ranking metric must exist in the build and declare a direction (one-line error)."""
+    from sae_bench.errors import ResultError
+
+    found = [c for c in columns if rank_by in (c.metric, c.name)]
+    if not found:
+        raise ResultError("--rank-by", f"no metric {rank_by!r} in these records")
+    if found[0].higher_is_better is None:
+        raise ResultError("--rank-by", f"{rank_by!r} has no better direction (its spec says 'none'): cannot rank by it")
 
 
 def _spec(records: list[ResultRecord], metric: str) -> MetricSpec | None:
@@ -218,19 +235,22 @@ def _rank_site(site: Site) -> None:
     site.rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.checkpoint))
 
 
-def build_table(collection: Collection) -> LeaderboardTable:
+def build_table(collection: Collection, rank_by: str | None = None) -> LeaderboardTable:
+    """`rank_by`: rank every site by this metric instead of the specs' ranking priority."""
     groups = group_labels(collection.keys)
     columns = sorted((MetricColumn(groups[k], k, m, _spec([r for r in records if m in r.metrics], m))
                       for k, records in collection.by_key().items() for m in {m for r in records for m in r.metrics}),
                      key=lambda c: (c.group, c.metric))
     rows = [Row(i + 1, ckpt, hp, records) for i, ((ckpt, hp), records) in enumerate(collection.by_row().items())]
-    ranked_by, higher = _ranking_column(columns)
+    if rank_by is not None:
+        check_rank_by(columns, rank_by)
+    ranked_by, higher = _ranking_column(columns, rank_by=rank_by)
     by_site: dict[str, list[Row]] = {}
     for row_ in rows:
         by_site.setdefault(row_.hookpoint, []).append(row_)
     sites = []
     for hookpoint, site_rows in sorted(by_site.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        site = Site(hookpoint, site_rows, *_ranking_column(columns, site_rows))
+        site = Site(hookpoint, site_rows, *_ranking_column(columns, site_rows, rank_by))
         _rank_site(site)
         sites.append(site)
     rows = [r for site in sites for r in site.rows]

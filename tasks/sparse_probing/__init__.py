@@ -1,0 +1,219 @@
+"""Task `sparse_probing`: SAEBench 0.6.0's k-sparse probing, so that our numbers sit beside its.
+
+A task of its own rather than an option of `probing`: its data (SAEBench's eight hub datasets,
+drawn per class as SAEBench draws them, `datasets.py`), pooling (MEAN over non-BOS/pad/EOS tokens of
+each text, for the SAE codes and the raw activations alike) and probe protocol (`probes.py`) share
+nothing with the 544-text category probing, whose numbers stay as they are; every record says
+the protocol (`saebench-0.6.0-sparse-probing`) and which datasets produced its numbers.
+
+Per dataset and class: balanced binary train/test sets, top-k dimensions by mean difference,
+logistic regression, held-out accuracy; the dataset's score is the mean over its classes, the
+headline the mean over datasets. `sae_top_{k}_test_accuracy` on SAE latents, `llm_top_{k}_...`
+on the raw activations (a reference). Texts are tokenised to `context_length` tokens (truncated,
+padded); raw per-token activations are memoised per hookpoint, so every checkpoint there shares
+one model pass. SAEBench also trains dense probes on all latents / all dimensions with early
+stopping on the test set (`sae_test_accuracy`, `llm_test_accuracy`); those are not reproduced.
+Randomness: SAEBench threads one torch generator through every probe of a run (so a number
+depends on what ran before it, dense probes included); here each (dataset, representation, k)
+draws from its own generator seeded with `random_seed`, which is also how the peer check seeds
+SAEBench's `train_probe_on_activations`. This task never writes files.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from sae_bench.errors import DataError, InputError
+from sae_bench.registry import register_task
+from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.tasks.sparse_probing.datasets import DATASETS, load_dataset_classes, short_name
+from sae_bench.tasks.sparse_probing.probes import k_sparse_accuracies
+
+PROTOCOL = "saebench-0.6.0-sparse-probing"
+
+
+@dataclass(frozen=True)
+class SparseProbingConfig(TaskConfig):
+    positive = ("probe_train_set_size", "probe_test_set_size", "context_length", "k_values", "sae_batch_texts")
+    non_negative = ("random_seed",)
+    datasets: tuple[str, ...] = DATASETS
+    data_dir: str | None = None  # local copies <data_dir>/<hub id>/... (hub schema)
+    from_hub: bool = False  # read datasets without a local copy from the hub (downloads GBs; online only)
+    random_seed: int = 42
+    probe_train_set_size: int = 4000
+    probe_test_set_size: int = 1000
+    context_length: int = 128
+    k_values: tuple[int, ...] = (1, 2, 5)
+    sae_batch_texts: int = 125  # texts per SAE encode call; no effect on the numbers
+
+
+class PooledTexts:
+    """Kept-token activations of one split's texts, grouped by class (memoised per hookpoint)."""
+
+    def __init__(self, tokens: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor]):
+        self.tokens, self.offsets = tokens, offsets  # class -> [n_kept, d], class -> [n_texts + 1]
+
+    def raw_means(self) -> dict[str, torch.Tensor]:
+        return {name: _segment_mean(self.tokens[name], self.offsets[name]) for name in self.tokens}
+
+    @torch.no_grad()
+    def sae_means(self, sae, batch_texts: int) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, tokens in self.tokens.items():
+            offsets, parts = self.offsets[name], []
+            for start in range(0, len(offsets) - 1, batch_texts):
+                stop = min(start + batch_texts, len(offsets) - 1)
+                lo, hi = int(offsets[start]), int(offsets[stop])
+                x_in, _ = sae.preprocess(tokens[lo:hi].to(sae.device, sae.dtype))
+                codes = sae.encode(x_in).to_dense().float().cpu()
+                parts.append(_segment_mean(codes, offsets[start:stop + 1] - lo))
+            out[name] = torch.cat(parts)
+        return out
+
+
+def _segment_mean(rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    lengths = offsets[1:] - offsets[:-1]
+    segment = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    sums = torch.zeros(len(lengths), rows.shape[1]).index_add_(0, segment, rows.float())
+    return sums / lengths[:, None]
+
+
+def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str) -> PooledTexts:
+    """Kept-token activations of each text, truncated to `context_length` tokens like SAEBench's
+    tokenisation; batches are padded only to their longest text (SAEBench pads every text to
+    `context_length`): causal attention leaves the kept tokens' activations unchanged."""
+    tokenizer = ctx.model.tokenizer
+    special = torch.tensor(sorted({getattr(tokenizer, f"{kind}_token_id", None)
+                                   for kind in ("bos", "eos", "pad")} - {None}))
+    tokens, offsets = {}, {}
+    for name, texts in texts_by_class.items():
+        encoded = tokenizer(texts, truncation=True, max_length=context_length)["input_ids"]
+        counts = torch.tensor([int((~torch.isin(torch.tensor(ids), special)).sum()) for ids in encoded])
+        if bool((counts == 0).any()):
+            raise DataError(desc, f"class {name}: text {int(torch.nonzero(counts == 0)[0])} has no tokens to pool")
+        kept = []
+        for start in tqdm(range(0, len(texts), ctx.batch_size), desc=f"{desc} [{name}]", unit="batch", leave=False,
+                          disable=not ctx.show_progress):
+            batch = encoded[start:start + ctx.batch_size]
+            ids = torch.full((len(batch), max(len(b) for b in batch)), int(tokenizer.pad_token_id or 0))
+            mask = torch.zeros_like(ids)
+            for row, seq in enumerate(batch):
+                ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
+            keep = mask.bool() & ~torch.isin(ids, special)
+            with torch.no_grad():
+                resid = ctx.model.residual(ctx.hookpoint, ids.to(ctx.model.device), mask.to(ctx.model.device))
+            kept.append(resid.float().cpu()[keep])
+        tokens[name] = torch.cat(kept)
+        offsets[name] = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+    return PooledTexts(tokens, offsets)
+
+
+def _mean_metric(values: list[float]) -> Metric:
+    if len(values) > 1:
+        return Metric(statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5)
+    return Metric(values[0])
+
+
+@register_task
+class SparseProbingTask(Task):
+    name = "sparse_probing"
+    version = "1"
+    Config = SparseProbingConfig
+    description = "SAEBench 0.6.0's k-sparse probing on its datasets (mean-pooled texts, top-k by mean difference)"
+    random_sources = ("negative sampling and shuffling: torch.Generator(random_seed) per dataset, representation and k",
+                      "class texts: pandas sample(random_state=random_seed) / random.Random(random_seed), SAEBench's draws",
+                      "logistic regression: scikit-learn lbfgs (deterministic)")
+    metrics = (
+        MetricSpec("sae_top_1_test_accuracy", "higher", "mean over SAEBench's datasets of the mean over classes of the "
+                   "held-out accuracy of a logistic probe on the 1 latent with the largest mean difference "
+                   "(/DATASET: one dataset)", "fraction", 0.01, headline=61, parts=True),
+        MetricSpec("sae_top_2_test_accuracy", "higher", "the same with the top 2 latents (/DATASET: one dataset)",
+                   "fraction", 0.01, parts=True),
+        MetricSpec("sae_top_5_test_accuracy", "higher", "the same with the top 5 latents (/DATASET: one dataset)",
+                   "fraction", 0.01, parts=True),
+        MetricSpec("sae_top_*_test_accuracy*", "higher", "the same with the top k latents (/DATASET: one dataset)",
+                   "fraction", 0.01),
+        MetricSpec("llm_top_*_test_accuracy*", "none", "the same probe on the top k raw activation dimensions: a "
+                   "reference, not the SAE's score (/DATASET: one dataset)", "fraction"),
+    )
+
+    def skip_reason(self, sae, ctx) -> str | None:
+        if ctx.is_pooled or ctx.hookpoint == "pooled_final_norm":
+            return "SAEBench's sparse probing mean-pools per-token activations; a pooled hookpoint has no tokens"
+        from sae_bench.models.loading import hub_offline
+
+        if self.config.data_dir is None and not self.config.from_hub:
+            return ("SAEBench's probing datasets: give local copies (--task-option sparse_probing.data_dir=FOLDER) or "
+                    "--task-option sparse_probing.from_hub=true (downloads several GB)")
+        if self.config.data_dir is None and hub_offline():
+            return "SAEBench's probing datasets: no local copy (sparse_probing.data_dir) and the hub is offline"
+        return None
+
+    def _k_values(self) -> list[int]:
+        ks = self.config.k_values
+        ks = [ks] if isinstance(ks, int) else list(ks)
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+            raise InputError("--task-option sparse_probing.k_values", f"expected positive integers, got {ks!r}")
+        return sorted(set(ks))
+
+    def check_inputs(self, resources) -> None:
+        self._k_values()
+        names = [self.config.datasets] if isinstance(self.config.datasets, str) else list(self.config.datasets)
+        unknown = [name for name in names if name not in DATASETS]
+        if not names or unknown:
+            raise InputError("--task-option sparse_probing.datasets",
+                             f"unknown dataset {unknown[0] if unknown else '(none)'!r}; SAEBench's: {', '.join(DATASETS)}")
+        if self.config.data_dir is not None and not __import__("os").path.isdir(self.config.data_dir):
+            raise InputError(self.config.data_dir, "sparse_probing data_dir is not a folder")
+
+    def run(self, sae, ctx) -> TaskOutput:
+        cfg = self.config
+        ks = self._k_values()
+        names = [cfg.datasets] if isinstance(cfg.datasets, str) else list(cfg.datasets)
+        per_dataset: dict[str, dict] = {}
+        scores: dict[str, list[float]] = {}
+        counts = {"datasets": len(names), "classes": 0, "train_texts": 0, "test_texts": 0}
+        for dataset in names:
+            key = f"sparse_probing/{ctx.hookpoint}/{dataset}/{cfg.data_dir}/{cfg.probe_train_set_size}/" \
+                  f"{cfg.probe_test_set_size}/{cfg.context_length}/{cfg.random_seed}"
+            splits = ctx.memo(key, lambda: self._dataset_activations(ctx, dataset))
+            train, test = splits
+            counts["classes"] += len(train.tokens)
+            counts["train_texts"] += sum(len(o) - 1 for o in train.offsets.values())
+            counts["test_texts"] += sum(len(o) - 1 for o in test.offsets.values())
+            entry: dict = {}
+            representations = {"llm": (train.raw_means(), test.raw_means()),
+                               "sae": (train.sae_means(sae, cfg.sae_batch_texts), test.sae_means(sae, cfg.sae_batch_texts))}
+            for rep, (x_train, x_test) in representations.items():
+                for k in ks:
+                    generator = torch.Generator().manual_seed(cfg.random_seed)
+                    by_class = k_sparse_accuracies(x_train, x_test, k, generator)
+                    name = f"{rep}_top_{k}_test_accuracy"
+                    entry[name] = {"mean": statistics.mean(by_class.values()), "per_class": by_class}
+                    scores.setdefault(name, []).append(entry[name]["mean"])
+            per_dataset[short_name(dataset)] = entry
+        metrics: dict[str, Metric] = {}
+        for name, values in sorted(scores.items()):
+            metrics[name] = _mean_metric(values)
+            for dataset in names:
+                metrics[f"{name}/{short_name(dataset)}"] = Metric(per_dataset[short_name(dataset)][name]["mean"])
+        artifacts = {"protocol": PROTOCOL, "datasets": names, "data_dir": cfg.data_dir or "hub",
+                     "pooling": "mean over non-BOS/pad/EOS tokens (SAE codes and raw activations)",
+                     "per_dataset": per_dataset}
+        return TaskOutput(metrics, counts, artifacts)
+
+    def _dataset_activations(self, ctx, dataset: str):
+        cfg = self.config
+        train, test = load_dataset_classes(dataset, cfg.data_dir, cfg.probe_train_set_size, cfg.probe_test_set_size,
+                                           cfg.random_seed, cfg.from_hub)
+        for split, data in (("train", train), ("test", test)):
+            small = [name for name, texts in data.items() if len(texts) < 2]
+            if small:
+                raise DataError(dataset, f"{split} class {small[0]!r} has {len(data[small[0]])} text(s): a probe needs "
+                                         "at least 2 (raise probe_train_set_size / probe_test_set_size or the data)")
+        return (_extract(ctx, train, cfg.context_length, f"{short_name(dataset)} train"),
+                _extract(ctx, test, cfg.context_length, f"{short_name(dataset)} test"))

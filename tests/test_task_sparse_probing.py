@@ -1,0 +1,105 @@
+"""SAEBench-comparable sparse probing: the protocol in closed form (a planted concept latent is
+probed perfectly at k = 1), SAEBench's draws, the task on the fixture model and local dataset
+copies, and its bad-input answers (missing column, a class with one text, unknown dataset)."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from sae_bench.context import EvalContext, TokenizedCorpus
+from sae_bench.errors import DataError, InputError
+from sae_bench.fixtures import SAES_DIR, TINY_MODEL_DIR
+from sae_bench.tasks.sparse_probing.datasets import load_dataset_classes
+from sae_bench.tasks.sparse_probing.probes import balanced_binary, k_sparse_accuracies, top_k_dims
+
+DATA = TINY_MODEL_DIR.parent / "sparse_probing"
+SMALL = dict(data_dir=str(DATA), probe_train_set_size=16, probe_test_set_size=8, context_length=32)
+
+
+def test_planted_concept_latent_probes_perfectly_at_k1():
+    gen = torch.Generator().manual_seed(0)
+    def split(n):
+        out = {}
+        for c in range(3):
+            x = torch.rand(n, 20, generator=gen) * 0.1
+            x[:, c] = 1.0 + torch.rand(n, generator=gen)  # latent c fires on class c only
+            out[str(c)] = x
+        return out
+    accuracies = k_sparse_accuracies(split(30), split(10), 1, torch.Generator().manual_seed(42))
+    assert accuracies == {"0": 1.0, "1": 1.0, "2": 1.0}
+
+
+def test_balanced_binary_and_top_k():
+    vectors = {"a": torch.arange(8.0)[:, None].repeat(1, 3), "b": -torch.ones(5, 3), "c": torch.zeros(5, 3)}
+    rows, labels = balanced_binary(vectors, "a", torch.Generator().manual_seed(1))
+    assert int(labels.sum()) == 8 and len(labels) == 16
+    assert sorted(rows[labels == 1][:, 0].tolist()) == list(range(8))
+    x = torch.tensor([[5.0, 0.0, 1.0], [5.0, 0.0, 1.0], [0.0, 0.0, 0.9], [0.0, 0.0, 0.9]])
+    assert top_k_dims(x, torch.tensor([1, 1, 0, 0]), 2).tolist() == [0, 2]  # kept in index order
+
+
+def test_dataset_draws_are_seeded_and_balanced():
+    train, test = load_dataset_classes("LabHC/bias_in_bios_class_set1", str(DATA), 16, 8, 42)
+    assert list(train) == ["0", "1", "2", "6", "9"] and all(len(v) == 8 for v in train.values())
+    assert all(len(v) == 4 for v in test.values())
+    again, _ = load_dataset_classes("LabHC/bias_in_bios_class_set1", str(DATA), 16, 8, 42)
+    assert again == train
+    train, test = load_dataset_classes("Helsinki-NLP/europarl", str(DATA), 16, 8, 42)
+    assert list(train) == ["en", "fr", "de", "es", "nl"] and all(len(v) == 8 for v in train.values())
+    assert not set(train["en"]) & set(test["en"])
+
+
+def test_missing_column_and_one_text_class_are_one_line_errors(tmp_path):
+    broken = tmp_path / "fancyzhx" / "ag_news"
+    broken.mkdir(parents=True)
+    for split in ("train", "test"):
+        rows = [json.loads(l) for l in (DATA / "fancyzhx" / "ag_news" / f"{split}.jsonl").read_text().splitlines()]
+        (broken / f"{split}.jsonl").write_text("".join(json.dumps({"body": r["text"], "label": r["label"]}) + "\n"
+                                                       for r in rows))
+    with pytest.raises(DataError, match="missing column.*text") as err:
+        load_dataset_classes("fancyzhx/ag_news", str(tmp_path), 16, 8, 42)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="rows, .* needed"):
+        load_dataset_classes("fancyzhx/ag_news", str(DATA), 400, 8, 42)
+    with pytest.raises(InputError, match="unknown dataset"):
+        load_dataset_classes("someone/else", str(DATA), 16, 8, 42)
+    with pytest.raises(InputError, match="no local copy"):
+        load_dataset_classes("fancyzhx/ag_news", str(tmp_path / "empty"), 16, 8, 42)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from sae_bench.models import ModelAdapter
+
+    return ModelAdapter.load(str(TINY_MODEL_DIR))
+
+
+def _ctx(model):
+    z = torch.zeros(0, 2, dtype=torch.int64)
+    return EvalContext(model=model, hookpoint="layers.2", corpus=TokenizedCorpus("none", "none", "none", z, z, z.bool(), 2),
+                       activations=None, show_progress=False)
+
+
+def test_task_on_the_fixtures(model):
+    from sae_bench import load_checkpoint, registry
+
+    registry.discover()
+    cls = registry.get_task("sparse_probing")
+    sae = load_checkpoint(str(SAES_DIR / "sparsify" / "tiny-gemma4-8x"), hookpoint="layers.2")
+    task = cls(datasets=("fancyzhx/ag_news", "Helsinki-NLP/europarl"), **SMALL)
+    task.check_inputs({})
+    ctx = _ctx(model)
+    out = task.run(sae, ctx)
+    for k in (1, 2, 5):
+        metric = out.metrics[f"sae_top_{k}_test_accuracy"]
+        assert 0.5 <= metric.value <= 1.0 and cls.metric_spec(f"sae_top_{k}_test_accuracy") is not None
+        assert out.metrics[f"sae_top_{k}_test_accuracy/ag_news"].value is not None
+    assert out.artifacts["protocol"] == "saebench-0.6.0-sparse-probing"
+    assert out.artifacts["datasets"] == ["fancyzhx/ag_news", "Helsinki-NLP/europarl"]
+    assert out.counts["classes"] == 9
+    with pytest.raises(DataError, match="1 text"):  # a class with one example: said, not computed
+        cls(datasets=("fancyzhx/ag_news",), **{**SMALL, "probe_train_set_size": 2}).run(sae, ctx)
+    with pytest.raises(InputError, match="unknown dataset"):
+        cls(datasets=("nope/nope",)).check_inputs({})
