@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench import distributed
 from sae_bench.errors import InputError

@@ -10,7 +10,7 @@ has the same length (its absorption step insists on that); we always read each p
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench.errors import InputError
 

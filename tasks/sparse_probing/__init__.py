@@ -25,7 +25,7 @@ import statistics
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from sae_bench.progress import tqdm
 
 from sae_bench.errors import DataError, InputError
 from sae_bench.registry import register_task
