@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sae_bench.errors import InputError
 from sae_bench.metric_directions import MetricRule, rule_for
-from sae_bench.pairing import difference, format_table, pair_records
+from sae_bench.pairing import WIDTH, difference, fit, fitted_table, format_table, pair_records
 from sae_bench.results import ResultRecord, is_results_path, iter_records
 
 Z_95 = 1.959963984540054
@@ -95,17 +95,12 @@ class Comparison:
                 "dictionary": asdict(self.dictionary) if self.dictionary else None,
                 "dictionary_note": self.dictionary_note}
 
-    def format(self) -> str:
+    def format(self, wide: bool = False) -> str:
+        """The printout: one table per hookpoint x task within `WIDTH` columns, or (`wide`) one table with
+        every column (checkpoint, hookpoint, task, A±se, B±se, the pairing's reason) on each row."""
         lines = [f"A: {self.a_label}", f"B: {self.b_label}"]
         if self.rows:
-            several = any(r.checkpoint for r in self.rows)
-            header = (["checkpoint"] if several else []) + ["hookpoint", "task", "metric", "A", "B", "B-A",
-                                                            "95% CI of B-A", "pairing", "better"]
-            lines.append(format_table(header, [
-                ([r.checkpoint] if several else []) + [
-                    r.hookpoint, r.task, r.metric, _pm(r.a, r.a_stderr), _pm(r.b, r.b_stderr), _num(r.diff, True),
-                    "-" if r.ci_low is None else f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", r.pairing, r.better]
-                for r in self.rows]))
+            lines += self._wide_table() if wide else self._narrow_tables()
         for reason in self.refused:
             lines.append(f"not compared: {reason}")
         if self.dictionary is not None:
@@ -115,16 +110,59 @@ class Comparison:
         elif self.dictionary_note:
             lines.append(f"dictionary: {self.dictionary_note}")
         if self.rows:
-            lines += ["", FOOTER]
+            lines += ["", WIDE_FOOTER if wide else NARROW_FOOTER]
         return "\n".join(lines)
 
+    def _wide_table(self) -> list[str]:
+        several = any(r.checkpoint for r in self.rows)
+        header = (["checkpoint"] if several else []) + ["hookpoint", "task", "metric", "A", "B", "B-A",
+                                                        "95% CI of B-A", "pairing", "better"]
+        return [format_table(header, [
+            ([r.checkpoint] if several else []) + [
+                r.hookpoint, r.task, r.metric, _pm(r.a, r.a_stderr), _pm(r.b, r.b_stderr), _num(r.diff, True),
+                "-" if r.ci_low is None else f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", r.pairing, r.better]
+            for r in self.rows])]
 
-FOOTER = """\
+    def _narrow_tables(self) -> list[str]:
+        """A heading per (checkpoint,) hookpoint x task, then metric, A, B, B-A, CI, pairing, better; why
+        rows are unpaired or empty follows each table once per reason, so no column carries a sentence."""
+        groups: dict[tuple[str, str, str], list[MetricComparison]] = {}
+        for r in self.rows:
+            groups.setdefault((r.checkpoint, r.hookpoint, r.task), []).append(r)
+        lines: list[str] = []
+        for (checkpoint, hookpoint, task), rows in groups.items():
+            cells = [[_num(r.a), _num(r.b), _num(r.diff, True),
+                      "-" if r.ci_low is None else f"[{r.ci_low:+.2g}, {r.ci_high:+.2g}]",
+                      (f"paired n={r.n_pairs}" if r.paired else "unpaired") if r.diff is not None else "-",
+                      r.better] for r in rows]
+            header = ["A", "B", "B-A", "95% CI", "pairing", "better"]
+            heading = f"{checkpoint} @ {hookpoint} · {task}" if checkpoint else f"{hookpoint} · {task}"
+            lines += ["", fit(heading, WIDTH), fitted_table(["metric"] + header,
+                                                             [[r.metric] + c for r, c in zip(rows, cells)],
+                                                             WIDTH, shrink=((0, 6),))]
+            reasons: dict[tuple[str, str], int] = {}  # (unpaired | no difference, why) -> how many rows
+            for r in rows:
+                if r.reason and not r.paired:
+                    kind = "unpaired" if r.diff is not None else "no difference"
+                    reasons[(kind, r.reason)] = reasons.get((kind, r.reason), 0) + 1
+            lines += [fit(f"  {kind} ({n} metric{'s' if n > 1 else ''}): {why}", WIDTH)
+                      for (kind, why), n in reasons.items()]
+        return lines
+
+
+WIDE_FOOTER = """\
 A, B: value±standard error; null: the task reported no value; -: none (absent or not applicable).
 B-A: the difference; 95% CI: B-A ± 1.96 se. pairing: 'paired n=N' when both sides were measured
 on the same N sequences (the shared noise cancels), else 'unpaired' (se = sqrt(se_A^2 + se_B^2))
 and why. better: A or B is better beyond the interval; ~ the interval contains 0 (no clear
 difference); same: identical values; - the metric has no better direction (l0, ce_clean ...)."""
+
+NARROW_FOOTER = """\
+A, B: values (--wide adds standard errors); null: no value; -: none (absent or not applicable).
+B-A: the difference; 95% CI: B-A ± 1.96 se. pairing: 'paired n=N' when both sides were measured on
+the same N sequences (the shared noise cancels), else 'unpaired' (se = sqrt(se_A^2 + se_B^2)), the
+reason under the table. better: A or B is better beyond the interval; ~ the interval contains 0;
+same: identical values; - the metric has no better direction (l0, ce_clean ...)."""
 
 
 def _num(value: float | None, signed: bool = False) -> str:

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sae_bench.compare import FOOTER, Comparison, MetricComparison, _pm
+from sae_bench.compare import WIDE_FOOTER, Comparison, MetricComparison, _pm
 from sae_bench.pairing import RecordPair, per_sequence, ratio_terms
 from sae_bench.results import atomic_write_text
 
@@ -125,7 +125,7 @@ def render_html(comparison: Comparison) -> str:
         d = comparison.dictionary
         out.append(f"<p>dictionary: {d.share_matched:.4f} of A's {d.n_a} latents have a B latent (of {d.n_b}) at "
                    f"cosine ≥ {d.threshold:g}; mean max cosine {d.mean_max_cos:.4f}</p>")
-    out.append(f"<pre>{esc(FOOTER)}</pre>")
+    out.append(f"<pre>{esc(WIDE_FOOTER)}</pre>")
     out.append("<h2>Per-sequence differences</h2>")
     drawn = 0
     for pair in comparison.pairs:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 from sae_bench.errors import ResultError
 from sae_bench.metric_directions import MetricRule, load_rules_file, parse_rule_arg, rule_for
-from sae_bench.pairing import difference, format_table, pair_records
+from sae_bench.pairing import WIDTH, fit, fitted_table, difference, format_table, pair_records
 from sae_bench.results import ResultRecord, iter_records, validate
 
 DEFAULT_Z = 2.0
@@ -79,17 +79,26 @@ class GateReport:
         return (f"gate {verdict}: {len(self.failures)} regressed, {len(self.passes)} passed, "
                 f"{len(self.refused)} refused, {len(self.ungated)} not gated (z={self.z:g})")
 
-    def format(self, show_all: bool = False) -> str:
-        """The failure table (every gated row with `show_all`), the refusals, and the summary line."""
+    def format(self, show_all: bool = False, wide: bool = False) -> str:
+        """The failure table (every gated row with `show_all`), the refusals, and the summary line: a table
+        per checkpoint @ hookpoint · task within 100 columns, or (`wide`) one table with every column."""
         parts = []
         rows = self.failures + (self.passes + self.ungated if show_all else [])
-        if rows:
+        if rows and wide:
             parts.append(format_table(
                 ["status", "checkpoint", "hookpoint", "task", "metric", "baseline", "candidate", "diff",
                  "tolerance", "se", "rule", "reason"],
-                [[r.status.upper(), r.checkpoint, r.hookpoint, r.task, r.metric, _num(r.baseline), _num(r.candidate),
-                  _num(r.diff, signed=True), _num(r.tolerance), _num(r.se_diff) + (" paired" if r.paired else ""),
-                  r.rule, r.reason] for r in rows]))
+                [[r.status.upper(), r.checkpoint, r.hookpoint, r.task] + _cells(r) for r in rows]))
+        elif rows:
+            groups: dict[tuple[str, str, str], list[GateRow]] = {}
+            for r in rows:
+                groups.setdefault((r.checkpoint, r.hookpoint, r.task), []).append(r)
+            for (checkpoint, hookpoint, task), group in groups.items():
+                parts.append(fit(f"{checkpoint} @ {hookpoint} · {task}", WIDTH))
+                parts.append(fitted_table(["status", "metric", "baseline", "candidate", "diff", "tolerance", "rule",
+                                           "reason"],  # the standard error: --wide, --json
+                                          [[r.status.upper()] + _cells(r)[:5] + _cells(r)[6:] for r in group],
+                                          WIDTH, shrink=((1, 26), (7, 12), (1, 6))))
         if self.refused:
             parts.append("refused (not comparable):")
             parts.extend(f"  {r.checkpoint} @ {r.hookpoint}: {r.reason}" for r in self.refused)
@@ -100,6 +109,11 @@ class GateReport:
         return {"ok": self.ok, "z": self.z, "failures": [asdict(r) for r in self.failures],
                 "passes": [asdict(r) for r in self.passes], "refused": [asdict(r) for r in self.refused],
                 "ungated": [asdict(r) for r in self.ungated], "extra": list(self.extra)}
+
+
+def _cells(r: GateRow) -> list[str]:
+    return [r.metric, _num(r.baseline), _num(r.candidate), _num(r.diff, signed=True), _num(r.tolerance),
+            _num(r.se_diff) + (" paired" if r.paired else ""), r.rule, r.reason]
 
 
 def _num(value: float | None, signed: bool = False) -> str:

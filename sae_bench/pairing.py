@@ -207,3 +207,30 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     fmt = lambda line: "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(line) for line in cells[1:]])
+
+
+WIDTH = 100  # columns of the plain printouts of compare and gate (their `--wide`: no limit)
+
+
+def fit(text: str, width: int) -> str:
+    """`text` within `width` columns, its middle elided: the end (a part, a layer) tells rows apart."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 3
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def fitted_table(header: Sequence[str], rows: Sequence[Sequence[Any]], width: int = WIDTH,
+                 shrink: Sequence[tuple[int, int]] = ()) -> str:
+    """`format_table` within `width` columns: the columns in `shrink`, (index, narrowest) pairs of text
+    columns (a metric's name, a reason), give up room in that order, their cells elided in the middle."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(str(h))] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+    for i, narrowest in shrink:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess > 0:
+            widths[i] = max(len(str(header[i])), narrowest, widths[i] - excess)
+    shrunk = {i for i, _ in shrink}
+    return format_table(header, [[fit(c, widths[i]) if i in shrunk else c for i, c in enumerate(row)]
+                                 for row in cells])
+

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -511,8 +512,9 @@ def _scale_check(sae, ctx, spec: CheckpointSpec, report: RunReport) -> list[str]
 
 def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:
     """A suite file: {"model", "corpus", "seq_len", "checkpoints": [{"path", "hookpoint", ...}]} and
-    optionally "corpus_column", "corpus_packing", "corpus_prepend_bos"; paths resolved against the
-    suite file's folder (never the current directory)."""
+    optionally "corpus_column", "corpus_packing", "corpus_prepend_bos", "tasks", "task_options"; paths
+    (task options a task's config lists in `paths` too) resolved against the suite file's folder (never the
+    current directory), and given relative to the current directory when they lie below it."""
     path = Path(path)
     suite = read_json(path, InputError, "suite")
     if not isinstance(suite, dict) or not isinstance(suite.get("checkpoints"), list):
@@ -526,4 +528,23 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:
         specs.append(CheckpointSpec(ref=str(base / entry["path"]), hookpoint=entry.get("hookpoint"),
                                     format=entry.get("format"), label=entry.get("label") or entry["path"],
                                     options=options))
+    if isinstance(suite.get("task_options"), dict):
+        suite["task_options"] = {task: _suite_paths(task, values, base) if isinstance(values, dict) else values
+                                 for task, values in suite["task_options"].items()}
     return suite, specs
+
+
+def _suite_paths(task: str, values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A task's options from a suite file, its path options resolved against the suite's folder (records name
+    them relative to the current directory, so a run from the same place hashes the same config)."""
+    task_cls = registry.find_task(task)
+    declared = task_cls.Config.paths if task_cls is not None else ()
+    return {name: _from_here(base / value) if name in declared and isinstance(value, str) else value
+            for name, value in values.items()}
+
+
+def _from_here(path: Path) -> str:
+    try:
+        return Path(os.path.relpath(path)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(path)

@@ -136,12 +136,14 @@ class TaskConfig:
     Subclasses name fields that must be > 0 in `positive`, >= 0 in `non_negative`, in [0, 1] in
     `unit_interval` and < 0 in `negative` (a position counted from the end), so a bad option fails
     before any work (None always passes: it means "default"). Every numeric field must be in one of these (tests/test_fault_environment.py checks each
-    registered task); NaN and infinities never pass."""
+    registered task); NaN and infinities never pass. Fields naming a file or folder are listed in `paths`:
+    a suite file's value for them is relative to the suite's folder, as its other paths are."""
 
     positive: ClassVar[tuple[str, ...]] = ()
     non_negative: ClassVar[tuple[str, ...]] = ()
     unit_interval: ClassVar[tuple[str, ...]] = ()
     negative: ClassVar[tuple[str, ...]] = ()
+    paths: ClassVar[tuple[str, ...]] = ()
 
     def problems(self) -> list[str]:
         """Why these option values cannot work (empty when they can)."""

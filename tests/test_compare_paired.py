@@ -87,7 +87,7 @@ def test_two_checkpoints_on_the_same_tokens_have_every_metric_paired(two_runs):
 def test_compare_printout_labels_every_column_and_explains_its_symbols(two_runs, capsys):
     a, b = (str(p.parent) for p in (next(two_runs.rglob("reconstruction.json")),
                                     sorted(two_runs.rglob("reconstruction.json"))[-1]))
-    assert main(["compare", a, b]) == 0
+    assert main(["compare", a, b, "--wide"]) == 0
     text = capsys.readouterr().out
     header = next(line for line in text.splitlines() if line.startswith("hookpoint"))
     assert re.split(r"\s{2,}", header.strip()) == ["hookpoint", "task", "metric", "A", "B", "B-A", "95% CI of B-A",
@@ -96,10 +96,23 @@ def test_compare_printout_labels_every_column_and_explains_its_symbols(two_runs,
     for symbol in ("~ the interval contains 0", "same: identical values", "- the metric has no better direction"):
         assert symbol in text
     # a folder holding both checkpoints against itself: a checkpoint column
-    assert main(["compare", str(two_runs), str(two_runs)]) == 0
+    assert main(["compare", str(two_runs), str(two_runs), "--wide"]) == 0
     text = capsys.readouterr().out
     assert next(line for line in text.splitlines() if line.startswith("checkpoint")).split()[:2] == [
         "checkpoint", "hookpoint"]
+
+
+def test_compare_printout_fits_100_columns_with_a_table_per_task(two_runs, capsys):
+    a, b = (str(p.parent) for p in (next(two_runs.rglob("reconstruction.json")),
+                                    sorted(two_runs.rglob("reconstruction.json"))[-1]))
+    assert main(["compare", a, b]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines[2:]) <= 100  # A:/B: name the folders the user gave, as given
+    header = next(line for line in lines if line.startswith("metric"))
+    assert re.split(r"\s{2,}", header.strip()) == ["metric", "A", "B", "B-A", "95% CI", "pairing", "better"]
+    assert any(line.endswith("· reconstruction") for line in lines)  # a heading per hookpoint x task
+    assert "  unpaired (" in "\n".join(lines) and any("paired n=16" in line for line in lines)
+    assert any(line.startswith("A, B: values (--wide adds standard errors)") for line in lines)
 
 
 def test_compare_html_report_draws_per_sequence_differences(two_runs, tmp_path, capsys):

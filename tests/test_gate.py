@@ -255,5 +255,6 @@ def test_gate_end_to_end_fails_on_planted_regression_and_passes_on_noise(tmp_pat
     assert "gate PASSED" in capsys.readouterr().out
     assert main(["gate", "--baseline", str(tmp_path / "base"), "--candidate", str(tmp_path / "worse")]) == 1
     out = capsys.readouterr().out
-    failed = {line.split()[4] for line in out.splitlines() if line.startswith("FAIL")}
+    failed = {line.split()[1] for line in out.splitlines() if line.startswith("FAIL")}  # status, metric, ...
+    assert max(len(line) for line in out.splitlines()) <= 100  # a table per checkpoint @ hookpoint · task
     assert {"fvu", "explained_variance", "cossim", "mse"} <= failed

@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=bounded(float, -1.0, 1.0), default=DEFAULT_THRESHOLD,
                    help=f"decoder cosine threshold, in [-1, 1] (default: {DEFAULT_THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--wide", action="store_true",
+                   help="one table with every column (standard errors, pairing reasons) past 100 columns")
     p.add_argument("--no-dictionary", action="store_true", help="skip the decoder comparison")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write the comparison as an HTML page with per-sequence difference plots")
@@ -48,7 +50,8 @@ def cmd_compare(args) -> int:
         args.a, args.b, model=options.pop("model", None), corpus=options.pop("corpus", None),
         tasks=options.pop("tasks", None), results_dir=options.pop("results_dir", None), threshold=args.threshold,
         dictionary=not args.no_dictionary, **options)
-    print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False) if args.json else comparison.format())
+    print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False) if args.json
+          else comparison.format(wide=args.wide))
     if args.html:
         from sae_bench.compare_report import write_html
 

@@ -26,6 +26,7 @@ def register(sub) -> None:
                    help=f"standard errors of tolerance, >= 0 (default: {DEFAULT_Z:g})")
     p.add_argument("--all", action="store_true", help="print every gated metric, not only failures")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--wide", action="store_true", help="one table with every column, past 100 columns")
     p.set_defaults(func=cmd_gate)
 
 
@@ -36,5 +37,6 @@ def cmd_gate(args) -> int:
         raise InputError(f"--z {args.z}", "must be a number >= 0")
     rules = rules_from_options(args.rule, args.rules)
     report = gate(load_side(args.baseline, "--baseline"), load_side(args.candidate, "--candidate"), rules, z=args.z)
-    print(json.dumps(report.to_json(), indent=2) if args.json else report.format(show_all=args.all))
+    print(json.dumps(report.to_json(), indent=2) if args.json
+          else report.format(show_all=args.all, wide=args.wide))
     return report.exit_code

@@ -85,7 +85,10 @@ def run_config_from_args(args):
         if name not in options and name in suite:
             options[name] = suite[name]
     options.setdefault("tasks", suite.get("tasks"))
-    options["task_options"] = {**suite.get("task_options", {}), **options.get("task_options", {})}
+    given_options = options.get("task_options", {})  # the command line's win, option by option
+    suite_options = suite.get("task_options", {})
+    options["task_options"] = {task: {**suite_options.get(task, {}), **given_options.get(task, {})}
+                               for task in {**suite_options, **given_options}}
     options["resources"] = {k: base / v for k, v in suite.get("resources", {}).items()}
     return RunConfig(**options), specs
 

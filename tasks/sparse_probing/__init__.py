@@ -40,6 +40,7 @@ PROTOCOL = "saebench-0.6.0-sparse-probing"
 class SparseProbingConfig(TaskConfig):
     positive = ("probe_train_set_size", "probe_test_set_size", "context_length", "k_values", "sae_batch_texts")
     non_negative = ("random_seed",)
+    paths = ("data_dir",)
     datasets: tuple[str, ...] = DATASETS
     data_dir: str | None = None  # local copies <data_dir>/<hub id>/... (hub schema)
     from_hub: bool = False  # read datasets without a local copy from the hub (downloads GBs; online only)
