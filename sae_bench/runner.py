@@ -354,10 +354,13 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     # pair being worked on; activation and task bars below it are transient (leave=False).
     bar = tqdm(total=len(checked) * len(tasks), desc="sae-bench", unit="record",
                disable=not (config.show_progress and distributed.is_writer()))
-    for (hookpoint, output_hookpoint), group in _by_site(checked).items():
+    sites, done = _by_site(checked), 0
+    for site_number, ((hookpoint, output_hookpoint), group) in enumerate(sites.items(), 1):
         site = SiteRun(site_context(config, model, corpus, device, hookpoint, output_hookpoint), sink.emit,
                        report.skipped, bar=bar)
         for item in group:
+            done += 1  # the counts beside the bar's ETA: where a sweep over many sites stands
+            bar.set_postfix_str(f"site {site_number}/{len(sites)}, checkpoint {done}/{len(checked)}", refresh=False)
             pending = _pending_tasks(config, tasks, item, corpus, hookpoint, report, on_record)
             bar.update(len(tasks) - len(pending))
             if not pending:
