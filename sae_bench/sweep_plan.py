@@ -29,6 +29,10 @@ SPLICE_TASKS = ("spliced_loss", "downstream_lm_eval")  # tasks that run the mode
 CACHE_TOKEN_BYTES = 16  # per kept token: its sequence and position (int64 each) beside the activations
 
 
+class NoPlan(Exception):
+    """The plan cannot be made (the model's tokenizer does not load): the run reports why itself."""
+
+
 @dataclass(frozen=True)
 class ModelShape:
     """What the estimate needs from a model's config.json."""
@@ -183,11 +187,14 @@ def _corpus(config):
 
     ref = Path(str(config.model)).expanduser()
     options = {"local_files_only": True} if hub_offline() or ref.exists() else {}
-    if ref.is_file():
-        tokenizer = AutoTokenizer.from_pretrained(str(ref.parent), gguf_file=ref.name, **options)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(str(ref) if ref.exists() else str(config.model),
-                                                  revision=config.model_revision, **options)
+    try:
+        if ref.is_file():
+            tokenizer = AutoTokenizer.from_pretrained(str(ref.parent), gguf_file=ref.name, **options)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(str(ref) if ref.exists() else str(config.model),
+                                                      revision=config.model_revision, **options)
+    except Exception as exc:  # the run itself reports a model it cannot load, with its own message
+        raise NoPlan(f"cannot load the tokenizer of {config.model}: {str(exc).splitlines()[0] if str(exc) else exc}")
     return load_corpus(config.corpus, tokenizer, seq_len=config.seq_len, split=config.corpus_split,
                        column=config.corpus_column, max_documents=config.max_documents,
                        packing=config.corpus_packing, prepend_bos=config.corpus_prepend_bos)

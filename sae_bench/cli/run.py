@@ -125,11 +125,16 @@ def _announce_plan(args, config, specs) -> bool:
     from sae_bench import distributed, registry, sweep_plan
 
     sites = {sweep_plan.planned_site(spec) for spec in specs}
-    if not (args.dry_run or args.release or len(sites) > 1) or not distributed.is_writer():
+    if not (args.dry_run or args.release or len(sites) > 1):
         return False
-    registry.discover()
-    plan = sweep_plan.make_plan(config, specs, config.tasks or list(registry.all_tasks()))
-    if args.dry_run or config.show_progress:
+    registry.discover()  # every rank plans (and refuses) alike under torchrun; one prints
+    try:
+        plan = sweep_plan.make_plan(config, specs, config.tasks or list(registry.all_tasks()))
+    except sweep_plan.NoPlan as exc:
+        if args.dry_run:
+            raise InputError("--dry-run", str(exc)) from None
+        return False  # the run stops on the model itself, with its own error line
+    if distributed.is_writer() and (args.dry_run or config.show_progress):
         print(plan.line(), file=sys.stdout if args.dry_run else sys.stderr, flush=True)
     sweep_plan.check_disk(plan)
     return args.dry_run
