@@ -89,7 +89,10 @@ def test_a_sweep_that_needs_more_disk_than_is_free_is_refused_before_work(tmp_pa
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
 
 
-def test_progress_shows_site_and_checkpoint_counts(tmp_path, capsys):
+def test_progress_shows_site_and_checkpoint_counts_and_a_rerun_resumes(tmp_path, capsys):
     assert main(_argv(tmp_path, "--no-cache")) == 0
-    err = capsys.readouterr().err
-    assert "site 2/2, checkpoint 2/2" in err, err[-2000:]
+    first = capsys.readouterr()
+    assert "site 2/2, checkpoint 2/2" in first.err and "plan: 2 checkpoints at 2 sites" in first.err, first.err[-2000:]
+    assert main(_argv(tmp_path, "--no-cache")) == 0  # an interrupted sweep run again: whole records are reused
+    out = capsys.readouterr().out
+    assert "4 records in" in out and "(4 reused)" in out, out
