@@ -156,7 +156,7 @@ def results_dir() -> Path:
     return real_setup.cache_dir() / "board-results"
 
 
-def evaluate(suite: Path, quiet: bool = False) -> int:
+def evaluate(suite: Path, quiet: bool = False, sites: list[str] | None = None) -> int:
     """Every checkpoint of the suite with `BOARD_TASKS` (records reused when whole, so an interrupted
     run resumes), after the one-line plan; bad input is one error line and exit code 2."""
     from sae_bench import registry, sweep_plan
@@ -164,6 +164,8 @@ def evaluate(suite: Path, quiet: bool = False) -> int:
     from sae_bench.runner import RunConfig, evaluate as run_evaluate, load_suite
 
     _, specs = load_suite(suite)
+    if sites:  # a share of the sweep (several processes can split it; records are per checkpoint x site)
+        specs = [spec for spec in specs if spec.hookpoint in sites]
     config = RunConfig(model=str(real_setup.model_dir(quiet=True)), corpus=str(real_setup.CORPUS),
                        results_dir=results_dir(), model_label=MODEL_LABEL, corpus_label=CORPUS_LABEL,
                        seq_len=real_setup.SEQ_LEN, tasks=BOARD_TASKS,
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step", choices=["train", "evaluate", "publish"], help="only this step (default: all)")
     parser.add_argument("--print", choices=["suite", "results"], help="print a path and stop")
+    parser.add_argument("--site", action="append", help="evaluate only the checkpoints at this hookpoint "
+                                                        "(repeatable; e.g. to split the sweep over processes)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     start = resource.getrusage(resource.RUSAGE_SELF), time.time()
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     code = 0
     if args.step in (None, "evaluate"):
-        code = evaluate(suite, args.quiet)
+        code = evaluate(suite, args.quiet, args.site)
     if code == 0 and args.step in (None, "publish"):
         code = publish()
     end = resource.getrusage(resource.RUSAGE_SELF)
