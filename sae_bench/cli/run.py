@@ -124,7 +124,7 @@ def _announce_plan(args, config, specs) -> bool:
 
     from sae_bench import distributed, registry, sweep_plan
 
-    sites = {sweep_plan.planned_site(spec) for spec in specs}
+    sites = {site for site in (sweep_plan.planned_site(spec) for spec in specs) if not site[0].startswith("<")}
     if not (args.dry_run or args.release or len(sites) > 1):
         return False
     registry.discover()  # every rank plans (and refuses) alike under torchrun; one prints
