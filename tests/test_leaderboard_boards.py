@@ -49,3 +49,17 @@ def test_a_board_link_must_be_a_relative_folder(boards):
             link_board(boards, bad, "x")
     with pytest.raises(ResultError, match="no leaderboard here"):
         link_board(boards / "nothing", "real/", "x")
+
+
+def test_committed_boards_rebuild_identically(tmp_path):
+    """Every board the committed front page links (leaderboard/gemma-3-270m/ ...) rebuilds from its
+    own stored records byte for byte, as the fixture board does (tests/test_leaderboard_committed.py)."""
+    from test_leaderboard_committed import COMMITTED, rebuild_differences
+
+    index = json.loads((COMMITTED / "index.json").read_text())
+    boards = [COMMITTED / b["path"] for b in index.get("boards", []) if (COMMITTED / b["path"] / "index.json").exists()]
+    if not boards:
+        pytest.skip("the committed leaderboard links no other board")
+    for board in boards:
+        changed = rebuild_differences(board, tmp_path / board.name)
+        assert not changed, f"{board}: rebuild differs in {', '.join(changed)}"
