@@ -28,7 +28,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sae_bench.errors import InputError
 from sae_bench.metric_directions import MetricRule, rule_for
-from sae_bench.pairing import WIDTH, difference, fit, fitted_table, format_table, pair_records
+from sae_bench.pairing import difference, fitted_table, format_table, pair_records
+from sae_bench.progress import WIDTH, fit
 from sae_bench.results import ResultRecord, is_results_path, iter_records
 
 Z_95 = 1.959963984540054

@@ -26,7 +26,8 @@ from typing import Any, Iterable, Mapping
 
 from sae_bench.errors import ResultError
 from sae_bench.metric_directions import MetricRule, load_rules_file, parse_rule_arg, rule_for
-from sae_bench.pairing import WIDTH, fit, fitted_table, difference, format_table, pair_records
+from sae_bench.pairing import difference, fitted_table, format_table, pair_records
+from sae_bench.progress import WIDTH, fit
 from sae_bench.results import ResultRecord, iter_records, validate
 
 DEFAULT_Z = 2.0

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from sae_bench.errors import ResultError
+from sae_bench.progress import WIDTH, fit
 from sae_bench.results import ResultRecord
 
 Key = tuple[str, ...]
@@ -209,17 +210,6 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(line) for line in cells[1:]])
 
 
-WIDTH = 100  # columns of the plain printouts of compare and gate (their `--wide`: no limit)
-
-
-def fit(text: str, width: int) -> str:
-    """`text` within `width` columns, its middle elided: the end (a part, a layer) tells rows apart."""
-    if len(text) <= width:
-        return text
-    head = (width - 1) // 3
-    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
-
-
 def fitted_table(header: Sequence[str], rows: Sequence[Sequence[Any]], width: int = WIDTH,
                  shrink: Sequence[tuple[int, int]] = ()) -> str:
     """`format_table` within `width` columns: the columns in `shrink`, (index, narrowest) pairs of text
@@ -231,6 +221,6 @@ def fitted_table(header: Sequence[str], rows: Sequence[Sequence[Any]], width: in
         if excess > 0:
             widths[i] = max(len(str(header[i])), narrowest, widths[i] - excess)
     shrunk = {i for i, _ in shrink}
-    return format_table(header, [[fit(c, widths[i]) if i in shrunk else c for i, c in enumerate(row)]
-                                 for row in cells])
+    return format_table(header, [[fit(c, widths[i], head=widths[i] // 3) if i in shrunk else c
+                                  for i, c in enumerate(row)] for row in cells])
 

@@ -45,6 +45,7 @@ class PlainProgress:
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
         self.total, self.n, self.start, self.closed = total, 0, time.perf_counter(), False
+        self.postfix = ""
 
     def __iter__(self):
         for item in self.iterable:
@@ -64,10 +65,11 @@ class PlainProgress:
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
         self.desc = desc or ""
 
-    def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def set_postfix_str(self, postfix: str = "", refresh: bool = True) -> None:
+        self.postfix = str(postfix)
 
-    set_postfix = set_postfix_str
+    def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kwargs: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in {**(ordered_dict or {}), **kwargs}.items())
 
     def refresh(self) -> None:
         pass
@@ -78,7 +80,7 @@ class PlainProgress:
         self.n += n
         if self.per_step:
             of = f"/{self.total}" if self.total else ""
-            self._say(f"[{self.n}{of}] {self.desc}")
+            self._say(f"[{self.n}{of}] {self.desc}" + (f" ({self.postfix})" if self.postfix else ""))
 
     def close(self) -> None:
         if self.closed:

@@ -6,8 +6,11 @@ model-mismatch guard (the release says which model its weights were trained on).
 
 A release: hub (repository id), model (what it was trained on), format, subfolder and hookpoint
 templates over {layer} (subfolder None: the repository's top-level files, ErnOS), layers (the
-ones published), optional output_hookpoint (transcoders), d_in, d_sae, description, notes.
-Must never: download anything, or accept a layer the release does not publish.
+ones published), optional output_hookpoint (transcoders), d_in, d_sae, description, notes, and
+optionally every published folder per layer (`folders`; the Gemma Scope 2 entries, generated from
+SAELens's list by `benchmarks/saelens_releases.py`), where a layer whose folder differs from the
+template's default is evaluated at its first listed folder. `aliases` maps old names to new ones.
+Must never: download anything, or accept a layer the release does not publish (or names twice).
 """
 
 from __future__ import annotations
@@ -39,10 +42,17 @@ class Release:
     d_sae: int | None = None
     description: str = ""
     notes: str = ""
+    folders: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)  # every published folder
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def subfolder_for(self, layer: int | None) -> str | None:
-        return None if self.subfolder is None else self.subfolder.format(layer=layer)
+        """The folder evaluated at `layer`: the template's, or the layer's first published one when the
+        release lists its folders and the template's is not among them."""
+        if self.subfolder is None:
+            return None
+        default = self.subfolder.format(layer=layer)
+        published = self.folders.get(layer) if layer is not None else None
+        return published[0] if published and default not in published else default
 
     def hookpoint_for(self, layer: int | None) -> str:
         return self.hookpoint.format(layer=layer)
@@ -69,17 +79,25 @@ class ReleaseCheckpoint:
 def releases() -> dict[str, Release]:
     """Every known release by name (the packaged data file, read once)."""
     data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
-    known = {f for f in Release.__dataclass_fields__ if f not in ("name", "extra", "layers")}
+    known = {f for f in Release.__dataclass_fields__ if f not in ("name", "extra", "layers", "folders")}
     out = {}
     for name, entry in data["releases"].items():
         fields = {k: v for k, v in entry.items() if k in known}
-        out[name] = Release(name=name, layers=tuple(entry.get("layers", ())), **fields,
-                            extra={k: v for k, v in entry.items() if k not in known and k != "layers"})
+        folders = {int(layer): tuple(names) for layer, names in entry.get("folders", {}).items()}
+        out[name] = Release(name=name, layers=tuple(entry.get("layers", ())), folders=folders, **fields,
+                            extra={k: v for k, v in entry.items()
+                                   if k not in known and k not in ("layers", "folders")})
     return out
 
 
+@lru_cache(maxsize=1)
+def aliases() -> dict[str, str]:
+    """Old release names -> current ones (the data file's `aliases`)."""
+    return dict(json.loads(REGISTRY_PATH.read_text(encoding="utf-8")).get("aliases", {}))
+
+
 def get_release(name: str) -> Release:
-    found = releases().get(name)
+    found = releases().get(aliases().get(name, name))
     if found is None:
         from sae_bench.names import unknown
 
@@ -90,6 +108,12 @@ def get_release(name: str) -> Release:
 def expand(name: str, layers: list[int] | None = None) -> list[ReleaseCheckpoint]:
     """The checkpoints of release `name` at `layers` (None: every published layer)."""
     release = get_release(name)
+    name = release.name
+    if layers is not None:
+        twice = sorted({layer for layer in layers if layers.count(layer) > 1})
+        if twice:
+            raise InputError(f"--release {name} --layers {','.join(map(str, layers))}",
+                             f"layer {twice[0]} is named twice: name each layer once")
     if not release.layers:
         if layers:
             raise InputError(f"--release {name} --layers", "this release has no layers (one checkpoint)")
@@ -122,13 +146,14 @@ def parse_short_ref(ref: str) -> ReleaseCheckpoint | None:
     match = _SHORT_REF.match(ref)
     if match is None:
         return None
-    if match.group(1) not in releases():
-        if "." in match.group(1):  # looks like a file name (`sae.safetensors:3`): left to the path checks
+    name = aliases().get(match.group(1), match.group(1))
+    if name not in releases():
+        if "." in name:  # looks like a file name (`sae.safetensors:3`): left to the path checks
             return None
         from sae_bench.names import unknown
 
-        raise InputError(ref, unknown("release", match.group(1), releases()) + " (sae-bench releases lists them)")
-    return expand(match.group(1), [int(match.group(2))])[0]
+        raise InputError(ref, unknown("release", name, releases()) + " (sae-bench releases lists them)")
+    return expand(name, [int(match.group(2))])[0]
 
 
 def release_of_hub(hub: str) -> list[Release]:
@@ -151,4 +176,15 @@ def format_listing(wide: bool = False) -> str:
         lines.append("  ".join(row[i].ljust(widths[i]) for i in columns).rstrip())
         if not wide and n:
             lines.append(f"    hub {row[1]}, reads {row[5]}")
+    return "\n".join(lines)
+
+
+def format_folders(name: str) -> str:
+    """`sae-bench releases --folders NAME`: per layer, the folder `--release` evaluates, then the others."""
+    release = get_release(name)
+    lines = [f"{release.name}: {release.hub} ({release.model})"]
+    for layer in release.layers:
+        chosen = release.subfolder_for(layer)
+        others = [f for f in release.folders.get(layer, ()) if f != chosen]
+        lines.append(f"  {layer}: {chosen}" + (f"  (also: {', '.join(others)})" if others else ""))
     return "\n".join(lines)

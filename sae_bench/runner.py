@@ -361,7 +361,11 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
     # pair being worked on; activation and task bars below it are transient (leave=False).
     bar = tqdm(total=len(checked) * len(tasks), desc="sae-bench", unit="record",
                disable=not (config.show_progress and distributed.is_writer()), per_step=True)
-    groups = _site_groups(config, model, corpus, _by_site(checked))  # may refuse the budget: before any work
+    by_site = _by_site(checked)
+    groups = _site_groups(config, model, corpus, by_site)  # may refuse the budget: before any work
+    # the counts beside the bar's ETA: where a sweep over many sites stands
+    site_numbers = {key: n for n, key in enumerate(by_site, 1)}
+    item_numbers = {id(item): n for n, item in enumerate((i for group in by_site.values() for i in group), 1)}
     for number, sites in enumerate(groups, 1):
         # reused records first, so a group whose records all exist runs no model pass
         pending = {key: [(item, _pending_tasks(config, tasks, item, corpus, key[0], report, on_record))
@@ -379,11 +383,14 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
                                  clean_final=any(t.name == "spliced_loss" for _, jobs in live for _, todo in jobs
                                                  for t in todo), label=label)
         runs = []
-        for ((hookpoint, _output), jobs), ctx in zip(live, contexts):
+        for (key, jobs), ctx in zip(live, contexts):
+            hookpoint = key[0]
             site = SiteRun(ctx, sink.emit, report.skipped, bar=bar)
             for item, todo in jobs:
                 if not todo:
                     continue
+                bar.set_postfix_str(f"site {site_numbers[key]}/{len(by_site)}, checkpoint {item_numbers[id(item)]}/"
+                                    f"{len(checked)}", refresh=False)
                 sae = item.spec.load(device, sae_compute_dtype(device, model.dtype, hookpoint))
                 sink.notes[item.spec.display_id] = _scale_check(sae, site.ctx, item.spec, report)
                 site.add(sae, item.spec, todo)

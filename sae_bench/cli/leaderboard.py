@@ -1,4 +1,4 @@
-"""`sae-bench leaderboard build|rebuild`: argument parsing and printing over `leaderboard_build.api`.
+"""`sae-bench leaderboard build|rebuild|link`: argument parsing and printing over `leaderboard_build.api`.
 
 Never does work the API does not offer.
 """
@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("--into", type=Path, default=None,
                    help="write the rebuild here instead of in place (default: in place)")
     p.set_defaults(func=cmd_rebuild)
+    p = commands.add_parser("link", help="list another leaderboard folder on this one's front page")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="leaderboard folder (default: leaderboard/)")
+    p.add_argument("--board", required=True, help="the other board's folder, relative to --out, ending in '/'")
+    p.add_argument("--title", required=True, help="the link's text")
+    p.set_defaults(func=cmd_link)
 
 
 def cmd_build(args) -> int:
@@ -42,4 +47,12 @@ def cmd_rebuild(args) -> int:
 
     for report in rebuild_all(args.out, into=args.into):
         print(report.summary())
+    return 0
+
+
+def cmd_link(args) -> int:
+    from sae_bench.leaderboard_build.api import link_board
+
+    link_board(args.out, args.board, args.title)
+    print(f"{args.out}/index.html links {args.board} ({args.title})")
     return 0

@@ -27,6 +27,8 @@ def register(sub) -> None:
                         "known release (sae-bench releases) (repeatable; default: the suite's checkpoints)")
     p.add_argument("--release", help="evaluate a known release (sae-bench releases); --model defaults to its model")
     p.add_argument("--layers", help="with --release: comma-separated layers (default: every published layer)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (checkpoints, sites, forwards, estimated time, cache disk) and stop")
     add_include_path(p)
     add_options(p, RunConfig, defaults={"cache_dir": DEFAULT_CACHE},
                 helps={"results_dir": "results folder (default: results/, or results/fixtures for the bundled suite)",
@@ -118,12 +120,37 @@ def skipped_lines(skipped) -> list[str]:
             for (task, hookpoint, reason), checkpoints in grouped.items()]
 
 
+def _announce_plan(args, config, specs) -> bool:
+    """A release, a multi-site run or --dry-run: the one-line plan first (stderr; stdout for --dry-run),
+    then the disk check (an InputError before any work). True when the run must stop (--dry-run)."""
+    import sys
+
+    from sae_bench import distributed, registry, sweep_plan
+
+    sites = {site for site in (sweep_plan.planned_site(spec) for spec in specs) if not site[0].startswith("<")}
+    if not (args.dry_run or args.release or len(sites) > 1):
+        return False
+    registry.discover()  # every rank plans (and refuses) alike under torchrun; one prints
+    try:
+        plan = sweep_plan.make_plan(config, specs, config.tasks or list(registry.all_tasks()))
+    except sweep_plan.NoPlan as exc:
+        if args.dry_run:
+            raise InputError("--dry-run", str(exc)) from None
+        return False  # the run stops on the model itself, with its own error line
+    if distributed.is_writer() and (args.dry_run or config.show_progress):
+        print(plan.line(), file=sys.stdout if args.dry_run else sys.stderr, flush=True)
+    sweep_plan.check_disk(plan)
+    return args.dry_run
+
+
 def cmd_run(args) -> int:
     from sae_bench import distributed
     from sae_bench.runner import evaluate
     from sae_bench.summary import format_table, next_steps
 
     config, specs = run_config_from_args(args)
+    if _announce_plan(args, config, specs):
+        return 0
     report = evaluate(config, specs)
     if not distributed.is_writer():
         return 0

@@ -118,7 +118,22 @@ def _write_top_level(out_dir: Path, index: versioning.LeaderboardIndex) -> None:
     board = table.build_table(collect(out_dir / latest / RESULTS_FOLDER), meta.get("rank_by"))
     drawn = [plots.Plot.from_json(p) for p in meta.get("figures", [])]
     atomic_write_text(out_dir / "index.html", page.render_board(board, drawn, latest, prefix=f"{latest}/",
-                                                                versions=[v.name for v in index.versions]))
+                                                                versions=[v.name for v in index.versions],
+                                                                boards=index.boards))
+
+
+def link_board(out_dir: str | os.PathLike, path: str, title: str) -> None:
+    """List another leaderboard (folder `path`, relative to `out_dir`, ending in '/') on the front page
+    of `out_dir` (index.json's `boards`; an existing entry for `path` gets the new title)."""
+    out_dir = Path(out_dir)
+    index = versioning.load_index(out_dir)
+    if not index.versions:
+        raise ResultError(out_dir / versioning.INDEX_FILE, "no leaderboard here to link from: build one first")
+    problem = versioning.board_path_problem(path)
+    if problem:
+        raise ResultError(path, problem)
+    boards = [(p, t) for p, t in index.boards if p != path] + [(path, title)]
+    _write_top_level(out_dir, versioning.LeaderboardIndex(index.versions, sorted(boards)))
 
 
 def build_leaderboard(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -179,4 +194,7 @@ def rebuild_all(out_dir: str | os.PathLike, into: str | os.PathLike | None = Non
             raise ResultError(out_dir / entry.name, f"rebuilt as {report.version}: its records no longer have the "
                                                     "key set listed in index.json")
         reports.append(report)
+    if index.boards and target != out_dir:  # the links to other boards are part of the front page
+        for path, title in index.boards:
+            link_board(target, path, title)
     return reports

@@ -356,10 +356,10 @@ def _corpora(table: LeaderboardTable) -> str:
 
 
 def render_board(table: LeaderboardTable, plots: list[Plot], version: str, prefix: str = "",
-                 versions: list[str] | None = None) -> str:
+                 versions: list[str] | None = None, boards: list[tuple[str, str]] | None = None) -> str:
     """The leaderboard page: per site, the ranked headline table grouped by family and the frontier
     plots; the depth plot first. `prefix` leads every link into the version folder ("" inside it,
-    "v1/" for the top-level front page)."""
+    "v1/" for the top-level front page); `boards`: (folder, title) of other leaderboards to link."""
     title = "sae-bench leaderboard"
     top = "" if prefix else "../"
     n_records = sum(len(r.records) for r in table.rows)
@@ -376,6 +376,9 @@ def render_board(table: LeaderboardTable, plots: list[Plot], version: str, prefi
         f'<a href="{esc(prefix)}groups.html">comparability groups</a> · '
         f'files: <a href="{esc(prefix)}rows.csv">rows.csv</a>, <a href="{esc(prefix)}rows.parquet">rows.parquet</a>, '
         f'<a href="{esc(prefix)}table.md">table.md</a>, <a href="{esc(prefix)}results/">records</a></p>']
+    if boards:
+        out.append("<p class=\"sub\">Other boards: " + " · ".join(
+            f'<a href="{esc(path)}index.html">{esc(title)}</a>' for path, title in boards) + "</p>")
     depth = next((p for p in plots if p.kind == "depth"), None)
     if depth is not None:
         out.append(_figure(depth, prefix, "Depth: each metric against the layer for releases evaluated at several "

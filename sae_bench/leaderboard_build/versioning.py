@@ -15,6 +15,9 @@ Definitions (the contract):
   set (a new version), never a merge.
 - A version folder holds the records it was built from (`results/`), so it can be rebuilt on its
   own, and the whole leaderboard can be reproduced by rebuilding its versions in index order.
+- Optionally the index lists *other boards* (`"boards": [{"path": "gemma-3-270m/", "title": ...}]`,
+  paths relative to this folder) that the front page links to: one leaderboard per model beside
+  another, each with its own versions (`api.link_board`). Absent when there are none.
 
 This module reads and renders the index; it never touches a version folder.
 """
@@ -52,6 +55,7 @@ class VersionEntry:
 @dataclass
 class LeaderboardIndex:
     versions: list[VersionEntry] = field(default_factory=list)
+    boards: list[tuple[str, str]] = field(default_factory=list)  # (relative folder ending in "/", title)
 
     def find(self, keys: tuple[ComparabilityKey, ...]) -> VersionEntry | None:
         return next((v for v in self.versions if v.keys == keys), None)
@@ -61,6 +65,8 @@ class LeaderboardIndex:
 
     def dumps(self) -> str:
         data = {"format": INDEX_FORMAT, "versions": [v.to_json() for v in self.versions]}
+        if self.boards:
+            data["boards"] = [{"path": path, "title": title} for path, title in self.boards]
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -95,7 +101,20 @@ def load_index(out_dir: str | os.PathLike) -> LeaderboardIndex:
         if index.find(keys) is not None:
             raise ResultError(where, f"same key set as {index.find(keys).name}")  # type: ignore[union-attr]
         index.versions.append(VersionEntry(entry["name"], keys))
+    for i, board in enumerate(data.get("boards", [])):
+        if not isinstance(board, dict) or not isinstance(board.get("title"), str) \
+                or (problem := board_path_problem(board.get("path"))):
+            raise ResultError(f"{path} boards[{i}]", "needs a 'title' and a relative folder 'path' ending in '/'"
+                                                     + (f" ({problem})" if board.get("path") is not None else ""))
+        index.boards.append((board["path"], board["title"]))
     return index
+
+
+def board_path_problem(path) -> str | None:
+    """Why `path` cannot be another board's folder link (None when it can): relative, ending in '/'."""
+    if not isinstance(path, str) or not path.endswith("/") or path.startswith("/") or ":" in path or "\\" in path:
+        return f"{path!r} is not a relative folder ending in '/'"
+    return None
 
 
 def choose_version(index: LeaderboardIndex, keys: tuple[ComparabilityKey, ...]) -> tuple[str, bool]:
@@ -109,4 +128,4 @@ def choose_version(index: LeaderboardIndex, keys: tuple[ComparabilityKey, ...]) 
 def with_version(index: LeaderboardIndex, name: str, keys: tuple[ComparabilityKey, ...]) -> LeaderboardIndex:
     if any(v.name == name for v in index.versions):
         return index
-    return LeaderboardIndex(index.versions + [VersionEntry(name, keys)])
+    return LeaderboardIndex(index.versions + [VersionEntry(name, keys)], list(index.boards))
