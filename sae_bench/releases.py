@@ -96,12 +96,18 @@ def aliases() -> dict[str, str]:
     return dict(json.loads(REGISTRY_PATH.read_text(encoding="utf-8")).get("aliases", {}))
 
 
+def accepted_names() -> list[str]:
+    """Every name `--release` takes: the releases and their old names (suggested when one is misspelt)."""
+    return [*releases(), *aliases()]
+
+
 def get_release(name: str) -> Release:
     found = releases().get(aliases().get(name, name))
     if found is None:
         from sae_bench.names import unknown
 
-        raise InputError(f"--release {name}", unknown("release", name, releases()) + " (sae-bench releases lists them)")
+        raise InputError(f"--release {name}",
+                         unknown("release", name, accepted_names()) + " (sae-bench releases lists them)")
     return found
 
 
@@ -152,7 +158,7 @@ def parse_short_ref(ref: str) -> ReleaseCheckpoint | None:
             return None
         from sae_bench.names import unknown
 
-        raise InputError(ref, unknown("release", name, releases()) + " (sae-bench releases lists them)")
+        raise InputError(ref, unknown("release", name, accepted_names()) + " (sae-bench releases lists them)")
     return expand(name, [int(match.group(2))])[0]
 
 
