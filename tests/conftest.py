@@ -32,3 +32,12 @@ def conditional():
     import models_tiny
 
     return models_tiny.conditional_adapter()
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The trained fixture model (fixtures/tiny-gemma4) as a ModelAdapter, one per test module."""
+    from sae_bench.fixtures import TINY_MODEL_DIR
+    from sae_bench.models import ModelAdapter
+
+    return ModelAdapter.load(str(TINY_MODEL_DIR))

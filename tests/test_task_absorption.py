@@ -102,13 +102,6 @@ def test_vocab_is_deterministic_and_subsets_are_seeded(tmp_path):
 
 # ---------------------------------------------------------------- end to end on the fixture model
 @pytest.fixture(scope="module")
-def model():
-    from sae_bench.models import ModelAdapter
-
-    return ModelAdapter.load(str(TINY_MODEL_DIR))
-
-
-@pytest.fixture(scope="module")
 def task_cls():
     from sae_bench import registry
 

@@ -19,13 +19,6 @@ SPARSIFY = SAES_DIR / "sparsify" / "tiny-gemma4-8x"
 
 
 @pytest.fixture(scope="module")
-def model():
-    from sae_bench.models import ModelAdapter
-
-    return ModelAdapter.load(str(TINY_MODEL_DIR))
-
-
-@pytest.fixture(scope="module")
 def task_cls():
     from sae_bench import registry
 

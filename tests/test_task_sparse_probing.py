@@ -69,13 +69,6 @@ def test_missing_column_and_one_text_class_are_one_line_errors(tmp_path):
         load_dataset_classes("fancyzhx/ag_news", str(tmp_path / "empty"), 16, 8, 42)
 
 
-@pytest.fixture(scope="module")
-def model():
-    from sae_bench.models import ModelAdapter
-
-    return ModelAdapter.load(str(TINY_MODEL_DIR))
-
-
 def _ctx(model):
     z = torch.zeros(0, 2, dtype=torch.int64)
     return EvalContext(model=model, hookpoint="layers.2", corpus=TokenizedCorpus("none", "none", "none", z, z, z.bool(), 2),
