@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -521,7 +520,7 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:
     """A suite file: {"model", "corpus", "seq_len", "checkpoints": [{"path", "hookpoint", ...}]} and
     optionally "corpus_column", "corpus_packing", "corpus_prepend_bos", "tasks", "task_options"; paths
     (task options a task's config lists in `paths` too) resolved against the suite file's folder (never the
-    current directory), and given relative to the current directory when they lie below it."""
+    current directory)."""
     path = Path(path)
     suite = read_json(path, InputError, "suite")
     if not isinstance(suite, dict) or not isinstance(suite.get("checkpoints"), list):
@@ -542,16 +541,8 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[CheckpointSpec]]:
 
 
 def _suite_paths(task: str, values: dict[str, Any], base: Path) -> dict[str, Any]:
-    """A task's options from a suite file, its path options resolved against the suite's folder (records name
-    them relative to the current directory, so a run from the same place hashes the same config)."""
+    """A task's options from a suite file, its path options resolved against the suite's folder."""
     task_cls = registry.find_task(task)
     declared = task_cls.Config.paths if task_cls is not None else ()
-    return {name: _from_here(base / value) if name in declared and isinstance(value, str) else value
+    return {name: str((base / value).resolve()) if name in declared and isinstance(value, str) else value
             for name, value in values.items()}
-
-
-def _from_here(path: Path) -> str:
-    try:
-        return Path(os.path.relpath(path)).as_posix()
-    except ValueError:  # another drive (Windows)
-        return str(path)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, NamedTuple
 
 from sae_bench.metric_directions import MetricRule
+from sae_bench.provenance import portable
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_bench.context import EvalContext
@@ -137,7 +138,8 @@ class TaskConfig:
     `unit_interval` and < 0 in `negative` (a position counted from the end), so a bad option fails
     before any work (None always passes: it means "default"). Every numeric field must be in one of these (tests/test_fault_environment.py checks each
     registered task); NaN and infinities never pass. Fields naming a file or folder are listed in `paths`:
-    a suite file's value for them is relative to the suite's folder, as its other paths are."""
+    a suite file's value for them is relative to the suite's folder, as its other paths are, and records
+    store them as `provenance.portable` does (the config hash does not depend on the checkout's place)."""
 
     positive: ClassVar[tuple[str, ...]] = ()
     non_negative: ClassVar[tuple[str, ...]] = ()
@@ -161,7 +163,10 @@ class TaskConfig:
         return found
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The options as records store and hash them: path options without an absolute local path."""
+        values = dataclasses.asdict(self)
+        return {name: portable(value) if name in self.paths and isinstance(value, str) else value
+                for name, value in values.items()}
 
     def config_hash(self) -> str:
         blob = json.dumps(self.to_json(), sort_keys=True, default=str).encode()

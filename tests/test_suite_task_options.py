@@ -1,10 +1,10 @@
-"""A suite file's task options: path options are relative to the suite's folder like its other paths, and
-the command line overrides them option by option (never a whole task's options at once)."""
+"""A suite file's task options: path options are relative to the suite's folder like its other paths (and
+records store them without the checkout's place), and the command line overrides them option by option
+(never a whole task's options at once)."""
 
 from __future__ import annotations
 
 import json
-import os
 
 from sae_bench.cli import build_parser
 from sae_bench.cli.run import run_config_from_args
@@ -26,10 +26,22 @@ def test_a_path_option_is_relative_to_the_suite_folder_and_others_are_kept(tmp_p
                              "absorption": {"prompt_template": "{word}:"}})
     monkeypatch.chdir(tmp_path)
     suite, _ = load_suite(path)
-    assert suite["task_options"]["sparse_probing"] == {"data_dir": "suites/data", "context_length": 32}
+    assert suite["task_options"]["sparse_probing"] == {"data_dir": str((path.parent / "data").resolve()),
+                                                       "context_length": 32}
     assert suite["task_options"]["absorption"] == {"prompt_template": "{word}:"}  # not a path option
-    monkeypatch.chdir(path.parent)
-    assert load_suite(path)[0]["task_options"]["sparse_probing"]["data_dir"] == "data"
+
+
+def test_a_recorded_path_option_does_not_depend_on_where_the_run_starts(tmp_path, monkeypatch):
+    from sae_bench.registry import get_task
+
+    config_cls = get_task("sparse_probing").Config
+    inside = config_cls(data_dir=str(SUITE_PATH.parent / "sparse_probing"))
+    hashes = set()
+    for where in (SUITE_PATH.parent.parent, tmp_path):
+        monkeypatch.chdir(where)
+        assert inside.to_json()["data_dir"] == "fixtures/sparse_probing"
+        hashes.add(inside.config_hash())
+    assert len(hashes) == 1
 
 
 def test_the_command_line_overrides_a_suite_option_without_dropping_the_others(tmp_path, monkeypatch):
@@ -38,4 +50,4 @@ def test_the_command_line_overrides_a_suite_option_without_dropping_the_others(t
     config, _ = run_config_from_args(args)
     suite_absorption = json.loads(SUITE_PATH.read_text())["task_options"]["absorption"]
     assert config.task_options["absorption"] == {**suite_absorption, "max_words": 20}
-    assert config.task_options["sparse_probing"]["data_dir"] == os.path.join("fixtures", "sparse_probing")
+    assert config.task_options["sparse_probing"]["data_dir"] == str((SUITE_PATH.parent / "sparse_probing").resolve())

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from sae_bench.progress import tqdm
+from sae_bench.provenance import portable
 
 from sae_bench.errors import DataError, InputError
 from sae_bench.registry import register_task
@@ -202,7 +203,7 @@ class SparseProbingTask(Task):
             metrics[name] = _mean_metric(values)
             for dataset in names:
                 metrics[f"{name}/{short_name(dataset)}"] = Metric(per_dataset[short_name(dataset)][name]["mean"])
-        artifacts = {"protocol": PROTOCOL, "datasets": names, "data_dir": cfg.data_dir or "hub",
+        artifacts = {"protocol": PROTOCOL, "datasets": names, "data_dir": portable(cfg.data_dir) or "hub",
                      "pooling": "mean over non-BOS/pad/EOS tokens (SAE codes and raw activations)",
                      "per_dataset": per_dataset}
         return TaskOutput(metrics, counts, artifacts)
