@@ -62,21 +62,6 @@ def runs() -> dict[str, dict]:
     return out
 
 
-def _truncated_model(model_path: Path, n_layers: int):
-    """The base model with its first `n_layers` layers only (later layers cannot change what is trained on)."""
-    import torch
-    from transformers import AutoConfig, AutoModel
-
-    config = AutoConfig.from_pretrained(model_path)
-    text_config = getattr(config, "text_config", config)
-    text_config.num_hidden_layers = n_layers
-    if getattr(text_config, "layer_types", None):
-        text_config.layer_types = list(text_config.layer_types[:n_layers])
-    model = AutoModel.from_pretrained(model_path, config=text_config, dtype=torch.float32)
-    model.eval()
-    return model
-
-
 def train_run(name: str, spec: dict, model_path: Path, rows: list[list[int]], bos: int, quiet: bool) -> Path:
     """One sparsify run (every hookpoint of `spec` from one forward per batch), cached; its folder."""
     from importlib.metadata import version
@@ -96,7 +81,7 @@ def train_run(name: str, spec: dict, model_path: Path, rows: list[list[int]], bo
         real_setup._say(quiet, f"training {name} at {', '.join(spec['hookpoints'])} on {len(rows)} rows "
                                f"(one forward of {deepest} layers per batch)")
         before = resource.getrusage(resource.RUSAGE_SELF)
-        model = _truncated_model(model_path, deepest)
+        model = real_setup.truncated_model(model_path, deepest)
         dataset = datasets.Dataset.from_dict({"input_ids": rows}).with_format("torch")
         cfg = TrainConfig(SaeConfig(num_latents=LATENTS, k=spec["k"], transcode=spec["transcode"]),
                           batch_size=train["batch_size"], optimizer=train["optimizer"],

@@ -195,13 +195,12 @@ def training_rows(tokenizer) -> list[list[int]]:
     return rows
 
 
-def _truncated_model(model_path: Path):
-    """The base model with only the layers up to the hookpoint (later layers cannot change its output),
-    so each training forward costs a third of the full model and no 262,144-wide lm_head."""
+def truncated_model(model_path: Path, n_layers: int):
+    """The base model with its first `n_layers` layers only (later layers cannot change what is trained
+    on), so each training forward costs a fraction of the full model and no 262,144-wide lm_head."""
     import torch
     from transformers import AutoConfig, AutoModel
 
-    n_layers = int(HOOKPOINT.split(".")[-1]) + 1
     config = AutoConfig.from_pretrained(model_path)
     text_config = getattr(config, "text_config", config)
     text_config.num_hidden_layers = n_layers
@@ -233,7 +232,7 @@ def sae_run_dir(model_path: Path | None = None, quiet: bool = False) -> Path:
 
         _say(quiet, f"training the SAE at {HOOKPOINT} on {len(rows)} rows "
                     f"({len(rows) * (TRAIN_CONFIG['row_len'] - 1)} tokens; once, a few minutes)")
-        model = _truncated_model(model_path)
+        model = truncated_model(model_path, int(HOOKPOINT.split(".")[-1]) + 1)
         dataset = datasets.Dataset.from_dict({"input_ids": rows}).with_format("torch")
         cfg = TrainConfig(SaeConfig(num_latents=SAE_CONFIG["num_latents"], k=SAE_CONFIG["k"]),
                           batch_size=TRAIN_CONFIG["batch_size"], optimizer=TRAIN_CONFIG["optimizer"],
