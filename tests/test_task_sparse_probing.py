@@ -69,6 +69,32 @@ def test_missing_column_and_one_text_class_are_one_line_errors(tmp_path):
         load_dataset_classes("fancyzhx/ag_news", str(tmp_path / "empty"), 16, 8, 42)
 
 
+def test_both_paddings_pool_the_same_vectors(model):
+    """padding="saebench" (every text padded to the context length, no padding mask, sums over the
+    zero-filled rows) and "longest" pool the same means up to float rounding; the saebench means
+    equal a plain padded-row reference computed here from the model's own forward."""
+    from sae_bench.tasks.sparse_probing import _extract
+
+    texts = {"a": ["one short text", "a somewhat longer text about things", "x"], "b": ["another", "two words"]}
+    ctx = _ctx(model)
+    wide, tight = _extract(ctx, texts, 16, "t", "saebench"), _extract(ctx, texts, 16, "t", "longest")
+    for name in texts:
+        assert torch.allclose(wide.raw_means()[name], tight.raw_means()[name], atol=1e-5)
+    tok = model.tokenizer
+    enc = tok(texts["a"], truncation=True, max_length=16, padding="max_length", return_tensors="pt")
+    with torch.no_grad():
+        resid = model.residual("layers.2", enc.input_ids, torch.ones_like(enc.input_ids)).float()
+    special = torch.tensor(sorted({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id} - {None}))
+    keep = (~torch.isin(enc.input_ids, special)).float()
+    reference = (resid * keep[:, :, None]).sum(dim=1) / keep.sum(dim=1)[:, None]
+    assert torch.equal(wide.raw_means()["a"], reference)
+    from sae_bench import registry
+
+    registry.discover()
+    with pytest.raises(InputError, match="padding"):
+        registry.get_task("sparse_probing")(padding="left").check_inputs({})
+
+
 def _ctx(model):
     z = torch.zeros(0, 2, dtype=torch.int64)
     return EvalContext(model=model, hookpoint="layers.2", corpus=TokenizedCorpus("none", "none", "none", z, z, z.bool(), 2),
