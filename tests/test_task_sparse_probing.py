@@ -122,3 +122,28 @@ def test_task_on_the_fixtures(model):
         cls(datasets=("fancyzhx/ag_news",), **{**SMALL, "probe_train_set_size": 2}).run(sae, ctx)
     with pytest.raises(InputError, match="unknown dataset"):
         cls(datasets=("nope/nope",)).check_inputs({})
+
+
+def test_pooled_activations_are_cached_on_disk(model, tmp_path, monkeypatch):
+    """With an activation cache folder, a second run (fresh context) reads the texts' activations
+    from disk — the model never runs — and its numbers equal an uncached run's."""
+    from sae_bench import load_checkpoint, registry
+    from sae_bench.activations import ActivationSource
+
+    registry.discover()
+    sae = load_checkpoint(str(SAES_DIR / "sparsify" / "tiny-gemma4-8x"), hookpoint="layers.2")
+    task = registry.get_task("sparse_probing")(datasets=("fancyzhx/ag_news",), **SMALL)
+
+    def cached_ctx():
+        ctx = _ctx(model)
+        ctx.activations = ActivationSource(model, "layers.2", ctx.corpus, cache_dir=tmp_path, show_progress=False)
+        return ctx
+
+    uncached = task.run(sae, _ctx(model))
+    cold = task.run(sae, cached_ctx())
+    assert len(list(tmp_path.rglob("sparse-probing-texts-*.safetensors"))) == 2  # train and test texts
+    monkeypatch.setattr(type(model), "residual", lambda *a, **k: pytest.fail("the model ran despite the cache"))
+    warm = task.run(sae, cached_ctx())
+    for out in (cold, warm):
+        assert {k: m.value for k, m in out.metrics.items()} == {k: m.value for k, m in uncached.metrics.items()}
+        assert out.artifacts["per_dataset"] == uncached.artifacts["per_dataset"]

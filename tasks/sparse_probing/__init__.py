@@ -11,16 +11,19 @@ logistic regression, held-out accuracy; the dataset's score is the mean over its
 headline the mean over datasets. `sae_top_{k}_test_accuracy` on SAE latents, `llm_top_{k}_...`
 on the raw activations (a reference). Texts are tokenised to `context_length` tokens (truncated,
 padded); raw per-token activations are memoised per hookpoint, so every checkpoint there shares
-one model pass. SAEBench also trains dense probes on all latents / all dimensions with early
-stopping on the test set (`sae_test_accuracy`, `llm_test_accuracy`); those are not reproduced.
+one model pass, and kept on disk beside the hookpoint's activation cache when the run has one
+(another run or checkpoint there skips the model). SAEBench also trains dense probes on all
+latents / all dimensions with early stopping on the test set (`sae_test_accuracy`, `llm_test_accuracy`); those are not reproduced.
 Randomness: SAEBench threads one torch generator through every probe of a run (so a number
 depends on what ran before it, dense probes included); here each (dataset, representation, k)
 draws from its own generator seeded with `random_seed`, which is also how the peer check seeds
-SAEBench's `train_probe_on_activations`. This task never writes files.
+SAEBench's `train_probe_on_activations`. It writes only its activation memo (with a cache folder).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 from dataclasses import dataclass
 
@@ -28,6 +31,7 @@ import torch
 from sae_bench.progress import tqdm
 from sae_bench.provenance import portable
 
+from sae_bench.activations.memo import disk_memo
 from sae_bench.errors import DataError, InputError
 from sae_bench.registry import register_task
 from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
@@ -148,6 +152,26 @@ def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, des
     return PooledTexts(tokens, offsets)
 
 
+def _cached_extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str,
+                    padding: str) -> PooledTexts:
+    """`_extract`, kept on disk beside the hookpoint's activation cache when there is one (keyed by
+    the texts, context length and padding), so another run or checkpoint there skips the model."""
+    key = {"memo": "sparse-probing-texts/1", "context_length": context_length, "padding": padding,
+           "texts_sha256": hashlib.sha256(json.dumps(texts_by_class).encode()).hexdigest()}
+
+    def compute() -> dict[str, torch.Tensor]:
+        pooled = _extract(ctx, texts_by_class, context_length, desc, padding)
+        tensors = {f"{part}:{name}": getattr(pooled, part)[name] for name in texts_by_class
+                   for part in ("tokens", "offsets") + (("positions",) if pooled.positions is not None else ())}
+        return tensors
+
+    tensors = disk_memo(ctx.activations, "sparse-probing-texts", key, compute)
+    part = lambda kind: {name: tensors[f"{kind}:{name}"] for name in texts_by_class}
+    if padding == "saebench":
+        return PooledTexts(part("tokens"), part("offsets"), part("positions"), context_length)
+    return PooledTexts(part("tokens"), part("offsets"))
+
+
 def _mean_metric(values: list[float]) -> Metric:
     if len(values) > 1:
         return Metric(statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5)
@@ -254,5 +278,5 @@ class SparseProbingTask(Task):
             if small:
                 raise DataError(dataset, f"{split} class {small[0]!r} has {len(data[small[0]])} text(s): a probe needs "
                                          "at least 2 (raise probe_train_set_size / probe_test_set_size or the data)")
-        return (_extract(ctx, train, cfg.context_length, f"{short_name(dataset)} train", cfg.padding),
-                _extract(ctx, test, cfg.context_length, f"{short_name(dataset)} test", cfg.padding))
+        return (_cached_extract(ctx, train, cfg.context_length, f"{short_name(dataset)} train", cfg.padding),
+                _cached_extract(ctx, test, cfg.context_length, f"{short_name(dataset)} test", cfg.padding))
