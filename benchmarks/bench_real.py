@@ -21,7 +21,8 @@ each run `--repeats` times (default 3; medians and [min-max] printed):
   * harness 4 ckpts  — the four checkpoints at one hookpoint in one run, empty cache folder.
 The harness runs with `spliced_loss.mean_ablation=true` because the reference computes ce_mean:
 both sides compute the same metrics. CPU seconds: user and sys of the subprocess apart and summed
-(`resource.getrusage(RUSAGE_CHILDREN)` differences). Peak RSS: the subprocess's own VmHWM
+(`resource.getrusage(RUSAGE_CHILDREN)` differences), with OMP_WAIT_POLICY=PASSIVE (unless set) so
+that no idle OpenMP thread spins CPU seconds away on a loaded machine. Peak RSS: the subprocess's own VmHWM
 (/proc/self/status), which starts fresh at exec — `ru_maxrss` would carry the parent's high-water
 mark across fork + exec on Linux. Beside each ratio: the arithmetic bound, the multiply-adds the
 harness must do over the reference's (`benchmarks/arithmetic.py`). Every metric the two sides share
@@ -131,12 +132,20 @@ def _worker_main(kind: str, job_json: str) -> int:
     return 0
 
 
+def worker_env() -> dict[str, str]:
+    """The workers' environment: OpenMP threads that wait for work sleep instead of spinning
+    (OMP_WAIT_POLICY=PASSIVE unless set). On a shared machine a spinning thread burns user CPU while
+    its sibling is descheduled: 300 small linear + norm steps on 2 threads under load 12 took 12.5 s
+    of user CPU spinning, 7.0 s passive, 6.8 s on one thread. Both sides get the same environment."""
+    return {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
 def run_configuration(kind: str, job: dict, script: Path | None = None) -> dict:
     """Run one configuration in a subprocess: its metrics, user and sys CPU seconds, wall, own peak RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(script or Path(__file__).resolve()), "--worker", kind, json.dumps(job)],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, env=worker_env())
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -227,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     # Every finished run is kept in <work-dir>/raw.json, so an interrupted benchmark resumes and
     # `--report-only` prints the table from the runs there (a shared machine may not allow them all).
     raw_path = work / "raw.json"
-    identity = {**common, "n_documents": n_documents}
+    identity = {**common, "n_documents": n_documents, "omp_wait_policy": worker_env()["OMP_WAIT_POLICY"]}
     runs_of: dict[str, list[dict]] = {}
     if raw_path.exists():
         saved = json.loads(raw_path.read_text())
