@@ -225,7 +225,13 @@ def run_pair(args, name: str, seed: int, peer_python: Path, layer: int, sae_fold
 
 
 def launch(cmd: list[str], quiet: bool) -> None:
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE, text=True)
+    """One side in its own process, with bench_real's worker environment (idle OpenMP threads sleep,
+    so neither side's CPU seconds count spinning on a shared machine)."""
+    sys.path.insert(0, str(HERE))
+    from bench_real import worker_env
+
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE, text=True,
+                          env=worker_env())
     if done.returncode != 0:
         last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or ["(no output)"]
         raise SystemExit(f"{Path(cmd[1]).name}: exit {done.returncode}: {last[0]}")
