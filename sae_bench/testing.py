@@ -1,8 +1,8 @@
 """Helpers for SAE authors' own test suites: evaluate a checkpoint, assert it does not regress.
 
-`assert_no_regression(candidate, baseline, rules=None)` runs `sae_bench.gate.gate` and raises
+`assert_no_regression(candidate, baseline, rules=None)` runs `sae_bench.analysis.gate.gate` and raises
 AssertionError with the gate's failure table when a metric regresses or a record pair cannot be
-compared. `evaluate_checkpoint(...)` runs `sae_bench.runner.evaluate` for one checkpoint and
+compared. `evaluate_checkpoint(...)` runs `sae_bench.run.runner.evaluate` for one checkpoint and
 returns its records by task name. The pytest plugin (`sae_bench.pytest_plugin`) wraps both in
 fixtures.
 
@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from sae_bench.gate import DEFAULT_Z, GateReport, as_records, gate
-from sae_bench.metric_directions import MetricRule, rule_from_value
-from sae_bench.results import ResultRecord
+from sae_bench.analysis.gate import DEFAULT_Z, GateReport, as_records, gate
+from sae_bench.core.metric_directions import MetricRule, rule_from_value
+from sae_bench.records.results import ResultRecord
 
 __all__ = ["assert_no_regression", "evaluate_checkpoint"]
 
@@ -56,7 +56,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, results_dir: str | os.
 
     `model` and `corpus` default to the bundled tiny Gemma 4 and its evaluation corpus (for trying
     things out; a real SAE needs its own model). `options` go to `load_checkpoint`."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.runner import CheckpointSpec, RunConfig, evaluate
 
     if model is None or corpus is None:
         from sae_bench.fixtures import load_suite

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sae_bench.metrics.reconstruction import ReconstructionAccumulator
-from sae_bench.registry import register_task
-from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)

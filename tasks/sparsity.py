@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sae_bench.metrics.sparsity import DEFAULT_DENSE_THRESHOLD, SparsityAccumulator
-from sae_bench.registry import register_task
-from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 RNG_OFFSET = 7_001  # this task's stream of ctx.generator (the benchmarks' reference reuses it)
 

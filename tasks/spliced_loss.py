@@ -58,15 +58,15 @@ from typing import Any, Iterator
 
 import torch
 from torch import Tensor
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench import distributed
+from sae_bench.run import distributed
 from sae_bench.activations.memo import load_memo, save_memo
-from sae_bench.errors import DataError
+from sae_bench.core.errors import DataError
 from sae_bench.metrics.spliced_loss import (RunScorer, SplicedLossAccumulator, next_token_targets,
                                             prediction_mask)
-from sae_bench.registry import register_task
-from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 # 4: baseline on disk, mean ablation optional, scores of baseline and checkpoints in one pass
 MEMO_VERSION = 4

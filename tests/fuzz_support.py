@@ -8,7 +8,7 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 # SAE_BENCH_FUZZ_EXAMPLES raises the example count for a long local fuzzing run.
 FUZZ = settings(max_examples=int(os.environ.get("SAE_BENCH_FUZZ_EXAMPLES", "60")), deadline=None,

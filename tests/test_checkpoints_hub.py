@@ -7,7 +7,7 @@ import torch
 
 import sae_bench.checkpoints.hub as hub
 from sae_bench import load_checkpoint
-from sae_bench.errors import CheckpointError, one_line
+from sae_bench.core.errors import CheckpointError, one_line
 from sae_bench.fixtures import SAES_DIR
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 
 from sae_bench.cli import build_parser, main, subcommand_modules
-from sae_bench.errors import InputError
-from sae_bench.options import flag_of, option_fields
+from sae_bench.core.errors import InputError
+from sae_bench.core.options import flag_of, option_fields
 from sae_bench import CheckpointSpec, RunConfig
 
 

@@ -45,7 +45,7 @@ def check_records(records: list[dict], corpus) -> None:
 
 
 def test_packed_corpus_end_to_end(tmp_path, tokenizer):
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
 
     records = run_cli(tmp_path, "--corpus", str(EVAL_CORPUS_PATH), "--max-documents", "24",
                       "--corpus-packing", "pack")
@@ -58,7 +58,7 @@ def test_packed_corpus_end_to_end(tmp_path, tokenizer):
 
 
 def test_pretokenized_corpus_end_to_end(tmp_path, tokenizer):
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
 
     records = run_cli(tmp_path, "--corpus", str(EVAL_TOKENS_PATH), "--corpus-column", "input_ids",
                       "--corpus-prepend-bos")

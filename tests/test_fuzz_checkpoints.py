@@ -1,5 +1,5 @@
 """Fuzz: arbitrary bytes, mutated safetensors headers and random JSON never escape as anything but
-sae_bench.errors.InputError subclasses (or load cleanly)."""
+sae_bench.core.errors.InputError subclasses (or load cleanly)."""
 
 import json
 import shutil

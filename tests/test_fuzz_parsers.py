@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 
 from fuzz_support import FUZZ, json_values, raises_only_input_errors
 from record_factories import make_record_data
-from sae_bench.compare import compare_records
+from sae_bench.analysis.compare import compare_records
 from sae_bench.fixtures import MAXACT_DIR
-from sae_bench.gate import gate
+from sae_bench.analysis.gate import gate
 from sae_bench.leaderboard_build.collect import collect
 from sae_bench.leaderboard_build.table import build_table
 from sae_bench.tasks.maxact_repro.schema import read_maxact
 from sae_bench.tasks.probing.probe_set import load_probe_set
-from sae_bench.results import dumps, read_record, validate
-from sae_bench.runner import load_suite
+from sae_bench.records.results import dumps, read_record, validate
+from sae_bench.run.runner import load_suite
 
 VALID_RECORD = make_record_data("fuzz-sae", "reconstruction", {"fvu": (0.1, 0.01), "mse": None})
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from sae_bench.cli import main
-from sae_bench.progress import PlainProgress, tqdm
-from sae_bench.summary import _fitted, next_steps, shorten_names
+from sae_bench.core.progress import PlainProgress, tqdm
+from sae_bench.analysis.summary import _fitted, next_steps, shorten_names
 
 
 def _listing(command: list[str], home: Path) -> subprocess.CompletedProcess:
@@ -37,7 +37,7 @@ def test_listing_commands_fit_100_columns_and_skip_torch(tmp_path):
 
 def test_the_task_index_is_rebuilt_when_a_source_file_changes(tmp_path, monkeypatch):
     import sae_bench.tasks
-    from sae_bench import task_index
+    from sae_bench.core import task_index
 
     monkeypatch.setenv("SAE_BENCH_HOME", str(tmp_path))
     before = task_index.index_key()

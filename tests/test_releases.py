@@ -7,14 +7,14 @@ import shutil
 import pytest
 import torch
 
-from sae_bench import releases
+from sae_bench.inputs import releases
 from sae_bench import load_checkpoint
 from sae_bench.cli import build_parser, main
 from sae_bench.cli.run import run_config_from_args
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, FIXTURES_DIR, TINY_MODEL_DIR
-from sae_bench.model_identity import mismatch_problem, model_key
-from sae_bench.results import read_record
+from sae_bench.models.identity import mismatch_problem, model_key
+from sae_bench.records.results import read_record
 
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 SAE_ID = "tiny-gemma4/btk-mat-layer-2-k-8"

@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from sae_bench.context import EvalContext, TokenizedCorpus
-from sae_bench.errors import DataError, InputError
+from sae_bench.core.context import EvalContext, TokenizedCorpus
+from sae_bench.core.errors import DataError, InputError
 from sae_bench.fixtures import SAES_DIR, TINY_MODEL_DIR
 from sae_bench.tasks.sparse_probing.datasets import load_dataset_classes
 from sae_bench.tasks.sparse_probing.probes import balanced_binary, k_sparse_accuracies, top_k_dims
@@ -76,7 +76,8 @@ def _ctx(model):
 
 
 def test_task_on_the_fixtures(model):
-    from sae_bench import load_checkpoint, registry
+    from sae_bench import load_checkpoint
+    from sae_bench.core import registry
 
     registry.discover()
     cls = registry.get_task("sparse_probing")

@@ -1,6 +1,6 @@
 """Side-by-side comparison of two SAEs (or two sets of result records) and of their dictionaries.
 
-Metrics: for every comparable record pair (see `sae_bench.pairing`) and every metric, A, B, the
+Metrics: for every comparable record pair (see `sae_bench.analysis.pairing`) and every metric, A, B, the
 difference d = B − A and a 95% interval d ± 1.96·se_d, paired over sequences when both records
 carry the metric's per-sequence terms on the same corpus, else unpaired (√(se_A² + se_B²), with
 the reason), and which side is better according to the metric's declared direction (its
@@ -14,7 +14,7 @@ Dictionary: with Â_i, B̂_j the unit-normalised decoder rows (latent directions
 Computed in chunks of A's rows so that at most `chunk_elements` similarities exist at once (never
 F_A × F_B for 131k-latent SAEs). The cosine is signed: a flipped direction is a different latent.
 
-Checkpoints given to `compare_checkpoints` are evaluated with `sae_bench.runner.evaluate` on the
+Checkpoints given to `compare_checkpoints` are evaluated with `sae_bench.run.runner.evaluate` on the
 same corpus (one model load, one activation pass). This module never changes a record.
 """
 
@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sae_bench.errors import InputError
-from sae_bench.metric_directions import MetricRule, rule_for
-from sae_bench.pairing import difference, fitted_table, format_table, pair_records
-from sae_bench.progress import WIDTH, fit
-from sae_bench.results import ResultRecord, is_results_path, iter_records
+from sae_bench.core.errors import InputError
+from sae_bench.core.metric_directions import MetricRule, rule_for
+from sae_bench.analysis.pairing import difference, fitted_table, format_table, pair_records
+from sae_bench.core.progress import WIDTH, fit
+from sae_bench.records.results import ResultRecord, is_results_path, iter_records
 
 Z_95 = 1.959963984540054
 DEFAULT_THRESHOLD = 0.9
@@ -225,7 +225,7 @@ def dictionary_match(w_a, w_b, threshold: float = DEFAULT_THRESHOLD, *,
                      chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, show_progress: bool = False) -> DictionaryMatch:
     """Match A's decoder directions in B's (`w_a` [F_A, D], `w_b` [F_B, D], latent-major); see the docstring."""
     import torch
-    from sae_bench.progress import tqdm
+    from sae_bench.core.progress import tqdm
 
     if w_a.ndim != 2 or w_b.ndim != 2 or w_a.shape[1] != w_b.shape[1]:
         raise InputError("dictionary", f"decoders of shapes {tuple(w_a.shape)} and {tuple(w_b.shape)} "
@@ -268,7 +268,7 @@ def resolve_side(text: str) -> Side:
     path = Path(text)
     if is_results_path(path):
         return Side(text, records=iter_records(path))
-    from sae_bench.runner import CheckpointSpec
+    from sae_bench.run.runner import CheckpointSpec
 
     spec = CheckpointSpec.parse(text)
     return Side(text, ref=spec.ref, hookpoint=spec.hookpoint)
@@ -283,7 +283,7 @@ def _labels(a: Side, b: Side) -> tuple[str, str]:
 def evaluate_sides(sides: Sequence[Side], *, model: str, corpus: str, results_dir: Path,
                    tasks: list[str] | None = None, **config: Any) -> None:
     """Evaluate the checkpoint sides on one corpus (one runner call) and fill their `records`."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.runner import CheckpointSpec, RunConfig, evaluate
 
     labels = _labels(*sides) if len(sides) == 2 else tuple(s.text for s in sides)
     specs = {label: CheckpointSpec(ref=s.ref, hookpoint=s.hookpoint, label=label)

@@ -18,9 +18,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sae_bench.compare import WIDE_FOOTER, Comparison, MetricComparison, _pm
-from sae_bench.pairing import RecordPair, per_sequence, ratio_terms
-from sae_bench.results import atomic_write_text
+from sae_bench.analysis.compare import WIDE_FOOTER, Comparison, MetricComparison, _pm
+from sae_bench.analysis.pairing import RecordPair, per_sequence, ratio_terms
+from sae_bench.records.results import atomic_write_text
 
 PANELS_PER_ROW = 4
 STYLE = """

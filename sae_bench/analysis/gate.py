@@ -1,8 +1,8 @@
 """The regression gate: does a candidate's set of result records regress against a baseline's?
 
-For every metric of every comparable record pair (see `sae_bench.pairing`) with a direction (the
+For every metric of every comparable record pair (see `sae_bench.analysis.pairing`) with a direction (the
 task's declared `MetricSpec`, carried by the record, or the user's override, see
-`sae_bench.metric_directions`), with d = candidate − baseline and `worse` = d when lower is
+`sae_bench.core.metric_directions`), with d = candidate − baseline and `worse` = d when lower is
 better, −d when higher is better:
 
     regression  ⇔  worse > max(min_effect, z · se_d)          (z = 2 by default)
@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from sae_bench.errors import ResultError
-from sae_bench.metric_directions import MetricRule, load_rules_file, parse_rule_arg, rule_for
-from sae_bench.pairing import difference, fitted_table, format_table, pair_records
-from sae_bench.progress import WIDTH, fit
-from sae_bench.results import ResultRecord, iter_records, validate
+from sae_bench.core.errors import ResultError
+from sae_bench.core.metric_directions import MetricRule, load_rules_file, parse_rule_arg, rule_for
+from sae_bench.analysis.pairing import difference, fitted_table, format_table, pair_records
+from sae_bench.core.progress import WIDTH, fit
+from sae_bench.records.results import ResultRecord, iter_records, validate
 
 DEFAULT_Z = 2.0
 
@@ -190,8 +190,8 @@ def check_rule_names(rules: Mapping[str, MetricRule], records: Iterable[ResultRe
     or of a registered task's declared metrics; a misspelt rule would otherwise gate nothing."""
     import fnmatch
 
-    from sae_bench import registry
-    from sae_bench.names import unknown
+    from sae_bench.core import registry
+    from sae_bench.core.names import unknown
 
     known: set[str] = set()
     for record in records:

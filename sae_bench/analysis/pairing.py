@@ -31,9 +31,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sae_bench.errors import ResultError
-from sae_bench.progress import WIDTH, fit
-from sae_bench.results import ResultRecord
+from sae_bench.core.errors import ResultError
+from sae_bench.core.progress import WIDTH, fit
+from sae_bench.records.results import ResultRecord
 
 Key = tuple[str, ...]
 

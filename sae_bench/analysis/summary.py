@@ -13,7 +13,7 @@ import os
 import shlex
 import textwrap
 
-from sae_bench.results import ResultRecord
+from sae_bench.records.results import ResultRecord
 
 WIDTH = 100
 NAME_WIDTH = 30  # longest checkpoint name shown in the narrow table (middle elided)

@@ -10,7 +10,7 @@ Modules, one job each: safe_tensors (safe reading, hashing), hub (ids, downloads
 assemble (metadata + the SAE object).
 
 Must never: unpickle anything (torch.load, pickle); copy weight matrices; let a bad input
-escape as anything other than a sae_bench.errors.InputError.
+escape as anything other than a sae_bench.core.errors.InputError.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sae_bench.errors import CheckpointError
-from sae_bench.input_files import refuse_special
-from sae_bench.sae import SparseAutoencoder
+from sae_bench.core.errors import CheckpointError
+from sae_bench.inputs.input_files import refuse_special
+from sae_bench.checkpoints.sae import SparseAutoencoder
 
 from .detect import FORMATS, LOADERS, check_format, detect_format, single_safetensors
 from .feature_map import FeatureLabel, FeatureMap, load_feature_map

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sae_bench.errors import CheckpointError
+from sae_bench.core.errors import CheckpointError
 
 from . import ernos, gemma_scope, saelens, sparsify
 from .safe_tensors import PICKLE_SUFFIXES, refuse_unsafe_suffix

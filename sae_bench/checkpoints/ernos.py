@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from sae_bench.errors import CheckpointError
-from sae_bench.input_files import read_json
-from sae_bench.sae import ActivationSpec, InputPreprocessing, SparseAutoencoder
+from sae_bench.core.errors import CheckpointError
+from sae_bench.inputs.input_files import read_json
+from sae_bench.checkpoints.sae import ActivationSpec, InputPreprocessing, SparseAutoencoder
 
 from .assemble import build_sae, check_options
 from .feature_map import load_feature_map

@@ -28,8 +28,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sae_bench.errors import CheckpointError
-from sae_bench.sae import ActivationSpec, SparseAutoencoder
+from sae_bench.core.errors import CheckpointError
+from sae_bench.checkpoints.sae import ActivationSpec, SparseAutoencoder
 
 from .assemble import build_sae, check_options, checkpoint_folder
 from .safe_tensors import load_exact_tensors, read_header
@@ -91,7 +91,7 @@ def source_model_name(name: str) -> str:
 def read_config(folder: Path) -> dict[str, Any]:
     """What the folder's config.json says, checked: {"layer", "site", "affine", "source_model"} (keys
     only for what it states); {} when there is no config.json."""
-    from sae_bench.input_files import read_json
+    from sae_bench.inputs.input_files import read_json
 
     path = folder / CONFIG_NAME
     if not path.is_file():

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from sae_bench.errors import CheckpointError
-from sae_bench.input_files import read_json
-from sae_bench.sae import ActivationSpec, SparseAutoencoder
+from sae_bench.core.errors import CheckpointError
+from sae_bench.inputs.input_files import read_json
+from sae_bench.checkpoints.sae import ActivationSpec, SparseAutoencoder
 
 from .assemble import build_sae, check_options, checkpoint_folder
 from .safe_tensors import load_exact_tensors, read_header

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from sae_bench.errors import CheckpointError
+from sae_bench.core.errors import CheckpointError
 
 # Suffixes of formats that need unpickling to open (torch.save, pickle, Lightning, numpy object arrays).
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".tar")

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 
-from sae_bench.errors import CheckpointError
-from sae_bench.input_files import read_json
-from sae_bench.sae import ActivationSpec, SparseAutoencoder
+from sae_bench.core.errors import CheckpointError
+from sae_bench.inputs.input_files import read_json
+from sae_bench.checkpoints.sae import ActivationSpec, SparseAutoencoder
 
 from .assemble import build_sae, check_options
 from .safe_tensors import load_exact_tensors

@@ -17,7 +17,7 @@ import sys
 from typing import Sequence
 
 from sae_bench.cli._quiet import silenced_libraries
-from sae_bench.errors import EXIT_BAD_INPUT, InputError, os_problem
+from sae_bench.core.errors import EXIT_BAD_INPUT, InputError, os_problem
 
 PREFIX = "sae-bench: error: "
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # a usage error (already printed on one line) or --help
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        from sae_bench.progress import live
+        from sae_bench.core.progress import live
 
         with silenced_libraries(bool(getattr(args, "quiet", False)), bars=live()):
             return int(args.func(args) or 0)

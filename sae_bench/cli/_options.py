@@ -1,4 +1,4 @@
-"""argparse options derived from documented config dataclasses (see `sae_bench.options`).
+"""argparse options derived from documented config dataclasses (see `sae_bench.core.options`).
 
 A subcommand asks for the fields it needs (`add_options(parser, RunConfig, ["model", ...])`) and
 reads back only the values the user gave (`given(args, RunConfig)`), so the dataclass stays the one
@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from sae_bench.options import check_values, flag_of, option_fields
+from sae_bench.core.options import check_values, flag_of, option_fields
 
 
 def _scalar_type(hint: Any):
@@ -92,7 +92,7 @@ def add_include_path(parser: argparse.ArgumentParser) -> None:
 
 
 def include_paths(args: argparse.Namespace) -> None:
-    from sae_bench import registry
+    from sae_bench.core import registry
 
     for folder in args.include_path:
         registry.include_path(folder)

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from sae_bench.cli._options import add_options, given
-from sae_bench.options import bounded
-from sae_bench.errors import InputError
+from sae_bench.core.options import bounded
+from sae_bench.core.errors import InputError
 
 COMMON = ["model", "model_revision", "corpus_column", "corpus_split", "batch_size", "device", "dtype", "show_progress"]
 
@@ -31,7 +31,7 @@ def _features(spec: str | None) -> list[int] | None:
 
 
 def _options(args) -> dict:
-    from sae_bench.runner import RunConfig
+    from sae_bench.run.runner import RunConfig
 
     defaults = {name: RunConfig.__dataclass_fields__[name].default for name in COMMON}
     return {**defaults, **given(args, RunConfig)}
@@ -43,7 +43,7 @@ def _load(args, options):
 
     from sae_bench.models import ModelAdapter
     from sae_bench.models.hookpoints import POOLED_HOOKPOINT
-    from sae_bench.runner import CheckpointSpec, checked_checkpoint
+    from sae_bench.run.runner import CheckpointSpec, checked_checkpoint
 
     spec = CheckpointSpec.parse(args.checkpoint, format=args.format)
     if args.hookpoint:
@@ -57,7 +57,7 @@ def _load(args, options):
 
 
 def _add_common(p) -> None:
-    from sae_bench.runner import RunConfig
+    from sae_bench.run.runner import RunConfig
 
     p.add_argument("--checkpoint", "-c", required=True, metavar="REF[@HOOKPOINT]",
                    help="SAE checkpoint: folder, file or hub id, optionally REF@HOOKPOINT")
@@ -68,7 +68,7 @@ def _add_common(p) -> None:
 
 def register(sub) -> None:
     """Add `maxact build` and `maxact repro` to the `sae-bench` command."""
-    from sae_bench.runner import RunConfig
+    from sae_bench.run.runner import RunConfig
 
     maxact = sub.add_parser("maxact", help="max-activation examples (gemma-loupe's parquet schema)")
     commands = maxact.add_subparsers(dest="maxact_command", required=True)
@@ -94,7 +94,7 @@ def register(sub) -> None:
 
 
 def cmd_build(args) -> int:
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.tasks.maxact_repro.build import BuildSettings, build_maxact
     from sae_bench.tasks.maxact_repro.schema import read_maxact
 
@@ -113,7 +113,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_repro(args) -> int:
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.tasks.maxact_repro.repro import ReproSettings, reproduce
     from sae_bench.tasks.maxact_repro.schema import read_maxact
     from sae_bench.metrics.maxact import Tolerances

@@ -1,7 +1,7 @@
 """`sae-bench run`: evaluate checkpoints (no arguments: the bundled fixture suite) and print a table.
 
 Options come from `RunConfig`'s documented fields; a suite file fills what the command line does
-not give. Parsing and printing only: the work is `sae_bench.runner.evaluate`.
+not give. Parsing and printing only: the work is `sae_bench.run.runner.evaluate`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from sae_bench.cli._options import add_include_path, add_options, given, include_paths
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 DEFAULT_RESULTS = Path("results")
 DEFAULT_CACHE = Path(".sae-bench-cache")
 
 
 def register(sub) -> None:
-    from sae_bench.runner import RunConfig
+    from sae_bench.run.runner import RunConfig
 
     p = sub.add_parser("run", help="evaluate checkpoints (no arguments: the bundled fixture suite)")
     p.add_argument("--suite", type=Path, help="suite JSON (default: the bundled fixture suite)")
@@ -44,7 +44,7 @@ def register(sub) -> None:
 
 def run_config_from_args(args):
     """Build (RunConfig, specs) from parsed `run` arguments (the suite fills what is not given)."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, load_suite
+    from sae_bench.run.runner import CheckpointSpec, RunConfig, load_suite
 
     include_paths(args)
     options = given(args, RunConfig)
@@ -96,9 +96,9 @@ def run_config_from_args(args):
 
 
 def _release_specs(name: str | None, layers: str | None) -> list:
-    """`--release NAME [--layers 6,17,28]`: that release's checkpoints (sae_bench.releases)."""
-    from sae_bench import releases
-    from sae_bench.runner import CheckpointSpec
+    """`--release NAME [--layers 6,17,28]`: that release's checkpoints (sae_bench.inputs.releases)."""
+    from sae_bench.inputs import releases
+    from sae_bench.run.runner import CheckpointSpec
 
     if name is None:
         if layers is not None:
@@ -125,7 +125,9 @@ def _announce_plan(args, config, specs) -> bool:
     then the disk check (an InputError before any work). True when the run must stop (--dry-run)."""
     import sys
 
-    from sae_bench import distributed, registry, sweep_plan
+    from sae_bench.core import registry
+
+    from sae_bench.run import distributed, sweep_plan
 
     sites = {site for site in (sweep_plan.planned_site(spec) for spec in specs) if not site[0].startswith("<")}
     if not (args.dry_run or args.release or len(sites) > 1):
@@ -144,9 +146,9 @@ def _announce_plan(args, config, specs) -> bool:
 
 
 def cmd_run(args) -> int:
-    from sae_bench import distributed
-    from sae_bench.runner import evaluate
-    from sae_bench.summary import format_table, next_steps
+    from sae_bench.run import distributed
+    from sae_bench.run.runner import evaluate
+    from sae_bench.analysis.summary import format_table, next_steps
 
     config, specs = run_config_from_args(args)
     if _announce_plan(args, config, specs):

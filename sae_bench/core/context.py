@@ -26,7 +26,7 @@ class TokenizedCorpus:
     keep_mask[b, t] is True for positions evaluated by every metric: attended, and not BOS, pad
     or EOS wherever they stand (gemma-loupe excluded BOS in training; a packed row's separators
     are BOS too). Left-aligned: padding only at the end. `packing` says how documents became rows
-    (sae_bench.packing), `document_kind` whether they were texts or pre-tokenized token ids.
+    (sae_bench.inputs.packing), `document_kind` whether they were texts or pre-tokenized token ids.
     """
 
     corpus_id: str
@@ -36,7 +36,7 @@ class TokenizedCorpus:
     attention_mask: Tensor  # [N, T] int64 (1 = real token)
     keep_mask: Tensor  # [N, T] bool
     seq_len: int
-    packing: str = "document"  # "document" (one per row) or "pack" (sae_bench.packing)
+    packing: str = "document"  # "document" (one per row) or "pack" (sae_bench.inputs.packing)
     document_kind: str = "text"  # "text" or "token_ids" (a pre-tokenized corpus)
 
     @property

@@ -3,7 +3,7 @@
 A `MetricRule` says whether higher or lower values are better (or neither: `none`, never gated)
 and the minimum effect below which a change is not a regression, either absolute (`0.01`) or
 relative to the baseline value (`5%`). The defaults are not here: each task declares them with its
-metrics (`sae_bench.task_api.MetricSpec`, carried by every record). This module parses the user's
+metrics (`sae_bench.core.task_api.MetricSpec`, carried by every record). This module parses the user's
 overrides (`--rule`, rules files) and picks the rule for a metric: an override first (a key
 `task.metric` beats a bare `metric`, exact names beat shell patterns such as `sae_accuracy_k*`),
 else the metric's declared spec; a metric with neither is reported but never gated.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from sae_bench.errors import InputError
-from sae_bench.input_files import loads_json, read_text
+from sae_bench.core.errors import InputError
+from sae_bench.inputs.input_files import loads_json, read_text
 
 DIRECTIONS = ("higher", "lower", "none")
 

@@ -8,7 +8,7 @@ the specs disagree; `sae-bench metrics --write docs/metrics.md` brings the file 
 
 from __future__ import annotations
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 BEGIN = "<!-- BEGIN metric tables: generated from the tasks' MetricSpecs by `sae-bench metrics --write docs/metrics.md`; do not edit by hand -->"
 END = "<!-- END metric tables -->"
@@ -30,7 +30,7 @@ def render(tasks=None) -> str:
     its declared metrics: name, better direction, the gate's default rule, headline/ranking, unit,
     definition."""
     if tasks is None:
-        from sae_bench import registry
+        from sae_bench.core import registry
 
         tasks = registry.all_tasks()
     out = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 
 def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:

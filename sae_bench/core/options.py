@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 # A check returns a problem ("must be a positive integer") or None when the value is fine.
 Check = Callable[[Any], "str | None"]
@@ -135,7 +135,7 @@ def comma_list(text: str) -> list[str]:
 
 def _json_or_text(text: str, source: str) -> Any:
     """JSON when it parses (strictly: no NaN, no duplicate keys, which are errors), else the text."""
-    from sae_bench.input_files import loads_json
+    from sae_bench.inputs.input_files import loads_json
 
     try:
         return loads_json(text, source)

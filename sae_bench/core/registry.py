@@ -15,9 +15,9 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from sae_bench.errors import InputError
-from sae_bench.names import unknown
-from sae_bench.task_api import MetricSpec, Task
+from sae_bench.core.errors import InputError
+from sae_bench.core.names import unknown
+from sae_bench.core.task_api import MetricSpec, Task
 
 ENTRY_POINT_GROUP = "sae_bench.tasks"
 INCLUDED_PREFIX = "sae_bench_included."  # module names of the task files --include-path imports

@@ -24,12 +24,12 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, NamedTuple
 
-from sae_bench.metric_directions import MetricRule
-from sae_bench.provenance import portable
+from sae_bench.core.metric_directions import MetricRule
+from sae_bench.records.provenance import portable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sae_bench.context import EvalContext
-    from sae_bench.sae import SparseAutoencoder
+    from sae_bench.core.context import EvalContext
+    from sae_bench.checkpoints.sae import SparseAutoencoder
 
 
 class Metric(NamedTuple):
@@ -175,7 +175,7 @@ class TaskConfig:
 
 class Task:
     """Subclass, set `name`, `version`, `Config`, `metrics`, implement `run`, and decorate with
-    `@sae_bench.registry.register_task`."""
+    `@sae_bench.core.registry.register_task`."""
 
     name: ClassVar[str]
     version: ClassVar[str]

@@ -23,13 +23,13 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from sae_bench.task_api import MetricSpec
+from sae_bench.core.task_api import MetricSpec
 
 INDEX_VERSION = 1
 
 
 class Declared(NamedTuple):
-    """One task's declarations (the attributes `sae_bench.metric_docs.render` reads from a Task)."""
+    """One task's declarations (the attributes `sae_bench.core.metric_docs.render` reads from a Task)."""
 
     name: str
     version: str
@@ -70,7 +70,7 @@ def index_key() -> str:
 def _from_registry(included: bool = True) -> dict[str, Declared]:
     """The registry's tasks; without `included`, not the ones an `--include-path` folder added in this
     process (they are outside the index's key and must never be written into it)."""
-    from sae_bench import registry
+    from sae_bench.core import registry
 
     return {name: Declared(name, cls.version, cls.description, tuple(cls.metrics))
             for name, cls in registry.all_tasks().items()
@@ -95,8 +95,8 @@ def declarations(include_paths: list[str] | None = None) -> dict[str, Declared]:
     found = _from_registry(included=False)
     data = {"key": key, "tasks": [{"name": d.name, "version": d.version, "description": d.description,
                                    "metrics": [m.to_json() for m in d.metrics]} for d in found.values()]}
-    from sae_bench.errors import InputError
-    from sae_bench.results import atomic_write_text
+    from sae_bench.core.errors import InputError
+    from sae_bench.records.results import atomic_write_text
 
     try:
         atomic_write_text(path, json.dumps(data, sort_keys=True) + "\n")

@@ -3,7 +3,7 @@
 A document is a text, or in a pre-tokenized corpus a list of token ids: the chosen column's first
 row decides which, and every row must then be the same kind. Texts are tokenised here; token ids
 are used verbatim after a check (ints, non-negative, inside the tokenizer's vocabulary, no empty
-list). `sae_bench.packing` arranges the documents into rows (one per row, or packed as the peers
+list). `sae_bench.inputs.packing` arranges the documents into rows (one per row, or packed as the peers
 do); then keep_mask marks the positions every metric evaluates: attended, and not BOS, EOS or pad
 wherever they stand (a packed row's separators included).
 
@@ -24,11 +24,11 @@ from typing import NamedTuple
 
 import torch
 
-from sae_bench.context import TokenizedCorpus
-from sae_bench.errors import DataError, InputError
-from sae_bench.input_files import check_utf8, refuse_special
-from sae_bench.options import boolean
-from sae_bench.packing import document_rows, pack_rows, packing_problem
+from sae_bench.core.context import TokenizedCorpus
+from sae_bench.core.errors import DataError, InputError
+from sae_bench.inputs.input_files import check_utf8, refuse_special
+from sae_bench.core.options import boolean
+from sae_bench.inputs.packing import document_rows, pack_rows, packing_problem
 
 _LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 TEXT, TOKEN_IDS = "text", "token_ids"  # the two kinds of document
@@ -235,7 +235,7 @@ def _token_documents(docs: Documents, tokenizer, packing: str, corpus_id: str) -
 
 def arrange(docs: Documents, tokenizer, *, seq_len: int, corpus_id: str, packing: str = "document",
             prepend_bos: bool = False) -> TokenizedCorpus:
-    """Rows of `docs` (see sae_bench.packing), right-padded, with the masks every task uses."""
+    """Rows of `docs` (see sae_bench.inputs.packing), right-padded, with the masks every task uses."""
     check_corpus_options(packing, prepend_bos)
     if seq_len < 2:
         raise DataError(f"seq_len={seq_len}", "seq_len must be at least 2")

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sae_bench.errors import InputError, OutputError, os_problem
+from sae_bench.core.errors import InputError, OutputError, os_problem
 
 
 def read_text(path: str | os.PathLike, error: type[InputError] = InputError, what: str = "file") -> str:

@@ -13,7 +13,7 @@ Two arrangements, named by `PACKING_MODES`:
   last, partial row is dropped (full rows only, as the peers do).
 
 Which positions count is decided afterwards by the same rule for both arrangements (see
-`sae_bench.corpus`): BOS, EOS and pad are never kept, wherever they stand, so a separator inside
+`sae_bench.inputs.corpus`): BOS, EOS and pad are never kept, wherever they stand, so a separator inside
 a packed row is seen by the model as context but never evaluated. Pure: lists of ints in, lists
 of ints out; never tokenises, never reads files.
 """

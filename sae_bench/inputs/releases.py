@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 REGISTRY_PATH = Path(__file__).with_name("releases.json")
 _SHORT_REF = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*):(\d+)$")
@@ -104,7 +104,7 @@ def accepted_names() -> list[str]:
 def get_release(name: str) -> Release:
     found = releases().get(aliases().get(name, name))
     if found is None:
-        from sae_bench.names import unknown
+        from sae_bench.core.names import unknown
 
         raise InputError(f"--release {name}",
                          unknown("release", name, accepted_names()) + " (sae-bench releases lists them)")
@@ -156,7 +156,7 @@ def parse_short_ref(ref: str) -> ReleaseCheckpoint | None:
     if name not in releases():
         if "." in name:  # looks like a file name (`sae.safetensors:3`): left to the path checks
             return None
-        from sae_bench.names import unknown
+        from sae_bench.core.names import unknown
 
         raise InputError(ref, unknown("release", name, accepted_names()) + " (sae-bench releases lists them)")
     return expand(name, [int(match.group(2))])[0]

@@ -38,7 +38,7 @@ from sae_bench.leaderboard_build.collect import ComparabilityKey, key_of
 from sae_bench.leaderboard_build.plots import Plot, row_stem
 from sae_bench.leaderboard_build.table import (LeaderboardTable, MetricColumn, Row, Site, family_of, format_value,
                                                number)
-from sae_bench.results import ResultRecord, record_path
+from sae_bench.records.results import ResultRecord, record_path
 
 RESULTS_FOLDER = "results"  # the version folder's snapshot of its records
 CHECKPOINTS_FOLDER = "checkpoints"  # one page per row

@@ -30,7 +30,7 @@ from pathlib import Path
 import matplotlib
 
 from sae_bench.leaderboard_build.table import LeaderboardTable, MetricColumn, Row, Site, number
-from sae_bench.results import slug
+from sae_bench.records.results import slug
 
 X_METRIC = "l0"
 FRONTIER_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "mean_absorption_fraction",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_HARNESS_ROOT = Path(__file__).resolve().parent.parent
+_HARNESS_ROOT = Path(__file__).resolve().parents[2]
 
 
 def portable(ref: str | os.PathLike | None) -> str | None:

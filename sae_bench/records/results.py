@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sae_bench.errors import OutputError, ResultError, os_problem
-from sae_bench.input_files import read_json
+from sae_bench.core.errors import OutputError, ResultError, os_problem
+from sae_bench.inputs.input_files import read_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sae_bench.task_api import MetricSpec
+    from sae_bench.core.task_api import MetricSpec
 
 SCHEMA_VERSION = 1
 
@@ -118,19 +118,19 @@ class ResultRecord:
 
     @functools.cached_property
     def _carried_specs(self) -> list["MetricSpec"]:
-        from sae_bench.task_api import MetricSpec
+        from sae_bench.core.task_api import MetricSpec
 
         return [MetricSpec.from_json(d) for d in self.data.get("metric_specs", {}).values()]
 
     def metric_spec(self, name: str) -> "MetricSpec | None":
         """The spec of metric `name`: the one this record carries, else its task's declared one (for
         records written before records carried specs, or by a task that is not registered: None)."""
-        from sae_bench.task_api import find_spec
+        from sae_bench.core.task_api import find_spec
 
         carried = self._carried_specs
         spec = find_spec(carried, name)
         if spec is None and not carried:
-            from sae_bench import registry
+            from sae_bench.core import registry
 
             task = registry.find_task(self.task_name)
             spec = task.metric_spec(name) if task is not None else None
@@ -211,7 +211,7 @@ def _check_specs(specs: Any, source: str) -> None:
     """`metric_specs`, when present: an object of valid MetricSpec objects keyed by their names."""
     if specs is None:
         return
-    from sae_bench.task_api import MetricSpec
+    from sae_bench.core.task_api import MetricSpec
 
     if not isinstance(specs, dict):
         raise ResultError(source, "metric_specs should be an object")

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from sae_bench.results import ResultRecord, iter_records
+from sae_bench.records.results import ResultRecord, iter_records
 
 FILE_NAME = "results.parquet"
 N_COUNTS = ("tokens", "test_texts", "examples_scored", "documents", "sequences")

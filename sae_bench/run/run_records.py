@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import sae_bench
-from sae_bench import distributed
-from sae_bench.context import TokenizedCorpus
-from sae_bench.errors import InputError
-from sae_bench.provenance import portable
-from sae_bench.results import SCHEMA_VERSION, ResultRecord, read_record, validate, write_record
-from sae_bench.task_api import MetricSpec, Task, TaskOutput
+from sae_bench.run import distributed
+from sae_bench.core.context import TokenizedCorpus
+from sae_bench.core.errors import InputError
+from sae_bench.records.provenance import portable
+from sae_bench.records.results import SCHEMA_VERSION, ResultRecord, read_record, validate, write_record
+from sae_bench.core.task_api import MetricSpec, Task, TaskOutput
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sae_bench.runner import CheckpointSpec, RunConfig, RunReport
+    from sae_bench.run.runner import CheckpointSpec, RunConfig, RunReport
 
 
 def library_versions() -> dict[str, str]:

@@ -8,8 +8,8 @@ spliced loss) prepare each checkpoint then and are finished together at the end 
 so their records come after the others'. A record that already exists for the same task
 version, config, checkpoint sha256 and corpus is reused, which makes interrupted runs resumable.
 
-The runner owns output: tasks return numbers, `sae_bench.run_records` turns them into records
-written atomically; `sae_bench.site_run` is the per-hookpoint loop.
+The runner owns output: tasks return numbers, `sae_bench.run.run_records` turns them into records
+written atomically; `sae_bench.run.site_run` is the per-hookpoint loop.
 """
 
 from __future__ import annotations
@@ -23,21 +23,23 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench import distributed, registry
+from sae_bench.core import registry
+
+from sae_bench.run import distributed
 from sae_bench.activations.source import POOLED_HOOKPOINT
-from sae_bench.context import TokenizedCorpus
-from sae_bench.errors import CheckpointError, InputError
-from sae_bench.input_files import ensure_writable_dir, read_json
-from sae_bench.options import (boolean, check_values, comma_list, in_range, int_at_least, int_between, option,
+from sae_bench.core.context import TokenizedCorpus
+from sae_bench.core.errors import CheckpointError, InputError
+from sae_bench.inputs.input_files import ensure_writable_dir, read_json
+from sae_bench.core.options import (boolean, check_values, comma_list, in_range, int_at_least, int_between, option,
                                parse_task_options, positive_int, torch_dtype)
-from sae_bench.packing import packing_problem
-from sae_bench.provenance import portable
-from sae_bench.results import ResultRecord, checkpoint_folder, record_path, remove_stale_temp_files
-from sae_bench.run_records import RecordSink, reusable_record
-from sae_bench.site_run import SiteRun, finish_sites, site_contexts
-from sae_bench.task_api import Task
+from sae_bench.inputs.packing import packing_problem
+from sae_bench.records.provenance import portable
+from sae_bench.records.results import ResultRecord, checkpoint_folder, record_path, remove_stale_temp_files
+from sae_bench.run.run_records import RecordSink, reusable_record
+from sae_bench.run.site_run import SiteRun, finish_sites, site_contexts
+from sae_bench.core.task_api import Task
 
 
 @dataclass
@@ -70,7 +72,7 @@ class CheckpointSpec:
         """`REF`, `REF@SUBFOLDER` (a hub id or path, optionally the hookpoint or sae_id folder inside it)
         or `RELEASE:LAYER` of a known release (`sae-bench releases`). The one parser of checkpoint
         references (run, compare, maxact). An existing path that contains "@" or ":" is a REF."""
-        from sae_bench import releases
+        from sae_bench.inputs import releases
 
         found = releases.parse_short_ref(text) if not Path(text).exists() else None
         if found is not None:
@@ -82,7 +84,7 @@ class CheckpointSpec:
 
     @classmethod
     def from_release(cls, found, **kwargs: Any) -> "CheckpointSpec":
-        """One checkpoint of a known release (a `sae_bench.releases.ReleaseCheckpoint`)."""
+        """One checkpoint of a known release (a `sae_bench.inputs.releases.ReleaseCheckpoint`)."""
         subfolder = found.subfolder or (found.hookpoint if found.format == "ernos" else None)
         return cls(ref=found.ref, hookpoint=subfolder, format=found.format, label=found.label,
                    trained_on=found.model, **kwargs)
@@ -262,8 +264,8 @@ def model_mismatch(spec: CheckpointSpec, sae, evaluated: str, allow: bool,
     """The model-mismatch guard: a checkpoint that names the model it was trained on (registry, SAELens
     model_name, sparsify run config, ErnOS source_model) must be evaluated on that model; otherwise a
     one-line InputError, or with `allow` the facts for the record's note. `identity`: what the evaluated
-    model is besides its name (`evaluated_identity`; see `sae_bench.model_identity.identify`)."""
-    from sae_bench.model_identity import identify
+    model is besides its name (`evaluated_identity`; see `sae_bench.models.identity.identify`)."""
+    from sae_bench.models.identity import identify
 
     trained_on = spec.trained_on or sae.metadata.source_model
     problem = identify(trained_on, evaluated, **(identity or {})) if trained_on else None
@@ -398,7 +400,7 @@ def evaluate(config: RunConfig, checkpoints: list[CheckpointSpec],
         finish_sites(runs)
     bar.close()
     if distributed.is_writer():  # the tidy table of every record in the folder, this run's included
-        from sae_bench.results_table import write_results_parquet
+        from sae_bench.records.results_table import write_results_parquet
 
         report.table_path = write_results_parquet(config.results_dir,
                                                   None if Path(config.results_dir).is_dir() else [])
@@ -439,7 +441,7 @@ def _load_model(config: RunConfig):
 
 
 def _load_corpus(config: RunConfig, model) -> TokenizedCorpus:
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
 
     return load_corpus(config.corpus, model.tokenizer, seq_len=config.seq_len, split=config.corpus_split,
                        column=config.corpus_column, max_documents=config.max_documents,
@@ -504,8 +506,8 @@ def _pending_tasks(config: RunConfig, tasks: list[Task], item: Checked, corpus: 
 
 def _scale_check(sae, ctx, spec: CheckpointSpec, report: RunReport) -> list[str]:
     """Warn (stderr, report, record notes) for what the first batch shows is wrong although the widths
-    fit (`sae_bench.first_batch`: the scale, latents that all fire or none)."""
-    from sae_bench.first_batch import first_batch_problems
+    fit (`sae_bench.run.first_batch`: the scale, latents that all fire or none)."""
+    from sae_bench.run.first_batch import first_batch_problems
 
     notes = []
     for message in first_batch_problems(sae, ctx):

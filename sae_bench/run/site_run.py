@@ -1,7 +1,7 @@
 """One site (hookpoint) of a run: every task of every checkpoint evaluated there, sharing one
 EvalContext, so the model's activations at that site are extracted once.
 
-Used by `sae_bench.runner.evaluate` and by the benchmarks (which time exactly this loop). Never
+Used by `sae_bench.run.runner.evaluate` and by the benchmarks (which time exactly this loop). Never
 writes files: outputs go to the `emit` callback (the runner's RecordSink).
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from sae_bench.activations import ActivationSource
-from sae_bench.context import EvalContext, TokenizedCorpus
-from sae_bench.task_api import Task
+from sae_bench.core.context import EvalContext, TokenizedCorpus
+from sae_bench.core.task_api import Task
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sae_bench.runner import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import CheckpointSpec, RunConfig
 
 
 def site_context(config: RunConfig, model, corpus: TokenizedCorpus, device: str, hookpoint: str,

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 SPLICE_TASKS = ("spliced_loss", "downstream_lm_eval")  # tasks that run the model's suffix per checkpoint
 CACHE_TOKEN_BYTES = 16  # per kept token: its sequence and position (int64 each) beside the activations
@@ -100,7 +100,7 @@ def _duration(seconds: float) -> str:
 
 def planned_site(spec) -> tuple[str, str | None]:
     """(input site, output site or None) of a checkpoint spec without loading it."""
-    from sae_bench import releases
+    from sae_bench.inputs import releases
 
     found = releases.parse_short_ref(spec.label) if spec.label else None
     if found is not None:
@@ -121,7 +121,7 @@ def _layer(site: str) -> int | None:
 
 def _download_bytes(specs) -> int:
     """Estimated bytes of hub checkpoints (registry releases) not yet in the local hub cache."""
-    from sae_bench import releases
+    from sae_bench.inputs import releases
     from sae_bench.checkpoints.gemma_scope import parse_folder_name
 
     total = 0
@@ -184,7 +184,7 @@ def _corpus(config):
     """The tokenised corpus, as the run will read it (tokenizer only, no model weights)."""
     from transformers import AutoTokenizer
 
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.models.loading import hub_offline
 
     ref = Path(str(config.model)).expanduser()
@@ -250,7 +250,7 @@ def make_plan(config, specs, task_names: list[str]) -> SweepPlan:
 
 
 def _registry_width(spec) -> int | None:
-    from sae_bench import releases
+    from sae_bench.inputs import releases
     from sae_bench.checkpoints.gemma_scope import parse_folder_name
 
     found = releases.parse_short_ref(spec.label) if spec.label else None

@@ -30,9 +30,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from sae_bench.errors import InputError
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.errors import InputError
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 from sae_bench.tasks.absorption.extract import prompt_activations
 from sae_bench.tasks.absorption.metric import f1_score, split_latents, word_absorption
 from sae_bench.tasks.absorption.probes import k_sparse_probes, train_multi_probe

@@ -10,9 +10,9 @@ has the same length (its absorption step insists on that); we always read each p
 from __future__ import annotations
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 
 def prompt_activations(ctx, texts: list[str], pos: int, *, batch_size: int, desc: str,

@@ -21,11 +21,11 @@ import json
 from dataclasses import dataclass, fields
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench.errors import InputError
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.errors import InputError
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 from sae_bench.tasks.autointerp import cache as response_cache
 from sae_bench.tasks.autointerp.examples import (
     SamplingSettings, choose_latents, live_latents, sample_latent, valid_centres,

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from sae_bench.tasks.downstream_lm_eval.lm_eval_bridge import DEFAULT_TASK
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)

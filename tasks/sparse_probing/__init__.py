@@ -25,12 +25,12 @@ import statistics
 from dataclasses import dataclass
 
 import torch
-from sae_bench.progress import tqdm
-from sae_bench.provenance import portable
+from sae_bench.core.progress import tqdm
+from sae_bench.records.provenance import portable
 
-from sae_bench.errors import DataError, InputError
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.errors import DataError, InputError
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 from sae_bench.tasks.sparse_probing.datasets import DATASETS, load_dataset_classes, short_name
 from sae_bench.tasks.sparse_probing.probes import k_sparse_accuracies
 
