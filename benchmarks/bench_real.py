@@ -96,7 +96,8 @@ def worker_harness(job: dict) -> dict:
     import _importable
 
     _importable.ensure()
-    from sae_bench.run.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     config = RunConfig(model=job["model_dir"], corpus=job["corpus"], results_dir=Path(job["results_dir"]),
                        seq_len=job["seq_len"], tasks=list(TASKS), cache_dir=Path(job["cache_dir"]),

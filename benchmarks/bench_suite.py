@@ -125,7 +125,7 @@ def run_reference(s: Setting, progress: bool = True) -> dict[str, dict[str, dict
     """The same metrics, computed the way per-task evals do it (see the module docstring)."""
     from sae_bench import load_checkpoint, load_model
     from sae_bench.inputs.corpus import load_corpus
-    from sae_bench.run.runner import sae_compute_dtype
+    from sae_bench.checkpoints.compute_dtype import sae_compute_dtype
 
     model = load_model(s.model, device=s.device, dtype=s.dtype)
     corpus = load_corpus(s.corpus, model.tokenizer, seq_len=s.seq_len, max_documents=s.max_documents)
@@ -243,7 +243,7 @@ def harness_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int, 
     (no records, no preflight): the runner's own per-site loop (`sae_bench.run.site_run.SiteRun`), one
     ActivationSource + EvalContext shared by every task and checkpoint."""
     from sae_bench import CheckpointSpec, RunConfig
-    from sae_bench.run.runner import build_tasks
+    from sae_bench.core.task_options import build_tasks
     from sae_bench.run.site_run import SiteRun, site_context
 
     config = RunConfig(model="", corpus="", results_dir=Path("."), seed=seed, batch_size=batch_size,

@@ -147,7 +147,8 @@ def evaluate(suite: Path, quiet: bool = False, sites: list[str] | None = None) -
     from sae_bench.core import registry
     from sae_bench.run import sweep_plan
     from sae_bench.core.errors import InputError
-    from sae_bench.run.runner import RunConfig, evaluate as run_evaluate, load_suite
+    from sae_bench.run.config import RunConfig, load_suite
+    from sae_bench.run.runner import evaluate as run_evaluate
 
     _, specs = load_suite(suite)
     if sites:  # a share of the sweep (several processes can split it; records are per checkpoint x site)

@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "evaluate": "sae_bench.run.runner",
-    "RunConfig": "sae_bench.run.runner",
-    "CheckpointSpec": "sae_bench.run.runner",
-    "RunReport": "sae_bench.run.runner",
+    "RunConfig": "sae_bench.run.config",
+    "CheckpointSpec": "sae_bench.run.config",
+    "RunReport": "sae_bench.run.config",
     "load_checkpoint": "sae_bench.checkpoints",
     "SparseAutoencoder": "sae_bench.checkpoints.sae",
     "ModelAdapter": "sae_bench.models",

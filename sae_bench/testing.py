@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from sae_bench.analysis.gate import DEFAULT_Z, GateReport, as_records, gate
 from sae_bench.core.metric_directions import MetricRule, rule_from_value
+from sae_bench.inputs.packing import DEFAULT_SEQ_LEN
 from sae_bench.records.results import ResultRecord
 
 __all__ = ["assert_no_regression", "evaluate_checkpoint"]
@@ -56,7 +57,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, results_dir: str | os.
 
     `model` and `corpus` default to the bundled tiny Gemma 4 and its evaluation corpus (for trying
     things out; a real SAE needs its own model). `options` go to `load_checkpoint`."""
-    from sae_bench.run.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     if model is None or corpus is None:
         from sae_bench.fixtures import load_suite
@@ -66,7 +68,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, results_dir: str | os.
         corpus = corpus if corpus is not None else suite["corpus"]
         seq_len = seq_len if seq_len is not None else int(suite.get("seq_len", 64))
     config = RunConfig(model=str(model), corpus=str(corpus), results_dir=Path(results_dir), tasks=tasks,
-                       seq_len=seq_len or 128, max_documents=max_documents, task_options=dict(task_options or {}),
+                       seq_len=seq_len or DEFAULT_SEQ_LEN, max_documents=max_documents, task_options=dict(task_options or {}),
                        cache_dir=Path(cache_dir) if cache_dir is not None else None, device=device, dtype=dtype,
                        batch_size=batch_size, seed=seed, show_progress=show_progress)
     spec = CheckpointSpec(ref=str(checkpoint), hookpoint=hookpoint, format=format, label=label, options=options)

@@ -312,6 +312,8 @@ def _same_clean(a: _Baseline, b: _Baseline) -> bool:
 @register_task
 class SplicedLossTask(Task):
     name = "spliced_loss"
+    needs_clean_final = True
+    runs_suffix = True
     version = "1"
     Config = SplicedLossConfig
     description = "next-token CE/KL with the SAE spliced in, vs clean and zero-ablated (optionally mean-ablated) runs"

@@ -26,7 +26,7 @@ from sae_bench.leaderboard_build.table import build_table
 from sae_bench.tasks.maxact_repro.schema import read_maxact
 from sae_bench.tasks.probing.probe_set import load_probe_set
 from sae_bench.records.results import dumps, read_record, validate
-from sae_bench.run.runner import load_suite
+from sae_bench.run.config import load_suite
 
 VALID_RECORD = make_record_data("fuzz-sae", "reconstruction", {"fvu": (0.1, 0.01), "mse": None})
 

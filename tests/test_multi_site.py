@@ -11,7 +11,8 @@ import pytest
 
 from sae_bench.core.errors import InputError
 from sae_bench.fixtures import FIXTURES_DIR
-from sae_bench.run.runner import CheckpointSpec, RunConfig, evaluate
+from sae_bench.run.config import CheckpointSpec, RunConfig
+from sae_bench.run.runner import evaluate
 
 TASKS = ["reconstruction", "sparsity", "spliced_loss"]
 SITES = ("layers.1", "layers.2", "layers.3")

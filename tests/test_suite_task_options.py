@@ -9,7 +9,7 @@ import json
 from sae_bench.cli import build_parser
 from sae_bench.cli.run import run_config_from_args
 from sae_bench.fixtures import SUITE_PATH
-from sae_bench.run.runner import load_suite
+from sae_bench.run.config import load_suite
 
 
 def _suite(tmp_path, task_options):

@@ -268,7 +268,7 @@ def resolve_side(text: str) -> Side:
     path = Path(text)
     if is_results_path(path):
         return Side(text, records=iter_records(path))
-    from sae_bench.run.runner import CheckpointSpec
+    from sae_bench.run.config import CheckpointSpec
 
     spec = CheckpointSpec.parse(text)
     return Side(text, ref=spec.ref, hookpoint=spec.hookpoint)
@@ -283,7 +283,8 @@ def _labels(a: Side, b: Side) -> tuple[str, str]:
 def evaluate_sides(sides: Sequence[Side], *, model: str, corpus: str, results_dir: Path,
                    tasks: list[str] | None = None, **config: Any) -> None:
     """Evaluate the checkpoint sides on one corpus (one runner call) and fill their `records`."""
-    from sae_bench.run.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     labels = _labels(*sides) if len(sides) == 2 else tuple(s.text for s in sides)
     specs = {label: CheckpointSpec(ref=s.ref, hookpoint=s.hookpoint, label=label)

@@ -18,7 +18,7 @@ EVAL_OPTIONS = ["model", "corpus", "corpus_column", "corpus_packing", "corpus_pr
 def register(sub) -> None:
     from sae_bench.analysis.compare import DEFAULT_THRESHOLD
     from sae_bench.analysis.compare import __doc__ as doc
-    from sae_bench.run.runner import RunConfig
+    from sae_bench.run.config import RunConfig
 
     p = sub.add_parser("compare", help="compare two checkpoints or result sets side by side",
                        description=doc.split("\n\n")[0])
@@ -42,7 +42,7 @@ def register(sub) -> None:
 
 def cmd_compare(args) -> int:
     from sae_bench.analysis.compare import compare_checkpoints
-    from sae_bench.run.runner import RunConfig
+    from sae_bench.run.config import RunConfig
 
     options = given(args, RunConfig)
     options.setdefault("show_progress", True)

@@ -31,7 +31,7 @@ def _features(spec: str | None) -> list[int] | None:
 
 
 def _options(args) -> dict:
-    from sae_bench.run.runner import RunConfig
+    from sae_bench.run.config import RunConfig
 
     defaults = {name: RunConfig.__dataclass_fields__[name].default for name in COMMON}
     return {**defaults, **given(args, RunConfig)}
@@ -43,7 +43,8 @@ def _load(args, options):
 
     from sae_bench.models import ModelAdapter
     from sae_bench.models.hookpoints import POOLED_HOOKPOINT
-    from sae_bench.run.runner import CheckpointSpec, checked_checkpoint
+    from sae_bench.checkpoints.preflight import checked_checkpoint
+    from sae_bench.run.config import CheckpointSpec
 
     spec = CheckpointSpec.parse(args.checkpoint, format=args.format)
     if args.hookpoint:
@@ -57,7 +58,7 @@ def _load(args, options):
 
 
 def _add_common(p) -> None:
-    from sae_bench.run.runner import RunConfig
+    from sae_bench.run.config import RunConfig
 
     p.add_argument("--checkpoint", "-c", required=True, metavar="REF[@HOOKPOINT]",
                    help="SAE checkpoint: folder, file or hub id, optionally REF@HOOKPOINT")
@@ -68,7 +69,7 @@ def _add_common(p) -> None:
 
 def register(sub) -> None:
     """Add `maxact build` and `maxact repro` to the `sae-bench` command."""
-    from sae_bench.run.runner import RunConfig
+    from sae_bench.run.config import RunConfig
 
     maxact = sub.add_parser("maxact", help="max-activation examples (gemma-loupe's parquet schema)")
     commands = maxact.add_subparsers(dest="maxact_command", required=True)
@@ -95,6 +96,7 @@ def register(sub) -> None:
 
 def cmd_build(args) -> int:
     from sae_bench.inputs.corpus import load_corpus
+    from sae_bench.inputs.packing import DEFAULT_SEQ_LEN
     from sae_bench.tasks.maxact_repro.build import BuildSettings, build_maxact
     from sae_bench.tasks.maxact_repro.schema import read_maxact
 
@@ -123,7 +125,7 @@ def cmd_repro(args) -> int:
     model, sae, hookpoint = _load(args, options)
     corpus = None
     if options.get("corpus"):
-        seq_len = int(table.metadata.get("seq_len") or 128)
+        seq_len = int(table.metadata.get("seq_len") or DEFAULT_SEQ_LEN)
         corpus = load_corpus(options["corpus"], model.tokenizer, seq_len=seq_len, split=options["corpus_split"],
                              column=options["corpus_column"])
     result = reproduce(table, sae, model, hookpoint, corpus=corpus,

@@ -215,3 +215,8 @@ class Task:
     # time) and finishes them together, holding at most `max_pending_bytes` of states.
     shares_work: ClassVar[bool] = False
     max_pending_bytes: ClassVar[int] = 1 << 30
+    # What the run must provide and plan for: the clean final states of the model (shared across the
+    # sites of one model pass), and whether the task runs the model's suffix per checkpoint (the
+    # sweep plan counts those forwards).
+    needs_clean_final: ClassVar[bool] = False
+    runs_suffix: ClassVar[bool] = False

@@ -28,7 +28,7 @@ from sae_bench.core.context import TokenizedCorpus
 from sae_bench.core.errors import DataError, InputError
 from sae_bench.inputs.input_files import check_utf8, refuse_special
 from sae_bench.core.options import boolean
-from sae_bench.inputs.packing import document_rows, pack_rows, packing_problem
+from sae_bench.inputs.packing import DEFAULT_SEQ_LEN, document_rows, pack_rows, packing_problem
 
 _LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 TEXT, TOKEN_IDS = "text", "token_ids"  # the two kinds of document
@@ -279,7 +279,7 @@ def tokenize(texts: list[str], tokenizer, *, seq_len: int, corpus_id: str, colum
                    packing=packing)
 
 
-def load_corpus(ref: str | os.PathLike, tokenizer, *, seq_len: int = 128, split: str = "train",
+def load_corpus(ref: str | os.PathLike, tokenizer, *, seq_len: int = DEFAULT_SEQ_LEN, split: str = "train",
                 column: str = "text", max_documents: int | None = None, revision: str | None = None,
                 packing: str = "document", prepend_bos: bool = False) -> TokenizedCorpus:
     """Load and arrange a corpus in one call (options checked before anything is read)."""

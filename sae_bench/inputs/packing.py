@@ -20,6 +20,7 @@ of ints out; never tokenises, never reads files.
 
 from __future__ import annotations
 
+DEFAULT_SEQ_LEN = 128  # tokens per row, BOS included, unless a run says otherwise
 PACKING_MODES = ("document", "pack")
 
 

@@ -15,7 +15,10 @@ Must never: load a model or touch the network.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from typing import Any
 
 
 def model_key(name: str) -> str:
@@ -107,3 +110,19 @@ def identify(trained_on: str, evaluated: str, *, config: dict | None = None, mod
     if not variant and theirs is not None and theirs == ours:
         return None  # the folder's name is only a name; its config is the trained model's
     return problem
+
+
+def evaluated_identity(ref: str, model, model_id: str | None = None) -> dict[str, Any]:
+    """What the evaluated model is besides the name typed: its config (as its folder's config.json
+    records it, else as loaded), `--model-id`, and whether the name is only a local folder's."""
+    local = Path(str(ref)).expanduser()
+    config = None
+    if local.is_dir() and (local / "config.json").is_file():
+        try:
+            config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = None
+    if config is None and hasattr(getattr(model, "model", None), "config"):
+        config = model.model.config.to_dict()
+        config.pop("_name_or_path", None)  # as loaded: the path it was loaded from, not a hub id
+    return {"config": config, "model_id": model_id, "local_folder": local.exists()}

@@ -14,6 +14,8 @@ Never changes a metric.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 ROWS = 4096  # tokens of the first batch examined
@@ -60,3 +62,17 @@ def first_batch_problems(sae, ctx) -> list[str]:
         problems.append(f"no latent fires on any token of the first batch at {ctx.hookpoint} (thresholds or biases "
                         "above every pre-activation?): the reconstruction is the decoder bias alone")
     return problems
+
+
+def scale_warnings(sae, ctx, checkpoint_id: str, warnings: list[str]) -> list[str]:
+    """Warn (stderr, `warnings`, and the returned record notes) for what the first batch shows is
+    wrong although the widths fit (`first_batch_problems`: the scale, latents that all fire or none)."""
+    from sae_bench.run import distributed
+
+    notes = []
+    for message in first_batch_problems(sae, ctx):
+        if distributed.is_writer():
+            print(f"sae-bench: warning: {checkpoint_id}: {message}", file=sys.stderr)
+        warnings.append(f"{checkpoint_id}: {message}")
+        notes.append(f"WARNING: {message}")
+    return notes

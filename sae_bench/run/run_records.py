@@ -20,11 +20,11 @@ from sae_bench.run import distributed
 from sae_bench.core.context import TokenizedCorpus
 from sae_bench.core.errors import InputError
 from sae_bench.records.provenance import portable
-from sae_bench.records.results import SCHEMA_VERSION, ResultRecord, read_record, validate, write_record
+from sae_bench.records.results import SCHEMA_VERSION, ResultRecord, read_record, record_path, validate, write_record
 from sae_bench.core.task_api import MetricSpec, Task, TaskOutput
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sae_bench.run.runner import CheckpointSpec, RunConfig, RunReport
+    from sae_bench.run.config import CheckpointSpec, RunConfig, RunReport
 
 
 def library_versions() -> dict[str, str]:
@@ -159,3 +159,18 @@ class RecordSink:
         self.report.records.append(record)
         if self.on_record:
             self.on_record(record)
+
+
+def reused_records(config: RunConfig, tasks: list[Task], item, corpus: TokenizedCorpus,
+                   hookpoint: str) -> dict[str, ResultRecord]:
+    """Task name -> the existing record that may stand for it (same task version, config, checkpoint
+    and corpus; none with --overwrite). `item`: a checkpoint that passed preflight (`Checked`)."""
+    found = {}
+    if distributed.is_writer() and not config.overwrite:
+        for task in tasks:
+            path = record_path(config.results_dir, item.spec.display_id, hookpoint, task.name)
+            existing = reusable_record(path, task, item.sha256, corpus)
+            if existing is not None:
+                found[task.name] = existing
+    # Under torchrun every rank must run the same tasks (they share collectives): rank 0's files decide.
+    return distributed.from_writer(found)

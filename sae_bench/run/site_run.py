@@ -19,7 +19,7 @@ from sae_bench.core.context import EvalContext, TokenizedCorpus
 from sae_bench.core.task_api import Task
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sae_bench.run.runner import CheckpointSpec, RunConfig
+    from sae_bench.run.config import CheckpointSpec, RunConfig
 
 
 def site_context(config: RunConfig, model, corpus: TokenizedCorpus, device: str, hookpoint: str,
@@ -152,3 +152,30 @@ def finish_sites(sites: list[SiteRun]) -> None:
             site._emit_finished(task, items, site_outputs, seconds)
     for site in sites:
         site.finish()
+
+
+def by_site(checked: list) -> "OrderedDict[tuple[str, str | None], list]":
+    """Checkpoints that passed preflight (`Checked`) grouped by where they read and write:
+    (hookpoint, None) for SAEs, (input site, output site) for transcoders, in the order given."""
+    sites: "OrderedDict[tuple[str, str | None], list]" = OrderedDict()
+    for item in checked:
+        sites.setdefault((item.hookpoint, item.output_hookpoint), []).append(item)
+    return sites
+
+
+def budget_bytes(site_memory_gb: float | None) -> int:
+    """The memory the sites of one model pass may hold together (`--site-memory-gb`, else the default)."""
+    from sae_bench.activations.multi_site import default_budget_bytes
+
+    return int(site_memory_gb * 1e9) if site_memory_gb else default_budget_bytes()
+
+
+def site_groups(site_memory_gb: float | None, model, corpus: TokenizedCorpus, sites: "OrderedDict") -> list[list]:
+    """The sites in groups captured by one model pass each, under the memory budget (`--site-memory-gb`);
+    InputError when one site alone does not fit. A transcoder's site holds two sources."""
+    from sae_bench.activations.multi_site import group_sites, site_bytes
+
+    one = site_bytes(corpus, model.d_model, model.dtype)
+    items = list(sites.items())
+    biggest = max((2 if output else 1) * one for (_hp, output), _ in items) if items else one
+    return group_sites(items, biggest, budget_bytes(site_memory_gb))

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sae_bench.core import registry
 from sae_bench.core.errors import InputError
 
-SPLICE_TASKS = ("spliced_loss", "downstream_lm_eval")  # tasks that run the model's suffix per checkpoint
 CACHE_TOKEN_BYTES = 16  # per kept token: its sequence and position (int64 each) beside the activations
 
 
@@ -214,7 +214,7 @@ def make_plan(config, specs, task_names: list[str]) -> SweepPlan:
     sites = list(dict.fromkeys([s for pair in sites_of for s in pair if s]))
     batches = -(-corpus.n_sequences // config.batch_size)
     shape = _model_shape(config)
-    splices = any(task in SPLICE_TASKS for task in task_names)
+    splices = any(getattr(registry.find_task(task), "runs_suffix", False) for task in task_names)
     forwards = seconds = cache_bytes = None
     if shape is not None:
         depth = {s: (_layer(s) if _layer(s) is not None else shape.n_layers - 1) for s in sites}

@@ -62,6 +62,7 @@ def _combine(metrics: list[Metric]) -> Metric:
 @register_task
 class DownstreamLmEvalTask(Task):
     name = "downstream_lm_eval"
+    runs_suffix = True
     version = "1"
     random_sources = ("lm-eval: random_seed, numpy_random_seed, torch_random_seed and fewshot_random_seed = seed",)
     Config = DownstreamConfig
