@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sae_bench.cli._options import add_options, given
+from sae_bench.core.arguments import add_options, given
 from sae_bench.core.options import bounded
 
 EVAL_OPTIONS = ["model", "corpus", "corpus_column", "corpus_packing", "corpus_prepend_bos", "tasks", "seq_len",

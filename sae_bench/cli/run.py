@@ -7,7 +7,7 @@ not give. Parsing and printing only: the work is `sae_bench.run.runner.evaluate`
 from __future__ import annotations
 
 from pathlib import Path
-from sae_bench.cli._options import add_include_path, add_options, given, include_paths
+from sae_bench.core.arguments import add_include_path, add_options, given, include_paths
 from sae_bench.core.errors import InputError
 
 DEFAULT_RESULTS = Path("results")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sae_bench.cli._options import add_include_path
+from sae_bench.core.arguments import add_include_path
 
 
 def register(sub) -> None:

@@ -2,7 +2,7 @@
 
 `option(default, "help")` is a `dataclasses.field` whose metadata carries the help text, the
 command-line spelling and a check. The CLI derives its argparse options from these fields
-(`sae_bench.cli._options`); `check_values` validates a config's values in one place, for the
+(`sae_bench.core.arguments`); `check_values` validates a config's values in one place, for the
 Python API and the CLI alike. A field declared with plain `field()` is not a command-line option.
 
 This module never parses argv and never imports the runner (the runner imports it).

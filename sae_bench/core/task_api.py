@@ -47,6 +47,9 @@ class Metric(NamedTuple):
         return cls(None, None, reason)
 
 
+PRESENTATION = ("frontier", "depth")  # MetricSpec fields that say how the leaderboard shows a metric
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """What one metric (or a family of metrics, `name` a shell pattern) means and which way is better.
@@ -56,7 +59,10 @@ class MetricSpec:
     when `relative`; headline: position among the headline columns (terminal summary, leaderboard
     page), None for "all metrics" only; ranking: priority as the leaderboard's ranking metric (the
     lowest present ranks the rows), None: never ranks; parts: the same metric over one part of the
-    data, `name/<part>` (a category, an lm-eval task), is covered too (and never headline or ranks)."""
+    data, `name/<part>` (a category, an lm-eval task), is covered too (and never headline or ranks).
+    frontier / depth: position of the metric's panel in the leaderboard's frontier plots (against L0)
+    and depth plot (against the layer), None: no panel. These two are presentation: records do not
+    carry them, the leaderboard reads them from the task as it is now (`leaderboard_build.views`)."""
 
     name: str
     direction: str
@@ -67,6 +73,8 @@ class MetricSpec:
     headline: int | None = None
     ranking: int | None = None
     parts: bool = False
+    frontier: int | None = field(default=None, compare=False)
+    depth: int | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -104,7 +112,8 @@ class MetricSpec:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """What records carry: the spec without its presentation (`PRESENTATION`)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in PRESENTATION}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "MetricSpec":
@@ -220,3 +229,11 @@ class Task:
     # sweep plan counts those forwards).
     needs_clean_final: ClassVar[bool] = False
     runs_suffix: ClassVar[bool] = False
+
+    # What the task shows and offers besides its metrics, found through the registry (the leaderboard
+    # and the CLI name no task): sections of each checkpoint page and per-checkpoint figures
+    # (`sae_bench.leaderboard_build.views.PageSection` / `RowPlot`), and subcommands of `sae-bench`
+    # ({command name: module with register(subparsers)}, as the modules of `sae_bench.cli`).
+    page_sections: ClassVar[tuple[Any, ...]] = ()
+    row_plots: ClassVar[tuple[Any, ...]] = ()
+    commands: ClassVar[Mapping[str, str]] = {}

@@ -1,5 +1,5 @@
 """What the listing commands show, without importing the tasks: each task's name, version,
-description and declared metrics, kept in a small index file beside the user's caches.
+description, declared metrics and subcommands, kept in a small index file beside the user's caches.
 
 Importing the task modules pulls in torch, scipy and scikit-learn (about 5 s of CPU on a small
 machine) although `sae-bench tasks` and `sae-bench metrics` only print declarations. The index is
@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from sae_bench.core.task_api import MetricSpec
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 class Declared(NamedTuple):
@@ -35,6 +35,7 @@ class Declared(NamedTuple):
     version: str
     description: str
     metrics: tuple[MetricSpec, ...]
+    commands: tuple[tuple[str, str], ...] = ()  # (subcommand, module) pairs of `Task.commands`
 
 
 def cache_dir() -> Path:
@@ -72,7 +73,7 @@ def _from_registry(included: bool = True) -> dict[str, Declared]:
     process (they are outside the index's key and must never be written into it)."""
     from sae_bench.core import registry
 
-    return {name: Declared(name, cls.version, cls.description, tuple(cls.metrics))
+    return {name: Declared(name, cls.version, cls.description, tuple(cls.metrics), tuple(sorted(cls.commands.items())))
             for name, cls in registry.all_tasks().items()
             if included or not cls.__module__.startswith(registry.INCLUDED_PREFIX)}
 
@@ -88,13 +89,15 @@ def declarations(include_paths: list[str] | None = None) -> dict[str, Declared]:
         stored = json.loads(path.read_text(encoding="utf-8"))
         if stored.get("key") == key:
             return {t["name"]: Declared(t["name"], t["version"], t["description"],
-                                        tuple(MetricSpec.from_json(m) for m in t["metrics"]))
+                                        tuple(MetricSpec.from_json(m) for m in t["metrics"]),
+                                        tuple(tuple(c) for c in t["commands"]))
                     for t in stored["tasks"]}
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent, unreadable or of another shape: rebuilt below
     found = _from_registry(included=False)
     data = {"key": key, "tasks": [{"name": d.name, "version": d.version, "description": d.description,
-                                   "metrics": [m.to_json() for m in d.metrics]} for d in found.values()]}
+                                   "metrics": [m.to_json() for m in d.metrics], "commands": d.commands}
+                         for d in found.values()]}
     from sae_bench.core.errors import InputError
     from sae_bench.records.results import atomic_write_text
 

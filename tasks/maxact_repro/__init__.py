@@ -32,6 +32,7 @@ from sae_bench.metrics.maxact import Tolerances
 from sae_bench.records.provenance import portable
 from sae_bench.core.registry import register_task
 from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import PageSection
 
 NO_PARQUET = ("no max-activation parquet for this checkpoint (looked for: option maxact_repro.parquet, resource "
               "'maxact', maxact.parquet beside the weights, bundled fixtures/maxact matched by sha256)")
@@ -55,6 +56,8 @@ class MaxActReproConfig(TaskConfig):
 @register_task
 class MaxActReproTask(Task):
     name = "maxact_repro"
+    page_sections = (PageSection(20, "sae_bench.tasks.maxact_repro.page:render"),)
+    commands = {"maxact": "sae_bench.tasks.maxact_repro.command"}
     version = "1"
     Config = MaxActReproConfig
     description = "re-encode stored max-activation contexts: peak agreement, peak rel. error, Spearman, reproduced"

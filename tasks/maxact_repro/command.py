@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sae_bench.cli._options import add_options, given
+from sae_bench.core.arguments import add_options, given
 from sae_bench.core.options import bounded
 from sae_bench.core.errors import InputError
 

@@ -45,6 +45,7 @@ from sae_bench.records.provenance import portable
 from sae_bench.tasks.probing.probe_set import ProbeSet, load_probe_set
 from sae_bench.core.registry import register_task
 from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import PageSection
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def _feature_columns(sae) -> list[tuple[int, str, str]]:
 @register_task
 class ProbingTask(Task):
     name = "probing"
+    page_sections = (PageSection(10, "sae_bench.tasks.probing.page:render"),)
     version = "1"
     random_sources = ("permutation test: torch.Generator(seed + 101)",
                       "logistic regression: scikit-learn random_state = seed")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sae_bench.metrics.sparsity import DEFAULT_DENSE_THRESHOLD, SparsityAccumulator
 from sae_bench.core.registry import register_task
 from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import RowPlot
 
 RNG_OFFSET = 7_001  # this task's stream of ctx.generator (the benchmarks' reference reuses it)
 
@@ -35,13 +36,16 @@ class SparsityConfig(TaskConfig):
 @register_task
 class SparsityTask(Task):
     name = "sparsity"
+    row_plots = (RowPlot(10, "histogram", "firing", "Firing frequency of every latent on the evaluated tokens (log10 "
+                         "bins; dead latents, which never fired, in their own bar).",
+                         "sae_bench.tasks.sparsity.plots:draw_histogram"),)
     version = "1"
     random_sources = ("bootstrap of dead/dense fractions: torch.Generator(seed + 7001)",)
     Config = SparsityConfig
     description = "l0, l1, dead and dense latent fractions, firing-frequency histogram"
     metrics = (
         MetricSpec("l0", "none", "(1/T) Σ_t #{j : f_tj ≠ 0}: active latents per vector (a design choice)",
-                   "latents", headline=20),
+                   "latents", headline=20, depth=4),
         MetricSpec("l1", "none", "(1/T) Σ_t Σ_j |f_tj|: code mass per vector (a design choice)", "code units"),
         MetricSpec("dead_fraction", "lower", "share of latents that never fire on the evaluated vectors",
                    "fraction", 0.01, headline=21),

@@ -67,6 +67,7 @@ from sae_bench.metrics.spliced_loss import (RunScorer, SplicedLossAccumulator, n
                                             prediction_mask)
 from sae_bench.core.registry import register_task
 from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import RowPlot
 
 # 4: baseline on disk, mean ablation optional, scores of baseline and checkpoints in one pass
 MEMO_VERSION = 4
@@ -312,6 +313,9 @@ def _same_clean(a: _Baseline, b: _Baseline) -> bool:
 @register_task
 class SplicedLossTask(Task):
     name = "spliced_loss"
+    row_plots = (RowPlot(20, "per_sequence", "per-sequence", "Per-sequence spliced loss: how much CE rises and how "
+                         "far the predictions move (KL) when the SAE's reconstruction replaces the activations, one "
+                         "value per sequence.", "sae_bench.tasks.spliced_loss.plots:draw_per_sequence"),)
     needs_clean_final = True
     runs_suffix = True
     version = "1"
@@ -319,8 +323,9 @@ class SplicedLossTask(Task):
     description = "next-token CE/KL with the SAE spliced in, vs clean and zero-ablated (optionally mean-ablated) runs"
     metrics = (
         MetricSpec("ce_loss_recovered", "higher", "(CE_zero − CE_spliced) / (CE_zero − CE_clean)", "fraction", 0.01,
-                   headline=30, ranking=1),
-        MetricSpec("kl_score", "higher", "(KL_zero − KL_spliced) / KL_zero", "fraction", 0.01, headline=31),
+                   headline=30, ranking=1, frontier=2, depth=2),
+        MetricSpec("kl_score", "higher", "(KL_zero − KL_spliced) / KL_zero", "fraction", 0.01, headline=31, frontier=3,
+                   depth=3),
         MetricSpec("delta_ce", "lower", "CE_spliced − CE_clean over counted predictions", "nats", 0.01),
         MetricSpec("ce_spliced", "lower", "next-token cross-entropy with the SAE's reconstruction spliced in",
                    "nats", 0.01),
