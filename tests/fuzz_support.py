@@ -27,3 +27,12 @@ def raises_only_input_errors(call):
     except InputError as exc:
         assert "\n" not in str(exc), str(exc)
         return None
+
+
+def reading_refuses_only_as_input(path, content: bytes | str, read):
+    """Write `content` to `path`, then `read(path)` must succeed or raise a one-line InputError."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return raises_only_input_errors(lambda: read(path))

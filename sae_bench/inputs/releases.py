@@ -162,11 +162,6 @@ def parse_short_ref(ref: str) -> ReleaseCheckpoint | None:
     return expand(name, [int(match.group(2))])[0]
 
 
-def release_of_hub(hub: str) -> list[Release]:
-    """Releases stored in hub repository `hub` (a repository may hold several models' SAEs)."""
-    return [r for r in releases().values() if r.hub == hub]
-
-
 def format_listing(wide: bool = False) -> str:
     """The `sae-bench releases` table: one row per release with every column (`wide`), else rows
     that fit 100 columns: the release, its model, format and layers, and under it hub and hookpoint."""

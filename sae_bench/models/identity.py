@@ -31,10 +31,6 @@ def model_key(name: str) -> str:
     return re.sub(r"-gguf$", "", key)
 
 
-def same_model(a: str, b: str) -> bool:
-    return model_key(a) == model_key(b)
-
-
 def mismatch_problem(trained_on: str, evaluated: str) -> str | None:
     """Why `trained_on` and `evaluated` differ in a way that matters (None when they are the same model)."""
     a, b = model_key(trained_on), model_key(evaluated)
