@@ -104,7 +104,7 @@ def test_same_rows_from_texts_and_token_ids_give_the_same_numbers(tmp_path):
 
 def test_compare_takes_the_corpus_options():
     from sae_bench.cli import build_parser
-    from sae_bench.cli._options import given
+    from sae_bench.core.arguments import given
     from sae_bench import RunConfig
 
     args = build_parser().parse_args(["compare", "a", "b", "--corpus-packing", "pack", "--corpus-column", "input_ids",
