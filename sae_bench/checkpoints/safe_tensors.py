@@ -211,3 +211,9 @@ def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
         while block := f.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def single_safetensors(folder: Path) -> Path | None:
+    """The folder's only top-level .safetensors file, if it has exactly one."""
+    files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    return files[0] if len(files) == 1 else None

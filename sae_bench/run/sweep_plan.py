@@ -122,7 +122,7 @@ def _layer(site: str) -> int | None:
 def _download_bytes(specs) -> int:
     """Estimated bytes of hub checkpoints (registry releases) not yet in the local hub cache."""
     from sae_bench.inputs import releases
-    from sae_bench.checkpoints.gemma_scope import parse_folder_name
+    from sae_bench.checkpoints.formats.gemma_scope import parse_folder_name
 
     total = 0
     for spec in specs:
@@ -251,7 +251,7 @@ def make_plan(config, specs, task_names: list[str]) -> SweepPlan:
 
 def _registry_width(spec) -> int | None:
     from sae_bench.inputs import releases
-    from sae_bench.checkpoints.gemma_scope import parse_folder_name
+    from sae_bench.checkpoints.formats.gemma_scope import parse_folder_name
 
     found = releases.parse_short_ref(spec.label) if spec.label else None
     if found is None:

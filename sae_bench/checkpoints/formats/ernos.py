@@ -28,9 +28,10 @@ from sae_bench.core.errors import CheckpointError
 from sae_bench.inputs.input_files import read_json
 from sae_bench.checkpoints.sae import ActivationSpec, InputPreprocessing, SparseAutoencoder
 
-from .assemble import build_sae, check_options
-from .feature_map import load_feature_map
-from .safe_tensors import check_tensor, open_safetensors, read_header
+from sae_bench.checkpoints.assemble import build_sae, check_options
+from sae_bench.checkpoints.feature_map import load_feature_map
+from sae_bench.checkpoints.safe_tensors import check_tensor, open_safetensors, read_header, single_safetensors
+from sae_bench.checkpoints.formats import CheckpointFormat
 
 SIDECAR_NAME, FEATURE_MAP_NAME = "sae_config.json", "feature_map.json"
 DEFAULT_HOOKPOINT = "pooled_final_norm"
@@ -180,3 +181,9 @@ def load_ernos(ref: Path, *, hookpoint: str | None, checkpoint_id: str, device="
         b_dec=b_dec, activation=activation, preprocessing=prep, hookpoint=settings["hookpoint"],
         source_model=settings["source_model"], subtract_decoder_bias=settings["subtract_decoder_bias"],
         feature_map=feature_map, extras=extras, device=device)
+
+
+FORMAT = CheckpointFormat("ernos", load_ernos, order=40, expects="one .safetensors file",
+                          is_root=lambda path: single_safetensors(path) is not None,
+                          is_file=lambda path: path.suffix.lower() == ".safetensors",
+                          hub_files=("*.safetensors", "sae_config.json", "feature_map.json"))

@@ -31,8 +31,9 @@ from typing import Any
 from sae_bench.core.errors import CheckpointError
 from sae_bench.checkpoints.sae import ActivationSpec, SparseAutoencoder
 
-from .assemble import build_sae, check_options, checkpoint_folder
-from .safe_tensors import load_exact_tensors, read_header
+from sae_bench.checkpoints.assemble import build_sae, check_options, checkpoint_folder
+from sae_bench.checkpoints.safe_tensors import load_exact_tensors, read_header
+from sae_bench.checkpoints.formats import CheckpointFormat
 
 WEIGHTS_NAME = "params.safetensors"
 SITES = ("resid_post", "attn_out", "mlp_out", "transcoder")
@@ -210,3 +211,7 @@ def load_gemma_scope(ref: Path, *, hookpoint: str | None, checkpoint_id: str, de
         hookpoint=hook_in, output_hookpoint=hook_out, source_model=settings.get("source_model"),
         subtract_decoder_bias=False, threshold=threshold, W_skip=None if skip is None else skip.T, extras=extras,
         device=device)
+
+
+FORMAT = CheckpointFormat("gemma_scope", load_gemma_scope, order=30, expects=WEIGHTS_NAME,
+                          is_folder=is_gemma_scope_folder)

@@ -23,8 +23,9 @@ from sae_bench.core.errors import CheckpointError
 from sae_bench.inputs.input_files import read_json
 from sae_bench.checkpoints.sae import ActivationSpec, SparseAutoencoder
 
-from .assemble import build_sae, check_options, checkpoint_folder
-from .safe_tensors import load_exact_tensors, read_header
+from sae_bench.checkpoints.assemble import build_sae, check_options, checkpoint_folder
+from sae_bench.checkpoints.safe_tensors import load_exact_tensors, read_header
+from sae_bench.checkpoints.formats import CheckpointFormat
 
 CFG_NAME, WEIGHTS_NAME = "cfg.json", "sae_weights.safetensors"
 ARCHITECTURES = ("standard", "topk", "jumprelu")
@@ -144,3 +145,7 @@ def load_saelens(ref: Path, *, hookpoint: str | None, checkpoint_id: str, device
         b_enc=tensors["b_enc"], W_dec=tensors["W_dec"], b_dec=tensors["b_dec"], activation=cfg["activation"],
         hookpoint=_hookpoint(ref, folder, hookpoint, cfg["hook_name"]), source_model=cfg["model_name"],
         subtract_decoder_bias=cfg["apply_b_dec_to_input"], threshold=threshold, extras=extras, device=device)
+
+
+FORMAT = CheckpointFormat("saelens", load_saelens, order=20, expects=f"{CFG_NAME} + {WEIGHTS_NAME}",
+                          is_folder=is_saelens_folder)

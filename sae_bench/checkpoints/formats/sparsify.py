@@ -29,8 +29,9 @@ from sae_bench.core.errors import CheckpointError
 from sae_bench.inputs.input_files import read_json
 from sae_bench.checkpoints.sae import ActivationSpec, SparseAutoencoder
 
-from .assemble import build_sae, check_options
-from .safe_tensors import load_exact_tensors
+from sae_bench.checkpoints.assemble import build_sae, check_options
+from sae_bench.checkpoints.safe_tensors import load_exact_tensors
+from sae_bench.checkpoints.formats import CheckpointFormat
 
 CFG_NAME, WEIGHTS_NAME = "cfg.json", "sae.safetensors"
 OPTIONS: tuple[str, ...] = ()
@@ -170,3 +171,7 @@ def load_sparsify(ref: Path, *, hookpoint: str | None, checkpoint_id: str, devic
         activation=ActivationSpec("topk", k=cfg.k), hookpoint=hook_in, output_hookpoint=hook_out,
         source_model=run_model_name(folder), subtract_decoder_bias=not cfg.transcode,
         W_skip=tensors.get("W_skip"), extras=extras, device=device)
+
+
+FORMAT = CheckpointFormat("sparsify", load_sparsify, order=10, expects=f"{CFG_NAME} + {WEIGHTS_NAME}",
+                          is_folder=_is_hookpoint_folder, is_root=lambda path: bool(hookpoint_folders(path)))
