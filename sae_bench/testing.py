@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 from sae_bench.analysis.gate import DEFAULT_Z, GateReport, as_records, gate
 from sae_bench.core.metric_directions import MetricRule, rule_from_value
-from sae_bench.inputs.packing import DEFAULT_SEQ_LEN
 from sae_bench.records.results import ResultRecord
 
 __all__ = ["assert_no_regression", "evaluate_checkpoint"]
@@ -49,14 +48,16 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, results_dir: str | os.
                         corpus: str | os.PathLike | None = None, tasks: list[str] | None = None,
                         format: str | None = None, label: str | None = None, seq_len: int | None = None,
                         max_documents: int | None = None, task_options: dict[str, dict[str, Any]] | None = None,
-                        cache_dir: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "float32",
-                        batch_size: int = 8, seed: int = 0, show_progress: bool = False,
+                        cache_dir: str | os.PathLike | None = None, device: str | None = None,
+                        dtype: str | None = None, batch_size: int | None = None, seed: int | None = None,
+                        show_progress: bool = False,
                         **options: Any) -> dict[str, ResultRecord]:
     """Evaluate one checkpoint; returns {task name: record}. Records already in `results_dir` for
     the same task version, config, weights and corpus are reused.
 
     `model` and `corpus` default to the bundled tiny Gemma 4 and its evaluation corpus (for trying
-    things out; a real SAE needs its own model). `options` go to `load_checkpoint`."""
+    things out; a real SAE needs its own model). `options` go to `load_checkpoint`; seq_len, device,
+    dtype, batch_size and seed left None take `RunConfig`'s defaults."""
     from sae_bench.run.config import CheckpointSpec, RunConfig
     from sae_bench.run.runner import evaluate
 
@@ -66,11 +67,13 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, results_dir: str | os.
         suite = load_suite(resolve=True)
         model = model if model is not None else suite["model"]
         corpus = corpus if corpus is not None else suite["corpus"]
-        seq_len = seq_len if seq_len is not None else int(suite.get("seq_len", 64))
+        seq_len = seq_len if seq_len is not None else suite.get("seq_len")  # the fixtures' own rows
+    given = {name: value for name, value in (("seq_len", seq_len), ("device", device), ("dtype", dtype),
+                                             ("batch_size", batch_size), ("seed", seed)) if value is not None}
     config = RunConfig(model=str(model), corpus=str(corpus), results_dir=Path(results_dir), tasks=tasks,
-                       seq_len=seq_len or DEFAULT_SEQ_LEN, max_documents=max_documents, task_options=dict(task_options or {}),
-                       cache_dir=Path(cache_dir) if cache_dir is not None else None, device=device, dtype=dtype,
-                       batch_size=batch_size, seed=seed, show_progress=show_progress)
+                       max_documents=max_documents, task_options=dict(task_options or {}),
+                       cache_dir=Path(cache_dir) if cache_dir is not None else None, show_progress=show_progress,
+                       **given)
     spec = CheckpointSpec(ref=str(checkpoint), hookpoint=hookpoint, format=format, label=label, options=options)
     report = evaluate(config, [spec])
     return {record.task_name: record for record in report.records}
