@@ -21,7 +21,8 @@ each run `--repeats` times (default 3; medians and [min-max] printed):
   * harness 4 ckpts  — the four checkpoints at one hookpoint in one run, empty cache folder.
 The harness runs with `spliced_loss.mean_ablation=true` because the reference computes ce_mean:
 both sides compute the same metrics. CPU seconds: user and sys of the subprocess apart and summed
-(`resource.getrusage(RUSAGE_CHILDREN)` differences). Peak RSS: the subprocess's own VmHWM
+(`resource.getrusage(RUSAGE_CHILDREN)` differences), with OMP_WAIT_POLICY=PASSIVE (unless set) so
+that no idle OpenMP thread spins CPU seconds away on a loaded machine. Peak RSS: the subprocess's own VmHWM
 (/proc/self/status), which starts fresh at exec — `ru_maxrss` would carry the parent's high-water
 mark across fork + exec on Linux. Beside each ratio: the arithmetic bound, the multiply-adds the
 harness must do over the reference's (`benchmarks/arithmetic.py`). Every metric the two sides share
@@ -29,7 +30,9 @@ is asserted equal within `--rtol` (default 1e-5) for every checkpoint of every r
 exits 1 otherwise. The sys time of the reference swings with the machine's memory state (it churns
 full-vocabulary logits): compare user time too, and prefer a quiet machine.
 
-Run:  python benchmarks/bench_real.py [--repeats 3] [--max-documents N] [--out benchmarks/results/cpu_real.json]
+Run:  python benchmarks/bench_real.py [--repeats 3] [--max-documents N] [--work-dir DIR] [--out benchmarks/results/cpu_real.json]
+      Finished runs are kept in <work-dir>/raw.json: the same command resumes; `--report-only` prints
+      the table from the runs there.
 Must never: time anything the other side does not pay for in its own process (both sides import,
 load the model and read the corpus inside their subprocess), or share code with the reference.
 """
@@ -130,12 +133,20 @@ def _worker_main(kind: str, job_json: str) -> int:
     return 0
 
 
+def worker_env() -> dict[str, str]:
+    """The workers' environment: OpenMP threads that wait for work sleep instead of spinning
+    (OMP_WAIT_POLICY=PASSIVE unless set). On a shared machine a spinning thread burns user CPU while
+    its sibling is descheduled: 300 small linear + norm steps on 2 threads under load 12 took 12.5 s
+    of user CPU spinning, 7.0 s passive, 6.8 s on one thread. Both sides get the same environment."""
+    return {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
 def run_configuration(kind: str, job: dict, script: Path | None = None) -> dict:
     """Run one configuration in a subprocess: its metrics, user and sys CPU seconds, wall, own peak RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(script or Path(__file__).resolve()), "--worker", kind, json.dumps(job)],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, env=worker_env())
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-documents", type=int, help="evaluate only the first N documents of the real corpus "
                                                        "(both sides; default: all 64)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each configuration (median and spread; default 3)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: print the table from the runs kept in <work-dir>/raw.json")
     args = p.parse_args(argv)
 
     setup = _setup()
@@ -221,28 +234,62 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench_real]   {name}: user {r['user_seconds']:.1f} + sys {r['sys_seconds']:.1f} CPU s, "
               f"peak {r['max_rss_bytes'] / 1e9:.2f} GB", file=sys.stderr, flush=True)
 
+    # Every finished run is kept in <work-dir>/raw.json, so an interrupted benchmark resumes and
+    # `--report-only` prints the table from the runs there (a shared machine may not allow them all).
+    raw_path = work / "raw.json"
+    identity = {**common, "n_documents": n_documents, "omp_wait_policy": worker_env()["OMP_WAIT_POLICY"]}
     runs_of: dict[str, list[dict]] = {}
-    for repeat in range(args.repeats):  # one configuration at a time: never two model processes at once
-        plan = [("harness cold", f"cache_single_{repeat}", [0]), ("harness warm", f"cache_single_{repeat}", [1]),
-                ("harness 4 checkpoints", f"cache_four_{repeat}", [0, 1, 2, 3])]
-        for name, cache, chosen in plan:
-            print(f"[bench_real] {name} (run {repeat + 1}/{args.repeats}) ...", file=sys.stderr, flush=True)
-            r = run_configuration("harness", harness_job(f"{name.replace(' ', '_')}_{repeat}", cache, chosen))
-            runs_of.setdefault(name, []).append(r)
-            progress(name, r)
-        # the reference's work is the same for every checkpoint: k32 repeated, the others once (metrics)
-        for i, label in enumerate(labels if repeat == 0 else labels[:1]):
-            print(f"[bench_real] reference {label} (run {repeat + 1}) ...", file=sys.stderr, flush=True)
-            r = run_configuration("reference", {**common, "sae_dir": str(runs[i] / setup.hookpoint), "label": label})
-            runs_of.setdefault(f"reference {label}", []).append(r)
-            runs_of.setdefault("reference", []).append(r)
-            progress(f"reference {label}", r)
+    if raw_path.exists():
+        saved = json.loads(raw_path.read_text())
+        if saved.get("identity") == identity:
+            runs_of = saved["runs"]
+    have = lambda name: len(runs_of.get(name, []))  # noqa: E731
+
+    def run_one(name: str, kind: str, job: dict, repeat: int, also: str | None = None) -> None:
+        if have(name) > repeat:
+            return
+        print(f"[bench_real] {name} (run {repeat + 1}) ...", file=sys.stderr, flush=True)
+        r = run_configuration(kind, job)
+        runs_of.setdefault(name, []).append(r)
+        if also:
+            runs_of.setdefault(also, []).append(r)
+        raw_path.write_text(json.dumps({"identity": identity, "runs": runs_of}) + "\n")
+        progress(name, r)
+
+    def reference(i: int, repeat: int) -> None:
+        run_one(f"reference {labels[i]}", "reference",
+                {**common, "sae_dir": str(runs[i] / setup.hookpoint), "label": labels[i]}, repeat, also="reference")
+
+    # one configuration at a time (never two model processes at once); the single-checkpoint
+    # configurations and their reference first, the 4-checkpoint runs after. The reference's work is
+    # the same for every checkpoint: k32 repeated, the others once (for their metrics).
+    if not args.report_only:
+        for repeat in range(args.repeats):
+            run_one("harness cold", "harness", harness_job(f"cold_{repeat}", f"cache_single_{repeat}", [0]), repeat)
+            run_one("harness warm", "harness", harness_job(f"warm_{repeat}", f"cache_single_{repeat}", [1]), repeat)
+            reference(0, repeat)
+            if repeat == 0:
+                reference(1, 0)
+        for repeat in range(args.repeats):
+            run_one("harness 4 checkpoints", "harness", harness_job(f"four_{repeat}", f"cache_four_{repeat}", [0, 1, 2, 3]),
+                    repeat)
+        reference(2, 0)
+        reference(3, 0)
+    missing = [name for name in ("harness cold", "harness warm", "harness 4 checkpoints", *(f"reference {l}" for l in labels))
+               if not have(name)]
+    if not have("reference") or not have("harness cold"):
+        raise SystemExit(f"bench_real: {raw_path}: no run yet of the reference or the harness cold")
+    if missing:  # --report-only on an unfinished benchmark: the rows it has, said so
+        print(f"[bench_real] unfinished: no run yet of {', '.join(missing)}", file=sys.stderr)
 
     # agreement: every checkpoint of every harness run against its reference run
-    problems, worst, compared = [], 0.0, 0
+    problems, worst, compared, unchecked = [], 0.0, 0, set()
     for name in ("harness cold", "harness warm", "harness 4 checkpoints"):
-        for run in runs_of[name]:
+        for run in runs_of.get(name, []):
             for label, metrics in run["metrics"].items():
+                if not have(f"reference {label}"):
+                    unchecked.add(label)
+                    continue
                 bad, rel, n = compare(metrics, runs_of[f"reference {label}"][0]["metrics"][label], args.rtol)
                 problems += [f"{name} / {label} / {line}" for line in bad]
                 worst, compared = max(worst, rel), compared + n
@@ -256,15 +303,18 @@ def main(argv: list[str] | None = None) -> int:
         ("reference, 1 checkpoint", ref, None, None, None),
         ("harness cold (empty cache), 1 checkpoint", summary(runs_of["harness cold"]), ref, "ratio",
          harness_macs(shape, {layer: 1}, n_latents, tokens, counted) / one_ref_macs),
-        ("harness warm (activations and baseline cached, unseen checkpoint)", summary(runs_of["harness warm"]), ref,
-         "ratio", harness_macs(shape, {layer: 1}, n_latents, tokens, counted, cold=False) / one_ref_macs),
-        ("reference, 4 checkpoints (4 x the median run)", four_ref, None, None, None),
-        ("harness, 4 checkpoints in one run", summary(runs_of["harness 4 checkpoints"]), four_ref, "less",
-         4 * one_ref_macs / harness_macs(shape, {layer: 4}, n_latents, tokens, counted)),
     ]
+    if have("harness warm"):
+        rows.append(("harness warm (activations and baseline cached, unseen checkpoint)", summary(runs_of["harness warm"]),
+                     ref, "ratio", harness_macs(shape, {layer: 1}, n_latents, tokens, counted, cold=False) / one_ref_macs))
+    if have("harness 4 checkpoints"):
+        rows += [("reference, 4 checkpoints (4 x the median run)", four_ref, None, None, None),
+                 ("harness, 4 checkpoints in one run", summary(runs_of["harness 4 checkpoints"]), four_ref, "less",
+                  4 * one_ref_macs / harness_macs(shape, {layer: 4}, n_latents, tokens, counted))]
     print(f"\nGemma 3 270M, {setup.hookpoint}, {n_documents} x {setup.seq_len} tokens, tasks {', '.join(TASKS)}, "
-          f"{os.cpu_count()} cores; {args.repeats} runs per configuration (reference: {len(runs_of['reference'])} "
-          "runs, the same work for every checkpoint): medians, [min-max]")
+          f"{os.cpu_count()} cores; runs per configuration: "
+          + ", ".join(f"{name} {have(name)}" for name in ("harness cold", "harness warm", "harness 4 checkpoints", "reference"))
+          + " (the reference's work is the same for every checkpoint); medians, [min-max]")
     print("| configuration | user s | sys s | user+sys s | wall s | peak RSS GB | user+sys vs reference "
           "| user vs reference | arithmetic bound |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -288,9 +338,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{'' if bound is None else f'{bound:.2f}x{suffix}'} |")
     print("arithmetic bound: multiply-adds (decoder layers, lm_head products, one SAE encode+decode per checkpoint) "
           "the harness must do over the reference's (benchmarks/arithmetic.py)")
-    four = table[4]["cpu_ratio_to_reference"]
+    four = next((row["cpu_ratio_to_reference"] for row in table if row["ratio_kind"] == "less"), None)
     print(f"metrics: {compared} values compared, largest relative difference {worst:.2e} "
-          f"({'all within' if not problems else 'NOT within'} rtol {args.rtol})")
+          f"({'all within' if not problems else 'NOT within'} rtol {args.rtol})"
+          + (f"; not compared (no reference run yet): {', '.join(sorted(unchecked))}" if unchecked else ""))
     for line in problems[:30]:
         print("  " + line)
     if args.out:
@@ -298,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({
             "setting": {**common, "n_sequences": n_documents, "checkpoints": labels, "tasks": list(TASKS),
                         "harness_task_options": {"spliced_loss": {"mean_ablation": True}},
-                        "cores": os.cpu_count(), "rtol": args.rtol, "repeats": args.repeats},
-            "table": table, "four_checkpoint_cpu_reduction": four, "runs": runs_of,
+                        "cores": os.cpu_count(), "rtol": args.rtol, "repeats": args.repeats,
+                        "runs_per_configuration": {name: len(v) for name, v in runs_of.items()},
+                        "load_average_at_end": os.getloadavg()},
+            "table": table, "four_checkpoint_cpu_reduction": four, "runs": runs_of, "unfinished": missing,
             "metrics_compared": compared, "max_relative_difference": worst, "problems": problems,
         }, indent=1) + "\n", encoding="utf-8")
     return 1 if problems else 0

@@ -15,7 +15,9 @@ Each harness configuration is one `sae_bench.run.runner.evaluate` in its own sub
 cache folder (one model pass captures every site; the clean run is scored once per chunk for all
 sites). The reference (`tests/reference/peer_reference.py`, no code shared with sae_bench) runs
 once per distinct checkpoint; a configuration's reference cost is the sum of its checkpoints' runs.
-CPU seconds: user and sys of each subprocess (`RUSAGE_CHILDREN` differences); peak RSS: the
+CPU seconds: user and sys of each subprocess (`RUSAGE_CHILDREN` differences; the workers run with
+OMP_WAIT_POLICY=PASSIVE unless set, as in bench_real, so idle OpenMP threads spin no CPU away on a
+loaded machine); peak RSS: the
 subprocess's own VmHWM (never the parent's high-water mark). Printed beside each ratio: the
 arithmetic bound (benchmarks/arithmetic.py). The marginal CPU of a site, (6,1) minus (1,1) over
 five, is shown beside its own suffix passes' share (its ablated and spliced suffix forwards and

@@ -105,7 +105,8 @@ def _finish(out: dict, path: str) -> int:
 def sparse_options(args) -> dict:
     return {"random_seed": args.seed, "datasets": tuple(args.datasets.split(",")), "data_dir": args.data_dir,
             "probe_train_set_size": args.train_size, "probe_test_set_size": args.test_size,
-            "context_length": args.context_length, "k_values": tuple(int(k) for k in args.k_values.split(","))}
+            "context_length": args.context_length, "k_values": tuple(int(k) for k in args.k_values.split(",")),
+            "padding": args.padding}
 
 
 def task_options(args) -> dict:
@@ -208,10 +209,11 @@ def run_pair(args, name: str, seed: int, peer_python: Path, layer: int, sae_fold
         common += ["--data-dir", args.data_dir, "--datasets", args.datasets, "--train-size", str(args.train_size),
                    "--test-size", str(args.test_size), "--context-length", str(args.context_length),
                    "--k-values", args.k_values]
+        ours_padding = ["--padding", args.padding]
         print(f"\n== sparse probing, seed {seed}: {args.data_dir}, {args.train_size}/{args.test_size} texts, "
               f"{args.hookpoint} of {args.model}")
     mine_out, theirs_out = tmp / f"ours_{name}_{seed}.json", tmp / f"saebench_{name}_{seed}.json"
-    ours_extra = ["--words-file", str(words)] if name == "absorption" else []
+    ours_extra = ["--words-file", str(words)] if name == "absorption" else ours_padding
     theirs_extra = (["--words", str(words)] + (["--full-forward"] if args.full_forward else [])
                     if name == "absorption" else [])
     launch([sys.executable, __file__, "--side", "ours", "--eval", name, "--model", args.model,
@@ -264,6 +266,8 @@ def main() -> int:
     parser.add_argument("--test-size", type=int, default=8)
     parser.add_argument("--context-length", type=int, default=128)
     parser.add_argument("--k-values", default="1,2,5")
+    parser.add_argument("--padding", default="saebench", choices=["saebench", "longest"],
+                        help="our sparse probing's padding option (SAEBench's own side always pads to the context length)")
     parser.add_argument("--side", choices=["ours"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     parser.add_argument("--side-out", dest="out_side", help=argparse.SUPPRESS)

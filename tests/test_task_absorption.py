@@ -200,3 +200,29 @@ def test_sparse_probing_without_data_offline_is_skipped(model, monkeypatch):
     sae = load_checkpoint(str(SAES_DIR / "sparsify" / "tiny-gemma4-8x"), hookpoint="layers.2")
     reason = task.skip_reason(sae, _ctx(model))
     assert reason and "data_dir" in reason
+
+
+def test_prompt_activations_are_cached_on_disk(fixture_run, model, task_cls, tmp_path, monkeypatch):
+    """With an activation cache folder, a second run at the hookpoint (fresh context, as in another
+    process) reads the prompts' activations from disk — the model is never called — and every
+    number equals the uncached run's."""
+    from sae_bench import load_checkpoint
+    from sae_bench.activations import ActivationSource
+
+    sae = load_checkpoint(str(SAES_DIR / "sparsify" / "tiny-gemma4-8x"), hookpoint="layers.2")
+
+    def cached_ctx():
+        ctx = _ctx(model)
+        ctx.activations = ActivationSource(model, "layers.2", ctx.corpus, cache_dir=tmp_path, show_progress=False)
+        return ctx
+
+    cold = task_cls(**FIXTURE_OPTIONS).run(sae, cached_ctx())
+    memos = list(tmp_path.rglob("absorption-prompts-*.safetensors"))
+    assert len(memos) >= 3  # train, test, and each evaluated letter's fresh prompts
+    monkeypatch.setattr(type(model), "residual", lambda *a, **k: pytest.fail("the model ran despite the cache"))
+    warm = task_cls(**FIXTURE_OPTIONS).run(sae, cached_ctx())
+    uncached = fixture_run[1]
+    for out in (cold, warm):
+        assert {k: (m.value, m.stderr) for k, m in out.metrics.items()} == \
+            {k: (m.value, m.stderr) for k, m in uncached.metrics.items()}
+        assert out.artifacts == uncached.artifacts

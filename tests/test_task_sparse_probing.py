@@ -69,6 +69,32 @@ def test_missing_column_and_one_text_class_are_one_line_errors(tmp_path):
         load_dataset_classes("fancyzhx/ag_news", str(tmp_path / "empty"), 16, 8, 42)
 
 
+def test_both_paddings_pool_the_same_vectors(model):
+    """padding="saebench" (every text padded to the context length, no padding mask, sums over the
+    zero-filled rows) and "longest" pool the same means up to float rounding; the saebench means
+    equal a plain padded-row reference computed here from the model's own forward."""
+    from sae_bench.tasks.sparse_probing import _extract
+
+    texts = {"a": ["one short text", "a somewhat longer text about things", "x"], "b": ["another", "two words"]}
+    ctx = _ctx(model)
+    wide, tight = _extract(ctx, texts, 16, "t", "saebench"), _extract(ctx, texts, 16, "t", "longest")
+    for name in texts:
+        assert torch.allclose(wide.raw_means()[name], tight.raw_means()[name], atol=1e-5)
+    tok = model.tokenizer
+    enc = tok(texts["a"], truncation=True, max_length=16, padding="max_length", return_tensors="pt")
+    with torch.no_grad():
+        resid = model.residual("layers.2", enc.input_ids, torch.ones_like(enc.input_ids)).float()
+    special = torch.tensor(sorted({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id} - {None}))
+    keep = (~torch.isin(enc.input_ids, special)).float()
+    reference = (resid * keep[:, :, None]).sum(dim=1) / keep.sum(dim=1)[:, None]
+    assert torch.equal(wide.raw_means()["a"], reference)
+    from sae_bench.core import registry
+
+    registry.discover()
+    with pytest.raises(InputError, match="padding"):
+        registry.get_task("sparse_probing")(padding="left").check_inputs({})
+
+
 def _ctx(model):
     z = torch.zeros(0, 2, dtype=torch.int64)
     return EvalContext(model=model, hookpoint="layers.2", corpus=TokenizedCorpus("none", "none", "none", z, z, z.bool(), 2),
@@ -97,3 +123,29 @@ def test_task_on_the_fixtures(model):
         cls(datasets=("fancyzhx/ag_news",), **{**SMALL, "probe_train_set_size": 2}).run(sae, ctx)
     with pytest.raises(InputError, match="unknown dataset"):
         cls(datasets=("nope/nope",)).check_inputs({})
+
+
+def test_pooled_activations_are_cached_on_disk(model, tmp_path, monkeypatch):
+    """With an activation cache folder, a second run (fresh context) reads the texts' activations
+    from disk — the model never runs — and its numbers equal an uncached run's."""
+    from sae_bench import load_checkpoint
+    from sae_bench.core import registry
+    from sae_bench.activations import ActivationSource
+
+    registry.discover()
+    sae = load_checkpoint(str(SAES_DIR / "sparsify" / "tiny-gemma4-8x"), hookpoint="layers.2")
+    task = registry.get_task("sparse_probing")(datasets=("fancyzhx/ag_news",), **SMALL)
+
+    def cached_ctx():
+        ctx = _ctx(model)
+        ctx.activations = ActivationSource(model, "layers.2", ctx.corpus, cache_dir=tmp_path, show_progress=False)
+        return ctx
+
+    uncached = task.run(sae, _ctx(model))
+    cold = task.run(sae, cached_ctx())
+    assert len(list(tmp_path.rglob("sparse-probing-texts-*.safetensors"))) == 2  # train and test texts
+    monkeypatch.setattr(type(model), "residual", lambda *a, **k: pytest.fail("the model ran despite the cache"))
+    warm = task.run(sae, cached_ctx())
+    for out in (cold, warm):
+        assert {k: m.value for k, m in out.metrics.items()} == {k: m.value for k, m in uncached.metrics.items()}
+        assert out.artifacts["per_dataset"] == uncached.artifacts["per_dataset"]

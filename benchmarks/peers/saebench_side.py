@@ -9,7 +9,8 @@ What is adapted, and only this (everything else is SAEBench's code as installed)
   restores: same numbers, about 7x the model work on Gemma 3 270M at layer 6; `to_tokens`
   prepends BOS; right padding). TransformerLens cannot load a model folder offline by itself.
 - the SAE: `general_utils.load_and_format_sae` returns `TopKSae`, the checkpoint's own TopK
-  encoder ((x − b_dec) W_encᵀ + b_enc, ReLU, top k) with SAELens' attribute layout.
+  encoder (nn.Linear on x − b_dec as the checkpoint's library computes it, ReLU, top k) with
+  SAELens' attribute layout.
 - the words: `get_alpha_tokens` returns the word list our side uses (token-id order, optional
   seeded subset): SAEBench's own list comes in the tokenizer's hash-map order, which changes from
   process to process, so no two SAEBench runs see the same words even with one seed.
@@ -119,7 +120,8 @@ class TopKSae(torch.nn.Module):
 
         weights = load_file(str(Path(folder) / "sae.safetensors"), device=device)
         cfg = json.loads((Path(folder) / "cfg.json").read_text())
-        self.W_enc = weights["encoder.weight"].T.contiguous()  # SAELens layout [d_in, d_sae]
+        self.encoder_weight = weights["encoder.weight"]  # [d_sae, d_in], as stored
+        self.W_enc = self.encoder_weight.T  # SAELens layout [d_in, d_sae] (a view)
         self.b_enc = weights["encoder.bias"]
         self.W_dec = weights["W_dec"]
         self.b_dec = weights["b_dec"]
@@ -141,7 +143,11 @@ class TopKSae(torch.nn.Module):
 
     @torch.no_grad()
     def encode(self, x):
-        pre = torch.nn.functional.relu((x.to(self.W_enc.dtype) - self.b_dec) @ self.W_enc + self.b_enc)
+        # the checkpoint's own (sparsify) encoder, nn.Linear on x - b_dec: the same float rounding as
+        # the checkpoint's library; SAELens' x @ W_enc (other memory layout) differs by ~1e-4 on
+        # Gemma 3 270M codes, enough to flip a near-tie in a top-k latent choice
+        pre = torch.nn.functional.relu(torch.nn.functional.linear(x.to(self.W_dec.dtype) - self.b_dec,
+                                                                  self.encoder_weight, self.b_enc))
         top = pre.topk(self.k, dim=-1)
         return torch.zeros_like(pre).scatter_(-1, top.indices, top.values)
 

@@ -72,3 +72,19 @@ def load_memo(path: Path, key: dict) -> dict[str, Tensor] | None:
         path.unlink(missing_ok=True)
         return None
     return tensors
+
+
+def disk_memo(activations, name: str, key: dict, compute) -> dict[str, Tensor]:
+    """`compute()` (named tensors) kept on disk beside `activations` (an ActivationSource with a
+    cache folder: same model, revision, hookpoint and dtype) under `key`; without a cache folder
+    (or with None) it is simply computed. A second run or checkpoint at that hookpoint reads it."""
+    memo_path = getattr(activations, "memo_path", None)
+    path = memo_path(name, key) if memo_path is not None else None
+    if path is not None:
+        cached = load_memo(path, key)
+        if cached is not None:
+            return cached
+    tensors = compute()
+    if path is not None:
+        save_memo(path, tensors, key)
+    return tensors

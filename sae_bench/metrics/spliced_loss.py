@@ -32,7 +32,7 @@ Pure: tensors and a logits function in, numbers out. Never loads models or check
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Collection
 
 import torch
 from torch import Tensor
@@ -122,7 +122,11 @@ def _log_softmax_(logits: Tensor, scratch: Tensor, in_place: bool | None = None)
 
 
 def _kl_rows(clean_lp: Tensor, clean_p: Tensor, run_lp: Tensor, scratch: Tensor) -> Tensor:
-    """Σ_v p_clean (ℓ_clean − ℓ_run) per row, clamped at 0 — token_ce_kl's arithmetic, row block by row block."""
+    """Σ_v p_clean (ℓ_clean − ℓ_run) per row, clamped at 0 — token_ce_kl's arithmetic, row block by row block.
+
+    The difference is taken per element before weighting: Σ p_c ℓ_c − Σ p_c ℓ_run (one pass fewer)
+    cancels two sums of the order of the entropy and loses 1e-4 relative when the KL is small
+    (a good SAE), against the 1e-6 the metrics must keep."""
     out = torch.empty(clean_lp.shape[0], dtype=torch.float32, device=clean_lp.device)
     for start in range(0, clean_lp.shape[0], ROW_BLOCK):
         part = slice(start, start + ROW_BLOCK)
@@ -142,7 +146,8 @@ class RunScorer:
     three [chunk, V] float32 buffers, allocated on first use and reused by every call (no fresh
     full-vocabulary allocation, hence no page faults, per chunk), plus [ROW_BLOCK, V] scratch; no
     float64 over the vocabulary. Same arithmetic as `token_ce_kl`, hence the same numbers given the
-    same logits. `chunk`: positions per lm_head call (None: `chunk_for_budget`)."""
+    same logits (tested, with both against a float64 computation). `chunk`: positions per lm_head
+    call (None: `chunk_for_budget`)."""
 
     def __init__(self, logits_into: Callable[[Tensor, Tensor], Tensor], vocab_size: int, *,
                  chunk: int | None = None, device: torch.device | str | None = None):
@@ -164,31 +169,37 @@ class RunScorer:
         """Free the buffers (they are reallocated on the next call)."""
         self._buffers = None
 
-    def score(self, clean_hidden: Tensor, targets: Tensor,
-              runs: dict[str, Tensor]) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+    def score(self, clean_hidden: Tensor, targets: Tensor, runs: dict[str, Tensor],
+              ce_only: Collection = ()) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor | None]]]:
         """(CE of the clean run [n], {run: (CE [n], KL [n])}), float32 on the CPU; `clean_hidden` and
-        every run are final hidden states [n, d] at the same n counted predictions."""
+        every run are final hidden states [n, d] at the same n counted predictions. Runs named in
+        `ce_only` get (CE, None): their KL is not computed."""
         n = clean_hidden.shape[0]
         device = self.device or clean_hidden.device
         # per-position results stay on the device until the end: one transfer per call, not per chunk
         ce_clean = torch.empty(n, dtype=torch.float32, device=device)
         out = {name: (torch.empty(n, dtype=torch.float32, device=device),
-                      torch.empty(n, dtype=torch.float32, device=device)) for name in runs}
+                      None if name in ce_only else torch.empty(n, dtype=torch.float32, device=device))
+               for name in runs}
+        on_cpu = lambda t: None if t is None else t.cpu()  # noqa: E731
         if n == 0:
-            return ce_clean.cpu(), {name: (ce.cpu(), kl.cpu()) for name, (ce, kl) in out.items()}
+            return ce_clean.cpu(), {name: (ce.cpu(), on_cpu(kl)) for name, (ce, kl) in out.items()}
         clean_lp, clean_p, run_lp, scratch = self._buffers_for(device)
         targets = targets.to(device=device, dtype=torch.int64)
         for start in range(0, n, self.chunk):
             part = slice(start, min(start + self.chunk, n))
             target = targets[part, None]
             lp_c = _log_softmax_(self.logits_into(clean_hidden[part], clean_lp), scratch)
-            p_c = torch.exp(lp_c, out=clean_p[:lp_c.shape[0]])
             ce_clean[part] = lp_c.gather(-1, target).squeeze(-1).neg()
+            p_c = None
             for name, hidden in runs.items():
                 lp_r = _log_softmax_(self.logits_into(hidden[part], run_lp), scratch)
                 out[name][0][part] = lp_r.gather(-1, target).squeeze(-1).neg()
-                out[name][1][part] = _kl_rows(lp_c, p_c, lp_r, scratch)
-        return ce_clean.cpu(), {name: (ce.cpu(), kl.cpu()) for name, (ce, kl) in out.items()}
+                if out[name][1] is not None:
+                    if p_c is None:  # once per clean chunk, only when some run needs its KL
+                        p_c = torch.exp(lp_c, out=clean_p[:lp_c.shape[0]])
+                    out[name][1][part] = _kl_rows(lp_c, p_c, lp_r, scratch)
+        return ce_clean.cpu(), {name: (ce.cpu(), on_cpu(kl)) for name, (ce, kl) in out.items()}
 
 
 def score_runs(clean_hidden: Tensor, targets: Tensor, runs: dict[str, Tensor],

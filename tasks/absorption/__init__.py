@@ -17,7 +17,8 @@
 
 The words, prompts, activations and first-letter probe do not depend on the SAE: they are
 memoised per hookpoint (with the random states SAEBench would be in afterwards), so every
-checkpoint at the hookpoint shares them. This task never writes files.
+checkpoint at the hookpoint shares them; with an activation cache folder the prompts' activations
+are kept there too (`extract.cached_prompt_activations`), so a later run skips the model.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sae_bench.core.errors import InputError
 from sae_bench.core.registry import register_task
 from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 from sae_bench.leaderboard_build.views import PageSection
-from sae_bench.tasks.absorption.extract import prompt_activations
+from sae_bench.tasks.absorption.extract import cached_prompt_activations
 from sae_bench.tasks.absorption.metric import f1_score, split_latents, word_absorption
 from sae_bench.tasks.absorption.probes import k_sparse_probes, train_multi_probe
 from sae_bench.tasks.absorption.prompts import icl_prompt, probe_prompts
@@ -102,7 +103,7 @@ def _probe_data(ctx, cfg: AbsorptionConfig) -> ProbeData:
                                 train_fraction=cfg.train_fraction)
     acts = {}
     for name, prompts in (("train", train), ("test", test)):
-        acts[name] = prompt_activations(ctx, [p.text for p in prompts], cfg.prompt_token_pos,
+        acts[name] = cached_prompt_activations(ctx, [p.text for p in prompts], cfg.prompt_token_pos,
                                         batch_size=cfg.llm_batch_size, desc=f"absorption {name} prompts",
                                         words=[p.word for p in prompts])
     train_letters = torch.tensor([p.letter for p in train])
@@ -117,6 +118,29 @@ def _probe_data(ctx, cfg: AbsorptionConfig) -> ProbeData:
         test_logits = probe(acts["test"])
     return ProbeData(words, train_letters, [p.word for p in test], torch.tensor([p.letter for p in test]),
                      x_train, acts["test"], probe.weight.detach().clone(), test_logits, rng.getstate(), torch_state)
+
+
+def _letter_prompts(ctx, cfg: AbsorptionConfig, data: ProbeData, train_classes: list[int],
+                    test_truth: list[torch.Tensor], passing: list[int]) -> dict[int, tuple[list[str], torch.Tensor | None]]:
+    """{letter: (probe true positives, activations of their fresh prompts or None)}: SAE-independent,
+    so memoised per hookpoint. Prompts are drawn letter by letter from the state SAEBench is in after
+    the split (letters without training or held-out words draw nothing); only letters whose probe
+    passes run the model."""
+    rng = random.Random()
+    rng.setstate(data.python_state)
+    out = {}
+    for l, letter in enumerate(LETTERS):
+        if l not in train_classes or not bool(test_truth[l].any()):
+            continue
+        positives = [w for w, hit in zip(data.test_words, (test_truth[l] & (data.test_logits[:, l] > 0)).tolist()) if hit]
+        prompts = [icl_prompt(w, data.words, rng, template=cfg.prompt_template, n_examples=cfg.n_icl_examples)
+                   for w in positives]
+        x = None
+        if l in passing and positives:
+            x = cached_prompt_activations(ctx, [p.text for p in prompts], cfg.prompt_token_pos,
+                                          batch_size=cfg.llm_batch_size, desc=f"absorption '{letter}'")
+        out[l] = (positives, x)
+    return out
 
 
 class SaeCodes:
@@ -243,8 +267,8 @@ class AbsorptionTask(Task):
         ks = list(range(1, cfg.max_k_value + 1))
         probes = k_sparse_probes(l1.weight, train_codes.columns, data.train_letters.numpy(), train_classes, ks)
 
-        rng = random.Random()
-        rng.setstate(data.python_state)
+        letter_prompts = ctx.memo(f"absorption/{ctx.hookpoint}/{self.config.config_hash()}/letters",
+                                  lambda: _letter_prompts(ctx, cfg, data, train_classes, test_truth, passing))
         per_letter: dict[str, dict] = {}
         fraction, full, n_split, skipped = {}, {}, {}, {}
         decoder = sae.W_dec.float().cpu()
@@ -260,17 +284,12 @@ class AbsorptionTask(Task):
                 f1_by_k.append(f1_score(test_truth[l], score > 0))
                 latents_by_k.append(probe.latents.tolist())
             main = split_latents(f1_by_k, latents_by_k, cfg.f1_jump_threshold)
-            positives = [w for w, hit in zip(data.test_words, (test_truth[l] & (data.test_logits[:, l] > 0)).tolist())
-                         if hit]
-            prompts = [icl_prompt(w, data.words, rng, template=cfg.prompt_template, n_examples=cfg.n_icl_examples)
-                       for w in positives]
+            positives, x = letter_prompts[l]
             entry = {"probe_f1": probe_f1[l], "sparse_f1_by_k": f1_by_k, "main_latents": main,
                      "probe_true_positives": len(positives)}
             per_letter[letter] = entry
             if l not in passing or not positives:
                 continue
-            x = prompt_activations(ctx, [p.text for p in prompts], cfg.prompt_token_pos,
-                                   batch_size=cfg.llm_batch_size, desc=f"absorption '{letter}'")
             codes = SaeCodes(sae, x).rows(torch.arange(len(x)))
             result = word_absorption(x, codes, data.probe_weight[l], decoder, main)
             fraction[letter] = float(result.fraction.sum()) / len(positives)

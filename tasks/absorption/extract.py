@@ -4,15 +4,32 @@ Prompts are tokenised with the model's tokenizer (BOS included, as TransformerLe
 right-padded per batch, and the forward stops after the hookpoint's module. SAEBench reads
 position `pos` of the padded batch, which is the same token only when every prompt of the batch
 has the same length (its absorption step insists on that); we always read each prompt's own
-`len + pos`. This module never sees an SAE.
+`len + pos`. With an on-disk activation cache (`ctx.activations.memo_path`), the activations of a
+prompt list are kept there under a hash of the prompts and the position, so a later run (another
+checkpoint at the same hookpoint) skips the model. This module never sees an SAE.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import torch
 from sae_bench.core.progress import tqdm
 
+from sae_bench.activations.memo import disk_memo
 from sae_bench.core.errors import InputError
+
+MEMO_VERSION = "absorption-prompts/1"
+
+
+def cached_prompt_activations(ctx, texts: list[str], pos: int, *, batch_size: int, desc: str,
+                              words: list[str] | None = None) -> torch.Tensor:
+    """`prompt_activations`, kept on disk beside the hookpoint's activation cache when there is one."""
+    key = {"memo": MEMO_VERSION, "pos": pos, "n": len(texts),
+           "texts_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
+    compute = lambda: {"x": prompt_activations(ctx, texts, pos, batch_size=batch_size, desc=desc, words=words)}
+    return disk_memo(ctx.activations, "absorption-prompts", key, compute)["x"]
 
 
 def prompt_activations(ctx, texts: list[str], pos: int, *, batch_size: int, desc: str,

@@ -11,16 +11,19 @@ logistic regression, held-out accuracy; the dataset's score is the mean over its
 headline the mean over datasets. `sae_top_{k}_test_accuracy` on SAE latents, `llm_top_{k}_...`
 on the raw activations (a reference). Texts are tokenised to `context_length` tokens (truncated,
 padded); raw per-token activations are memoised per hookpoint, so every checkpoint there shares
-one model pass. SAEBench also trains dense probes on all latents / all dimensions with early
-stopping on the test set (`sae_test_accuracy`, `llm_test_accuracy`); those are not reproduced.
+one model pass, and kept on disk beside the hookpoint's activation cache when the run has one
+(another run or checkpoint there skips the model). SAEBench also trains dense probes on all
+latents / all dimensions with early stopping on the test set (`sae_test_accuracy`, `llm_test_accuracy`); those are not reproduced.
 Randomness: SAEBench threads one torch generator through every probe of a run (so a number
 depends on what ran before it, dense probes included); here each (dataset, representation, k)
 draws from its own generator seeded with `random_seed`, which is also how the peer check seeds
-SAEBench's `train_probe_on_activations`. This task never writes files.
+SAEBench's `train_probe_on_activations`. It writes only its activation memo (with a cache folder).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 from dataclasses import dataclass
 
@@ -28,6 +31,7 @@ import torch
 from sae_bench.core.progress import tqdm
 from sae_bench.records.provenance import portable
 
+from sae_bench.activations.memo import disk_memo
 from sae_bench.core.errors import DataError, InputError
 from sae_bench.core.registry import register_task
 from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
@@ -52,16 +56,42 @@ class SparseProbingConfig(TaskConfig):
     context_length: int = 128
     k_values: tuple[int, ...] = (1, 2, 5)
     sae_batch_texts: int = 125  # texts per SAE encode call; no effect on the numbers
+    # "saebench": every text padded to context_length, attended without a padding mask, pooled as
+    # sums over the padded rows (SAEBench's layout: its float rounding, exactly); "longest": batches
+    # padded to their longest text with a mask (less model work; equal up to float rounding)
+    padding: str = "saebench"
 
 
 class PooledTexts:
-    """Kept-token activations of one split's texts, grouped by class (memoised per hookpoint)."""
+    """Kept-token activations of one split's texts, grouped by class (memoised per hookpoint).
+    With `positions` (each kept token's place in its text's row of `width` tokens), means are
+    sums over zero-filled [texts, width, ·] rows, SAEBench's order of float additions."""
 
-    def __init__(self, tokens: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor]):
+    def __init__(self, tokens: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor],
+                 positions: dict[str, torch.Tensor] | None = None, width: int = 0):
         self.tokens, self.offsets = tokens, offsets  # class -> [n_kept, d], class -> [n_texts + 1]
+        self.positions, self.width = positions, width
 
-    def raw_means(self) -> dict[str, torch.Tensor]:
-        return {name: _segment_mean(self.tokens[name], self.offsets[name]) for name in self.tokens}
+    def _mean(self, name: str, rows: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Mean of `rows` (the kept tokens of texts start..stop of class `name`) per text."""
+        offsets = self.offsets[name][start:stop + 1] - self.offsets[name][start]
+        if self.positions is None:
+            return _segment_mean(rows, offsets)
+        lo, hi = int(self.offsets[name][start]), int(self.offsets[name][stop])
+        lengths = offsets[1:] - offsets[:-1]
+        text = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        padded = torch.zeros(len(lengths), self.width, rows.shape[1], dtype=rows.dtype)
+        padded[text, self.positions[name][lo:hi]] = rows
+        return padded.sum(dim=1) / lengths.to(rows.dtype)[:, None]
+
+    def raw_means(self, batch_texts: int = 125) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, tokens in self.tokens.items():
+            offsets, n = self.offsets[name], len(self.offsets[name]) - 1
+            step = n if self.positions is None else batch_texts
+            out[name] = torch.cat([self._mean(name, tokens[int(offsets[a]):int(offsets[min(a + step, n)])].float(),
+                                              a, min(a + step, n)) for a in range(0, n, max(step, 1))])
+        return out
 
     @torch.no_grad()
     def sae_means(self, sae, batch_texts: int) -> dict[str, torch.Tensor]:
@@ -73,7 +103,7 @@ class PooledTexts:
                 lo, hi = int(offsets[start]), int(offsets[stop])
                 x_in, _ = sae.preprocess(tokens[lo:hi].to(sae.device, sae.dtype))
                 codes = sae.encode(x_in).to_dense().float().cpu()
-                parts.append(_segment_mean(codes, offsets[start:stop + 1] - lo))
+                parts.append(self._mean(name, codes, start, stop))
             out[name] = torch.cat(parts)
         return out
 
@@ -85,14 +115,17 @@ def _segment_mean(rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return sums / lengths[:, None]
 
 
-def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str) -> PooledTexts:
+def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str,
+             padding: str = "saebench") -> PooledTexts:
     """Kept-token activations of each text, truncated to `context_length` tokens like SAEBench's
-    tokenisation; batches are padded only to their longest text (SAEBench pads every text to
-    `context_length`): causal attention leaves the kept tokens' activations unchanged."""
+    tokenisation. padding "saebench": every text padded to `context_length` and attended without
+    a padding mask, as SAEBench runs it (causal attention keeps pads out of the kept tokens);
+    "longest": batches padded to their longest text with a mask (the same values up to float
+    rounding, less model work)."""
     tokenizer = ctx.model.tokenizer
     special = torch.tensor(sorted({getattr(tokenizer, f"{kind}_token_id", None)
                                    for kind in ("bos", "eos", "pad")} - {None}))
-    tokens, offsets = {}, {}
+    tokens, offsets, positions = {}, {}, {}
     for name, texts in texts_by_class.items():
         encoded = tokenizer(texts, truncation=True, max_length=context_length)["input_ids"]
         counts = torch.tensor([int((~torch.isin(torch.tensor(ids), special)).sum()) for ids in encoded])
@@ -102,17 +135,42 @@ def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, des
         for start in tqdm(range(0, len(texts), ctx.batch_size), desc=f"{desc} [{name}]", unit="batch", leave=False,
                           disable=not ctx.show_progress):
             batch = encoded[start:start + ctx.batch_size]
-            ids = torch.full((len(batch), max(len(b) for b in batch)), int(tokenizer.pad_token_id or 0))
+            width = context_length if padding == "saebench" else max(len(b) for b in batch)
+            ids = torch.full((len(batch), width), int(tokenizer.pad_token_id or 0))
             mask = torch.zeros_like(ids)
             for row, seq in enumerate(batch):
                 ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
             keep = mask.bool() & ~torch.isin(ids, special)
+            attend = torch.ones_like(mask) if padding == "saebench" else mask
             with torch.no_grad():
-                resid = ctx.model.residual(ctx.hookpoint, ids.to(ctx.model.device), mask.to(ctx.model.device))
-            kept.append(resid.float().cpu()[keep])
-        tokens[name] = torch.cat(kept)
+                resid = ctx.model.residual(ctx.hookpoint, ids.to(ctx.model.device), attend.to(ctx.model.device))
+            kept.append((resid.float().cpu()[keep], keep.nonzero()[:, 1]))
+        tokens[name] = torch.cat([rows for rows, _ in kept])
+        positions[name] = torch.cat([where for _, where in kept])
         offsets[name] = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+    if padding == "saebench":
+        return PooledTexts(tokens, offsets, positions, context_length)
     return PooledTexts(tokens, offsets)
+
+
+def _cached_extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str,
+                    padding: str) -> PooledTexts:
+    """`_extract`, kept on disk beside the hookpoint's activation cache when there is one (keyed by
+    the texts, context length and padding), so another run or checkpoint there skips the model."""
+    key = {"memo": "sparse-probing-texts/1", "context_length": context_length, "padding": padding,
+           "texts_sha256": hashlib.sha256(json.dumps(texts_by_class).encode()).hexdigest()}
+
+    def compute() -> dict[str, torch.Tensor]:
+        pooled = _extract(ctx, texts_by_class, context_length, desc, padding)
+        tensors = {f"{part}:{name}": getattr(pooled, part)[name] for name in texts_by_class
+                   for part in ("tokens", "offsets") + (("positions",) if pooled.positions is not None else ())}
+        return tensors
+
+    tensors = disk_memo(ctx.activations, "sparse-probing-texts", key, compute)
+    part = lambda kind: {name: tensors[f"{kind}:{name}"] for name in texts_by_class}
+    if padding == "saebench":
+        return PooledTexts(part("tokens"), part("offsets"), part("positions"), context_length)
+    return PooledTexts(part("tokens"), part("offsets"))
 
 
 def _mean_metric(values: list[float]) -> Metric:
@@ -166,6 +224,9 @@ class SparseProbingTask(Task):
 
     def check_inputs(self, resources) -> None:
         self._k_values()
+        if self.config.padding not in ("saebench", "longest"):
+            raise InputError("--task-option sparse_probing.padding",
+                             f"expected 'saebench' or 'longest', got {self.config.padding!r}")
         names = [self.config.datasets] if isinstance(self.config.datasets, str) else list(self.config.datasets)
         unknown = [name for name in names if name not in DATASETS]
         if not names or unknown:
@@ -183,14 +244,14 @@ class SparseProbingTask(Task):
         counts = {"datasets": len(names), "classes": 0, "train_texts": 0, "test_texts": 0}
         for dataset in names:
             key = f"sparse_probing/{ctx.hookpoint}/{dataset}/{cfg.data_dir}/{cfg.probe_train_set_size}/" \
-                  f"{cfg.probe_test_set_size}/{cfg.context_length}/{cfg.random_seed}"
+                  f"{cfg.probe_test_set_size}/{cfg.context_length}/{cfg.random_seed}/{cfg.padding}"
             splits = ctx.memo(key, lambda: self._dataset_activations(ctx, dataset))
             train, test = splits
             counts["classes"] += len(train.tokens)
             counts["train_texts"] += sum(len(o) - 1 for o in train.offsets.values())
             counts["test_texts"] += sum(len(o) - 1 for o in test.offsets.values())
             entry: dict = {}
-            representations = {"llm": (train.raw_means(), test.raw_means()),
+            representations = {"llm": (train.raw_means(cfg.sae_batch_texts), test.raw_means(cfg.sae_batch_texts)),
                                "sae": (train.sae_means(sae, cfg.sae_batch_texts), test.sae_means(sae, cfg.sae_batch_texts))}
             for rep, (x_train, x_test) in representations.items():
                 for k in ks:
@@ -219,5 +280,5 @@ class SparseProbingTask(Task):
             if small:
                 raise DataError(dataset, f"{split} class {small[0]!r} has {len(data[small[0]])} text(s): a probe needs "
                                          "at least 2 (raise probe_train_set_size / probe_test_set_size or the data)")
-        return (_extract(ctx, train, cfg.context_length, f"{short_name(dataset)} train"),
-                _extract(ctx, test, cfg.context_length, f"{short_name(dataset)} test"))
+        return (_cached_extract(ctx, train, cfg.context_length, f"{short_name(dataset)} train", cfg.padding),
+                _cached_extract(ctx, test, cfg.context_length, f"{short_name(dataset)} test", cfg.padding))

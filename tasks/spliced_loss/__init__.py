@@ -418,7 +418,8 @@ class SplicedLossTask(Task):
                 if first:
                     runs.update({(g, name): h for name, h in memo.ablated.items()})
                 runs.update({(g, j): p.hidden[index] for j, p in enumerate(prepared)})
-            ce_clean, scored = scorer.score(base0.per_batch[index].clean_h, batch.targets, runs)
+            ce_only = {(g, "mean") for g in ids}  # ce_mean is reported, KL to the mean-ablated run is not
+            ce_clean, scored = scorer.score(base0.per_batch[index].clean_h, batch.targets, runs, ce_only=ce_only)
             for g in ids:
                 mine = {name: value for (owner, name), value in scored.items() if owner == g}
                 local[g].append((index, (batch.pred_sequence, ce_clean, mine)))
