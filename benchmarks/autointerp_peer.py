@@ -48,8 +48,8 @@ def ours(n_latents: int, seed: int, url: str) -> dict:
     import real_setup
     from sae_bench import load_checkpoint
     from sae_bench.activations import ActivationSource
-    from sae_bench.context import EvalContext
-    from sae_bench.corpus import load_corpus
+    from sae_bench.core.context import EvalContext
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.models import ModelAdapter
     from sae_bench.tasks.autointerp import AutointerpTask
     from sae_bench.tasks.autointerp.cache import CachingJudge, ResponseCache, default_folder

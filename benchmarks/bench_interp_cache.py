@@ -40,9 +40,10 @@ def one_run(args) -> dict:
     import torch
     from real_setup import real_setup
 
-    from sae_bench import load_checkpoint, registry
+    from sae_bench import load_checkpoint
+    from sae_bench.core import registry
     from sae_bench.activations import ActivationSource
-    from sae_bench.context import EvalContext, TokenizedCorpus
+    from sae_bench.core.context import EvalContext, TokenizedCorpus
     from sae_bench.models import ModelAdapter
 
     torch.set_num_threads(args.threads)

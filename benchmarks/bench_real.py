@@ -14,7 +14,7 @@ each run `--repeats` times (default 3; medians and [min-max] printed):
                        full-vocabulary log-softmax, as SAELens/SAEBench do. Its work is the same for
                        every checkpoint: k32 runs `--repeats` times, k16/k48/k64 once (for their
                        metrics); "1 checkpoint" is the median over all its runs, "4 checkpoints" 4x it.
-  * harness cold     — `sae_bench.runner.evaluate` (what `sae-bench run` does) on one checkpoint
+  * harness cold     — `sae_bench.run.runner.evaluate` (what `sae-bench run` does) on one checkpoint
                        with an empty cache folder: activations, spliced-loss baseline, everything.
   * harness warm     — the same cache folder (activations and baseline on disk), a checkpoint it has
                        not seen.
@@ -99,7 +99,8 @@ def worker_harness(job: dict) -> dict:
     import _importable
 
     _importable.ensure()
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     config = RunConfig(model=job["model_dir"], corpus=job["corpus"], results_dir=Path(job["results_dir"]),
                        seq_len=job["seq_len"], tasks=list(TASKS), cache_dir=Path(job["cache_dir"]),

@@ -13,7 +13,7 @@ Sections (each prints a table row; `--out` writes everything as JSON):
   throughput  tokens/s over synthetic activations of the right width for: the encoder matmul alone,
               encode, encode+decode, and the metric path of the reconstruction + sparsity tasks
               (preprocess, encode, decode, the float64 accumulators, finalize with the 200-replicate
-              bootstrap), in the dtype the runner uses (`runner.sae_compute_dtype`: bf16 on CUDA for
+              bootstrap), in the dtype the runner uses (`sae_bench.checkpoints.compute_dtype`: bf16 on CUDA for
               residual SAEs with a bf16 model, the file's float32 otherwise). On CUDA also the
               encoder matmul's TFLOP/s in bf16 and its fraction of `--peak-tflops` (default 989,
               the H100 SXM bf16 dense figure; the H200 has the same).

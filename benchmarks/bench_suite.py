@@ -4,7 +4,7 @@ What it measures. N checkpoints evaluated at ONE hookpoint with the tasks recons
 sparsity and spliced_loss, two ways, in the same process and on the same model, corpus and
 checkpoints:
 
-* harness   — `sae_bench.runner.evaluate` (what `sae-bench run` does, records written to a temp
+* harness   — `sae_bench.run.runner.evaluate` (what `sae-bench run` does, records written to a temp
               folder, no activation cache on disk): one prefix pass extracts the activations once
               for every task and checkpoint; the spliced-loss baseline (clean, zero- and
               mean-ablated runs) is computed once per hookpoint through the layers after the
@@ -92,7 +92,7 @@ def fixture_setting(n_checkpoints: int, *, max_documents: int | None = None, bat
 
 # ----------------------------------------------------------------------------- harness
 def run_harness(s: Setting) -> dict[str, dict[str, dict]]:
-    """{checkpoint label: {task: {metric: {"value", "stderr"}}}} from sae_bench.runner.evaluate."""
+    """{checkpoint label: {task: {metric: {"value", "stderr"}}}} from sae_bench.run.runner.evaluate."""
     from sae_bench import CheckpointSpec, RunConfig, evaluate
 
     with tempfile.TemporaryDirectory(prefix="bench_suite_") as tmp:
@@ -124,8 +124,8 @@ def _sequence_ids(rows: slice, keep: torch.Tensor) -> torch.Tensor:
 def run_reference(s: Setting, progress: bool = True) -> dict[str, dict[str, dict]]:
     """The same metrics, computed the way per-task evals do it (see the module docstring)."""
     from sae_bench import load_checkpoint, load_model
-    from sae_bench.corpus import load_corpus
-    from sae_bench.runner import sae_compute_dtype
+    from sae_bench.inputs.corpus import load_corpus
+    from sae_bench.checkpoints.compute_dtype import sae_compute_dtype
 
     model = load_model(s.model, device=s.device, dtype=s.dtype)
     corpus = load_corpus(s.corpus, model.tokenizer, seq_len=s.seq_len, max_documents=s.max_documents)
@@ -240,11 +240,11 @@ def reference_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int
 def harness_metrics(model, corpus, hookpoint: str, loaders, *, batch_size: int, seed: int = 0,
                     show_progress: bool = False) -> dict[str, dict[str, dict]]:
     """What `runner.evaluate` does at one hookpoint, on a loaded ModelAdapter and TokenizedCorpus
-    (no records, no preflight): the runner's own per-site loop (`sae_bench.site_run.SiteRun`), one
+    (no records, no preflight): the runner's own per-site loop (`sae_bench.run.site_run.SiteRun`), one
     ActivationSource + EvalContext shared by every task and checkpoint."""
     from sae_bench import CheckpointSpec, RunConfig
-    from sae_bench.runner import build_tasks
-    from sae_bench.site_run import SiteRun, site_context
+    from sae_bench.core.task_options import build_tasks
+    from sae_bench.run.site_run import SiteRun, site_context
 
     config = RunConfig(model="", corpus="", results_dir=Path("."), seed=seed, batch_size=batch_size,
                        show_progress=show_progress)

@@ -11,7 +11,7 @@ carries its site and k in its safetensors metadata, so each has its own sha256).
 they reconstruct poorly (the harness's scale check may warn), which changes no cost: every side
 does the same work for them, and the reference checks every number.
 
-Each harness configuration is one `sae_bench.runner.evaluate` in its own subprocess with an empty
+Each harness configuration is one `sae_bench.run.runner.evaluate` in its own subprocess with an empty
 cache folder (one model pass captures every site; the clean run is scored once per chunk for all
 sites). The reference (`tests/reference/peer_reference.py`, no code shared with sae_bench) runs
 once per distinct checkpoint; a configuration's reference cost is the sum of its checkpoints' runs.
@@ -82,7 +82,8 @@ def worker_harness(job: dict) -> dict:
     import _importable
 
     _importable.ensure()
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     config = RunConfig(model=job["model_dir"], corpus=job["corpus"], results_dir=Path(job["results_dir"]),
                        seq_len=job["seq_len"], tasks=list(TASKS), cache_dir=Path(job["cache_dir"]),

@@ -56,8 +56,10 @@ def ours(args) -> int:
     _importable.ensure()
     import torch
 
-    from sae_bench import load_checkpoint, registry
-    from sae_bench.context import EvalContext, TokenizedCorpus
+    from sae_bench import load_checkpoint
+
+    from sae_bench.core import registry
+    from sae_bench.core.context import EvalContext, TokenizedCorpus
     from sae_bench.models import ModelAdapter
 
     torch.set_num_threads(args.threads)

@@ -151,9 +151,11 @@ def results_dir() -> Path:
 def evaluate(suite: Path, quiet: bool = False, sites: list[str] | None = None) -> int:
     """Every checkpoint of the suite with `BOARD_TASKS` (records reused when whole, so an interrupted
     run resumes), after the one-line plan; bad input is one error line and exit code 2."""
-    from sae_bench import registry, sweep_plan
-    from sae_bench.errors import InputError
-    from sae_bench.runner import RunConfig, evaluate as run_evaluate, load_suite
+    from sae_bench.core import registry
+    from sae_bench.run import sweep_plan
+    from sae_bench.core.errors import InputError
+    from sae_bench.run.config import RunConfig, load_suite
+    from sae_bench.run.runner import evaluate as run_evaluate
 
     _, specs = load_suite(suite)
     if sites:  # a share of the sweep (several processes can split it; records are per checkpoint x site)
@@ -183,7 +185,7 @@ BOARD_TITLE = "Gemma 3 270M: real SAEs (TopK k 16/32/64 at layers 3, 6, 9 and a 
 def publish() -> int:
     """`sae-bench leaderboard build` of the board's records into leaderboard/gemma-3-270m/, and the
     links between it and the fixture board's front page (index.json `boards`, both ways)."""
-    from sae_bench.errors import InputError
+    from sae_bench.core.errors import InputError
     from sae_bench.leaderboard_build.api import build_leaderboard, link_board
 
     try:

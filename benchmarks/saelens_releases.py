@@ -1,4 +1,4 @@
-"""The Gemma Scope 2 entries of `sae_bench/releases.json`, generated from SAELens's `pretrained_saes.yaml`.
+"""The Gemma Scope 2 entries of `sae_bench/inputs/releases.json`, generated from SAELens's `pretrained_saes.yaml`.
 
 SAELens lists every Gemma Scope 2 release (270m, 1b, 4b, 12b, 27b; pt and it; residual, MLP,
 attention, transcoders; the 4-depth releases and the `-all` every-layer ones) with the hub folder
@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REGISTRY = REPO / "sae_bench" / "releases.json"
+REGISTRY = REPO / "sae_bench" / "inputs" / "releases.json"
 CACHE = Path(os.environ.get("SAE_BENCH_PEERS_CACHE") or Path.home() / ".cache" / "sae-bench-peers") / "saelens_wheel"
 YAML_IN_WHEEL = "sae_lens/pretrained_saes.yaml"
 FOLDER = re.compile(r"^(?P<site>resid_post|mlp_out|attn_out|transcoder)(?P<all>_all)?/layer_(?P<layer>\d+)"

@@ -17,9 +17,9 @@ def e2b(args) -> dict:
     from transformers import Gemma4ForCausalLM, Gemma4TextConfig
 
     import bench_suite
-    from sae_bench.context import TokenizedCorpus
+    from sae_bench.core.context import TokenizedCorpus
     from sae_bench.models import ModelAdapter
-    from sae_bench.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
+    from sae_bench.checkpoints.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
 
     device = args.device
     if args.e2b_small:  # a miniature of the same structure, to try the section quickly on CPU

@@ -81,7 +81,7 @@ def weight_bytes(d: int, f: int) -> int:
 def load(family: str, ref: Path, layer: int, device: str, model_dtype: torch.dtype):
     """Through the public loader and the runner's dtype rule, as `sae-bench run` loads it."""
     from sae_bench import load_checkpoint
-    from sae_bench.runner import sae_compute_dtype
+    from sae_bench.checkpoints.compute_dtype import sae_compute_dtype
 
     spec = FAMILIES[family]
     hookpoint = f"layers.{20 + layer}" if spec["format"] == "sparsify" else spec["hookpoint"]

@@ -42,11 +42,11 @@ def memory_child(payload: dict) -> dict:
     import sae_bench.checkpoints  # noqa: F401  (imports before the baseline)
     import sae_bench.metrics.reconstruction  # noqa: F401
     import sae_bench.metrics.sparsity  # noqa: F401
-    import sae_bench.runner  # noqa: F401
+    import sae_bench.run.runner  # noqa: F401
 
     # Warm-up on a small in-memory SAE of the same kind: first-use allocations of the BLAS, the
     # allocator and lazily imported modules are not the checkpoint's memory.
-    from sae_bench.sae import ActivationSpec, InputPreprocessing, SaeMetadata, SparseAutoencoder
+    from sae_bench.checkpoints.sae import ActivationSpec, InputPreprocessing, SaeMetadata, SparseAutoencoder
 
     spec = FAMILIES[family]
     small_f = max(spec["k"] or 1, 256)

@@ -18,19 +18,19 @@ import importlib
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "evaluate": "sae_bench.runner",
-    "RunConfig": "sae_bench.runner",
-    "CheckpointSpec": "sae_bench.runner",
-    "RunReport": "sae_bench.runner",
+    "evaluate": "sae_bench.run.runner",
+    "RunConfig": "sae_bench.run.config",
+    "CheckpointSpec": "sae_bench.run.config",
+    "RunReport": "sae_bench.run.config",
     "load_checkpoint": "sae_bench.checkpoints",
-    "SparseAutoencoder": "sae_bench.sae",
+    "SparseAutoencoder": "sae_bench.checkpoints.sae",
     "ModelAdapter": "sae_bench.models",
-    "Task": "sae_bench.task_api",
-    "TaskConfig": "sae_bench.task_api",
-    "TaskOutput": "sae_bench.task_api",
-    "Metric": "sae_bench.task_api",
-    "MetricSpec": "sae_bench.task_api",
-    "register_task": "sae_bench.registry",
+    "Task": "sae_bench.core.task_api",
+    "TaskConfig": "sae_bench.core.task_api",
+    "TaskOutput": "sae_bench.core.task_api",
+    "Metric": "sae_bench.core.task_api",
+    "MetricSpec": "sae_bench.core.task_api",
+    "register_task": "sae_bench.core.registry",
 }
 
 __all__ = ["__version__", "load_model", *_PUBLIC]

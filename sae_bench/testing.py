@@ -1,8 +1,8 @@
 """Helpers for SAE authors' own test suites: evaluate a checkpoint, assert it does not regress.
 
-`assert_no_regression(candidate, baseline, rules=None)` runs `sae_bench.gate.gate` and raises
+`assert_no_regression(candidate, baseline, rules=None)` runs `sae_bench.analysis.gate.gate` and raises
 AssertionError with the gate's failure table when a metric regresses or a record pair cannot be
-compared. `evaluate_checkpoint(...)` runs `sae_bench.runner.evaluate` for one checkpoint and
+compared. `evaluate_checkpoint(...)` runs `sae_bench.run.runner.evaluate` for one checkpoint and
 returns its records by task name. The pytest plugin (`sae_bench.pytest_plugin`) wraps both in
 fixtures.
 
@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from sae_bench.gate import DEFAULT_Z, GateReport, as_records, gate
-from sae_bench.metric_directions import MetricRule, rule_from_value
-from sae_bench.results import ResultRecord
+from sae_bench.analysis.gate import DEFAULT_Z, GateReport, as_records, gate
+from sae_bench.core.metric_directions import MetricRule, rule_from_value
+from sae_bench.records.results import ResultRecord
 
 __all__ = ["assert_no_regression", "evaluate_checkpoint"]
 
@@ -48,15 +48,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, results_dir: str | os.
                         corpus: str | os.PathLike | None = None, tasks: list[str] | None = None,
                         format: str | None = None, label: str | None = None, seq_len: int | None = None,
                         max_documents: int | None = None, task_options: dict[str, dict[str, Any]] | None = None,
-                        cache_dir: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "float32",
-                        batch_size: int = 8, seed: int = 0, show_progress: bool = False,
+                        cache_dir: str | os.PathLike | None = None, device: str | None = None,
+                        dtype: str | None = None, batch_size: int | None = None, seed: int | None = None,
+                        show_progress: bool = False,
                         **options: Any) -> dict[str, ResultRecord]:
     """Evaluate one checkpoint; returns {task name: record}. Records already in `results_dir` for
     the same task version, config, weights and corpus are reused.
 
     `model` and `corpus` default to the bundled tiny Gemma 4 and its evaluation corpus (for trying
-    things out; a real SAE needs its own model). `options` go to `load_checkpoint`."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    things out; a real SAE needs its own model). `options` go to `load_checkpoint`; seq_len, device,
+    dtype, batch_size and seed left None take `RunConfig`'s defaults."""
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     if model is None or corpus is None:
         from sae_bench.fixtures import load_suite
@@ -64,11 +67,13 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, *, results_dir: str | os.
         suite = load_suite(resolve=True)
         model = model if model is not None else suite["model"]
         corpus = corpus if corpus is not None else suite["corpus"]
-        seq_len = seq_len if seq_len is not None else int(suite.get("seq_len", 64))
+        seq_len = seq_len if seq_len is not None else suite.get("seq_len")  # the fixtures' own rows
+    given = {name: value for name, value in (("seq_len", seq_len), ("device", device), ("dtype", dtype),
+                                             ("batch_size", batch_size), ("seed", seed)) if value is not None}
     config = RunConfig(model=str(model), corpus=str(corpus), results_dir=Path(results_dir), tasks=tasks,
-                       seq_len=seq_len or 128, max_documents=max_documents, task_options=dict(task_options or {}),
-                       cache_dir=Path(cache_dir) if cache_dir is not None else None, device=device, dtype=dtype,
-                       batch_size=batch_size, seed=seed, show_progress=show_progress)
+                       max_documents=max_documents, task_options=dict(task_options or {}),
+                       cache_dir=Path(cache_dir) if cache_dir is not None else None, show_progress=show_progress,
+                       **given)
     spec = CheckpointSpec(ref=str(checkpoint), hookpoint=hookpoint, format=format, label=label, options=options)
     report = evaluate(config, [spec])
     return {record.task_name: record for record in report.records}

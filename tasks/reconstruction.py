@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sae_bench.metrics.reconstruction import ReconstructionAccumulator
-from sae_bench.registry import register_task
-from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ReconstructionTask(Task):
     description = "mse, fvu, explained variance (about the mean), cosine, norm ratio, bias"
     metrics = (
         MetricSpec("fvu", "lower", "Σ‖x − x̂‖² / Σ‖x − μ‖²: residual variance over variance about the mean",
-                   "fraction", 0.01, headline=10, ranking=2),
+                   "fraction", 0.01, headline=10, ranking=2, frontier=1, depth=1),
         MetricSpec("explained_variance", "higher", "1 − fvu (variance about the mean, never about 0)",
                    "fraction", 0.01, ranking=3),
         MetricSpec("mse", "lower", "(1/T) Σ_t ‖x_t − x̂_t‖² / d: mean squared error per dimension",

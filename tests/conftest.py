@@ -41,3 +41,22 @@ def model():
     from sae_bench.models import ModelAdapter
 
     return ModelAdapter.load(str(TINY_MODEL_DIR))
+
+
+@pytest.fixture
+def fake_cache():
+    """A maker of huggingface_hub caches: `fake_cache(root, repo_id, commit=..., files={relative path:
+    source file})` writes one snapshot of `repo_id` under `root` (as a download would) and returns it."""
+    import shutil
+
+    def make(root, repo_id, *, commit, files):
+        repo = root / ("models--" + repo_id.replace("/", "--"))
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs/main").write_text(commit)
+        snapshot = repo / "snapshots" / commit
+        for rel, source in files.items():
+            (snapshot / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, snapshot / rel)
+        return snapshot
+
+    return make

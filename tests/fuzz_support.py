@@ -8,7 +8,7 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 # SAE_BENCH_FUZZ_EXAMPLES raises the example count for a long local fuzzing run.
 FUZZ = settings(max_examples=int(os.environ.get("SAE_BENCH_FUZZ_EXAMPLES", "60")), deadline=None,
@@ -27,3 +27,12 @@ def raises_only_input_errors(call):
     except InputError as exc:
         assert "\n" not in str(exc), str(exc)
         return None
+
+
+def reading_refuses_only_as_input(path, content: bytes | str, read):
+    """Write `content` to `path`, then `read(path)` must succeed or raise a one-line InputError."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return raises_only_input_errors(lambda: read(path))

@@ -1,9 +1,9 @@
-"""Factories for synthetic result records that pass `sae_bench.results.validate` (for tests only).
+"""Factories for synthetic result records that pass `sae_bench.records.results.validate` (for tests only).
 
 `make_record_data` builds the JSON object the runner would write (same keys as
-`sae_bench.run_records.make_record`), with metrics given as plain numbers, `(value, stderr)` pairs or
+`sae_bench.run.run_records.make_record`), with metrics given as plain numbers, `(value, stderr)` pairs or
 `None` (a null metric with a reason). `write_records` writes several through
-`sae_bench.results.write_record`. Nothing here computes a metric: the numbers are whatever the
+`sae_bench.records.results.write_record`. Nothing here computes a metric: the numbers are whatever the
 test passes in.
 """
 
@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from sae_bench.results import SCHEMA_VERSION, validate, write_record
+from sae_bench.records.results import SCHEMA_VERSION, validate, write_record
 
 DEFAULT_CORPUS_HASH = "c0ffee00c0ffee00"
 DEFAULT_MODEL = "fixtures/tiny-gemma4"
@@ -78,7 +78,7 @@ def make_record_data(checkpoint_id: str, task: str, metrics: Mapping[str, Metric
 
 
 def write_records(results_dir: str | Path, records: Iterable[dict[str, Any]]) -> list[Path]:
-    """Write each record with `sae_bench.results.write_record`; returns the paths."""
+    """Write each record with `sae_bench.records.results.write_record`; returns the paths."""
     return [write_record(Path(results_dir), data) for data in records]
 
 

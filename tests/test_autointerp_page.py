@@ -10,7 +10,7 @@ import pytest
 from sae_bench.cli import main
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.leaderboard_build import build_leaderboard
-from sae_bench.leaderboard_build.autointerp_section import render
+from sae_bench.tasks.autointerp.page import render
 
 HOSTILE = '<script>alert(1)</script>" onmouseover="x'
 

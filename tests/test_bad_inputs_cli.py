@@ -17,7 +17,7 @@ import pytest
 
 from bad_input_corpus import CASES, GOOD_CHECKPOINT, SPARSIFY_RUN, run_argv, sparsify_copy
 from sae_bench.cli import main
-from sae_bench.errors import EXIT_BAD_INPUT
+from sae_bench.core.errors import EXIT_BAD_INPUT
 from sae_bench.fixtures import TINY_MODEL_DIR
 from sae_bench.models import ModelAdapter
 

@@ -59,7 +59,7 @@ def test_harness_metrics_is_the_runners_site_loop():
     `sae_bench.evaluate` writes, on the same model, corpus and checkpoint."""
     bench = _import_bench()
     from sae_bench import load_checkpoint, load_model
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
 
     setting = bench.fixture_setting(1, max_documents=6, show_progress=False)
     label, path, fmt = setting.checkpoints[0]

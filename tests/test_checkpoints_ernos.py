@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 from sae_bench import load_checkpoint
-from sae_bench.errors import CheckpointError
-from sae_bench.sae import InputPreprocessing
+from sae_bench.core.errors import CheckpointError
+from sae_bench.checkpoints.sae import InputPreprocessing
 
 F, D = 24, 6
 

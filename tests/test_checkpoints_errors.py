@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from sae_bench.checkpoints import load_checkpoint, load_feature_map
 from sae_bench.checkpoints.safe_tensors import check_tensor, read_header, sha256_file
-from sae_bench.errors import CheckpointError, DataError, InputError, one_line
+from sae_bench.core.errors import CheckpointError, DataError, InputError, one_line
 from sae_bench.fixtures import SAES_DIR
 
 F, D = 32, 8

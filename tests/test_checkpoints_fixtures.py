@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from sae_bench.checkpoints import FeatureMap, load_checkpoint
 from sae_bench.fixtures import SAES_DIR, load_suite
-from sae_bench.sae import InputPreprocessing
+from sae_bench.checkpoints.sae import InputPreprocessing
 
 F, D, K = 512, 64, 8
 SPARSIFY_L2 = SAES_DIR / "sparsify/tiny-gemma4-8x/layers.2"

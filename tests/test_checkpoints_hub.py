@@ -7,23 +7,11 @@ import torch
 
 import sae_bench.checkpoints.hub as hub
 from sae_bench import load_checkpoint
-from sae_bench.errors import CheckpointError, one_line
+from sae_bench.core.errors import CheckpointError, one_line
 from sae_bench.fixtures import SAES_DIR
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 RUN = SAES_DIR / "sparsify/tiny-gemma4-8x"
-
-
-def fake_cache(root, repo_id, files):
-    """A huggingface_hub cache holding one snapshot of `repo_id`: {relative path: source file}."""
-    repo = root / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs/main").write_text(COMMIT)
-    snapshot = repo / "snapshots" / COMMIT
-    for rel, source in files.items():
-        (snapshot / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, snapshot / rel)
-    return snapshot
 
 
 @pytest.fixture
@@ -33,9 +21,9 @@ def offline(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
 
-def test_sparsify_from_offline_cache(tmp_path, offline):
+def test_sparsify_from_offline_cache(tmp_path, offline, fake_cache):
     files = {f"sae-run/layers.{i}/{n}": RUN / f"layers.{i}" / n for i in (1, 2) for n in ("cfg.json", "sae.safetensors")}
-    fake_cache(tmp_path, "someone/tiny-loupe", files)
+    fake_cache(tmp_path, "someone/tiny-loupe", commit=COMMIT, files=files)
     sae = load_checkpoint("someone/tiny-loupe", hookpoint="sae-run/layers.2", cache_dir=str(tmp_path))
     local = load_checkpoint(RUN, hookpoint="layers.2")
     assert sae.metadata.format == "sparsify" and sae.metadata.hookpoint == "layers.2"
@@ -49,17 +37,18 @@ def test_sparsify_from_offline_cache(tmp_path, offline):
     assert pinned.metadata.extras["revision"] == COMMIT
 
 
-def test_ernos_from_offline_cache(tmp_path, offline):
+def test_ernos_from_offline_cache(tmp_path, offline, fake_cache):
     ernos = SAES_DIR / "ernos"
     names = ("tiny_sae.safetensors", "sae_config.json", "feature_map.json")
-    fake_cache(tmp_path, "someone/tiny-ernos", {n: ernos / n for n in names})
+    fake_cache(tmp_path, "someone/tiny-ernos", commit=COMMIT, files={n: ernos / n for n in names})
     sae = load_checkpoint("someone/tiny-ernos", format="ernos", cache_dir=str(tmp_path))
     assert sae.metadata.format == "ernos" and sae.feature_map is not None and len(sae.feature_map) == 27
     assert sae.metadata.source_model == "tiny-gemma4"
 
 
-def test_missing_hookpoint_in_cache_is_one_line_error(tmp_path, offline):
-    fake_cache(tmp_path, "someone/tiny-loupe", {"sae-run/layers.1/cfg.json": RUN / "layers.1/cfg.json"})
+def test_missing_hookpoint_in_cache_is_one_line_error(tmp_path, offline, fake_cache):
+    fake_cache(tmp_path, "someone/tiny-loupe", commit=COMMIT,
+               files={"sae-run/layers.1/cfg.json": RUN / "layers.1/cfg.json"})
     with pytest.raises(CheckpointError) as info:
         load_checkpoint("someone/tiny-loupe", hookpoint="sae-run/layers.3", cache_dir=str(tmp_path))
     assert "someone/tiny-loupe" in str(info.value) and "\n" not in str(info.value)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from record_factories import make_record_data
 from sae_bench.cli import main
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
-from sae_bench.provenance import portable
-from sae_bench.results import validate
-from sae_bench.summary import format_table
+from sae_bench.records.provenance import portable
+from sae_bench.records.results import validate
+from sae_bench.analysis.summary import format_table
 
 
 def test_quiet_run_prints_only_the_table(tmp_path, capsys):

@@ -8,9 +8,9 @@ import dataclasses
 
 import pytest
 
-from sae_bench.cli import build_parser, main, subcommand_modules
-from sae_bench.errors import InputError
-from sae_bench.options import flag_of, option_fields
+from sae_bench.cli import build_parser, main, subcommand_modules, subcommands
+from sae_bench.core.errors import InputError
+from sae_bench.core.options import flag_of, option_fields
 from sae_bench import CheckpointSpec, RunConfig
 
 
@@ -33,10 +33,12 @@ def test_every_option_has_help_and_shows_a_non_trivial_default():
                 assert "default" in action.help, f"{where} does not show its default {action.default!r}"
 
 
-def test_subcommands_are_the_package_modules():
-    names = [m.__name__.rsplit(".", 1)[-1] for m in subcommand_modules()]
+def test_subcommands_are_the_package_modules_and_the_tasks_commands():
+    names = list(subcommands())
     assert names[:2] == ["run", "tasks"]
     assert {"compare", "gate", "leaderboard", "maxact", "fixtures"} <= set(names)
+    assert subcommands()["maxact"] == "sae_bench.tasks.maxact_repro.command"  # the task's own folder
+    assert [m.__name__ for m in subcommand_modules()] == list(subcommands().values())
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(names) == set(sub.choices)

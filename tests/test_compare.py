@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 
 from record_factories import make_record_data, write_records
 from sae_bench.cli import main
-from sae_bench.compare import Z_95, compare_checkpoints, compare_records, dictionary_match, resolve_side
-from sae_bench.errors import InputError
+from sae_bench.analysis.compare import Z_95, compare_checkpoints, compare_records, dictionary_match, resolve_side
+from sae_bench.core.errors import InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
-from sae_bench.results import validate
+from sae_bench.records.results import validate
 
 TRAINED = SAES_DIR / "sparsify" / "tiny-gemma4-8x"
 UNTRAINED = SAES_DIR / "sparsify" / "untrained-8x"

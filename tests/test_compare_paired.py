@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from sae_bench.cli import main
-from sae_bench.compare import compare_records
+from sae_bench.analysis.compare import compare_records
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
-from sae_bench.pairing import paired_terms_se
-from sae_bench.results import iter_records
-from sae_bench.results_table import COLUMNS, FILE_NAME
+from sae_bench.analysis.pairing import paired_terms_se
+from sae_bench.records.results import iter_records
+from sae_bench.records.results_table import COLUMNS, FILE_NAME
 
 TRAINED = SAES_DIR / "sparsify" / "tiny-gemma4-8x"
 UNTRAINED = SAES_DIR / "sparsify" / "untrained-8x"

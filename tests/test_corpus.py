@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from sae_bench.corpus import load_texts, texts_hash, tokenize
-from sae_bench.errors import DataError
+from sae_bench.inputs.corpus import load_texts, texts_hash, tokenize
+from sae_bench.core.errors import DataError
 
 
 class CharTokenizer:

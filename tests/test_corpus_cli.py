@@ -45,7 +45,7 @@ def check_records(records: list[dict], corpus) -> None:
 
 
 def test_packed_corpus_end_to_end(tmp_path, tokenizer):
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
 
     records = run_cli(tmp_path, "--corpus", str(EVAL_CORPUS_PATH), "--max-documents", "24",
                       "--corpus-packing", "pack")
@@ -58,7 +58,7 @@ def test_packed_corpus_end_to_end(tmp_path, tokenizer):
 
 
 def test_pretokenized_corpus_end_to_end(tmp_path, tokenizer):
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
 
     records = run_cli(tmp_path, "--corpus", str(EVAL_TOKENS_PATH), "--corpus-column", "input_ids",
                       "--corpus-prepend-bos")
@@ -104,7 +104,7 @@ def test_same_rows_from_texts_and_token_ids_give_the_same_numbers(tmp_path):
 
 def test_compare_takes_the_corpus_options():
     from sae_bench.cli import build_parser
-    from sae_bench.cli._options import given
+    from sae_bench.core.arguments import given
     from sae_bench import RunConfig
 
     args = build_parser().parse_args(["compare", "a", "b", "--corpus-packing", "pack", "--corpus-column", "input_ids",

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sae_bench.activations import cache_key
-from sae_bench.corpus import TOKEN_IDS, load_corpus, load_documents
-from sae_bench.errors import DataError, InputError
+from sae_bench.inputs.corpus import TOKEN_IDS, load_corpus, load_documents
+from sae_bench.core.errors import DataError, InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, EVAL_TOKENS_PATH, TINY_MODEL_DIR
-from sae_bench.packing import pack_rows
+from sae_bench.inputs.packing import pack_rows
 
 BOS, EOS, PAD = 2, 1, 0
 # the fixture corpus's hash as the committed leaderboard records it (seq_len 64, every document, one per row)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from sae_bench import distributed
+from sae_bench.run import distributed
 from sae_bench.fixtures import FIXTURES_DIR
-from sae_bench.results import iter_records
+from sae_bench.records.results import iter_records
 
 TASKS = "reconstruction,sparsity,spliced_loss,probing,maxact_repro,downstream_lm_eval"
 CHECKPOINTS = [

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from sae_bench.cli import main
-from sae_bench.metric_docs import generated_part, render, with_tables
-from sae_bench.task_api import MetricSpec, Task
+from sae_bench.core.metric_docs import generated_part, render, with_tables
+from sae_bench.core.task_api import MetricSpec, Task
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"\]\(([^)#\s]+)")

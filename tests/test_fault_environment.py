@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from sae_bench import registry
-from sae_bench.errors import EXIT_BAD_INPUT
+from sae_bench.core import registry
+from sae_bench.core.errors import EXIT_BAD_INPUT
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
-from sae_bench.results import checkpoint_folder, folder_name, is_results_path, iter_records, read_record
+from sae_bench.records.results import checkpoint_folder, folder_name, is_results_path, iter_records, read_record
 
 PREFIX = "sae-bench: error: "
 SPARSIFY = SAES_DIR / "sparsify/tiny-gemma4-8x"

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from sae_bench.checkpoints import detect_format, load_checkpoint
-from sae_bench.checkpoints.gemma_scope import parse_folder_name, parse_width
-from sae_bench.errors import CheckpointError
+from sae_bench.checkpoints.formats.gemma_scope import parse_folder_name, parse_width
+from sae_bench.core.errors import CheckpointError
 from sae_bench.fixtures import FIXTURES_DIR, FORMATS_SUITE_PATH
 
 FORMATS = {c["path"]: c for c in json.loads(FORMATS_SUITE_PATH.read_text())["checkpoints"]}

@@ -7,7 +7,7 @@ import pytest
 
 from sae_bench.cli import main
 from sae_bench.fixtures import EVAL_CORPUS_PATH, FIXTURES_DIR, FORMATS_SUITE_PATH, TINY_MODEL_DIR
-from sae_bench.results import read_record
+from sae_bench.records.results import read_record
 
 ALL_TASKS = ("reconstruction", "sparsity", "spliced_loss", "downstream_lm_eval", "probing", "maxact_repro")
 IT_CONTINUATION = FIXTURES_DIR / "saes/gemma-4-it-saes/tiny-gemma4-it/btk-mat-layer-2-k-8"
@@ -116,7 +116,8 @@ def test_same_model_is_not_refused(tmp_path):
 
 def test_negative_explained_variance_on_the_first_batch_warns(tmp_path, capsys):
     """d_in fits but the scale does not: the Gemma Scope fixture trained on the residual read at attn_out."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     gs = FIXTURES_DIR / "saes/gemma-scope-2-tiny/resid_post/layer_2_width_256_l0_small"
     config = RunConfig(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), results_dir=tmp_path, seq_len=32,

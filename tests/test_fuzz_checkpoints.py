@@ -1,5 +1,5 @@
 """Fuzz: arbitrary bytes, mutated safetensors headers and random JSON never escape as anything but
-sae_bench.errors.InputError subclasses (or load cleanly)."""
+sae_bench.core.errors.InputError subclasses (or load cleanly)."""
 
 import json
 import shutil
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from fuzz_support import FUZZ, json_values, raises_only_input_errors
+from fuzz_support import FUZZ, json_values, raises_only_input_errors, reading_refuses_only_as_input
 from sae_bench.checkpoints import load_checkpoint, load_feature_map
 from sae_bench.fixtures import SAES_DIR
 
@@ -40,9 +40,7 @@ def small_ernos(tmp_path_factory):
 @FUZZ
 @given(data=st.binary(max_size=300))
 def test_random_bytes(tmp_path, data):
-    path = tmp_path / "random.safetensors"
-    path.write_bytes(data)
-    raises_only_input_errors(lambda: load_checkpoint(path))
+    reading_refuses_only_as_input(tmp_path / "random.safetensors", data, load_checkpoint)
 
 
 @FUZZ

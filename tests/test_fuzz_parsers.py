@@ -16,17 +16,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz_support import FUZZ, json_values, raises_only_input_errors
+from fuzz_support import FUZZ, json_values, raises_only_input_errors, reading_refuses_only_as_input
 from record_factories import make_record_data
-from sae_bench.compare import compare_records
+from sae_bench.analysis.compare import compare_records
 from sae_bench.fixtures import MAXACT_DIR
-from sae_bench.gate import gate
+from sae_bench.analysis.gate import gate
 from sae_bench.leaderboard_build.collect import collect
 from sae_bench.leaderboard_build.table import build_table
 from sae_bench.tasks.maxact_repro.schema import read_maxact
 from sae_bench.tasks.probing.probe_set import load_probe_set
-from sae_bench.results import dumps, read_record, validate
-from sae_bench.runner import load_suite
+from sae_bench.records.results import dumps, read_record, validate
+from sae_bench.run.config import load_suite
 
 VALID_RECORD = make_record_data("fuzz-sae", "reconstruction", {"fvu": (0.1, 0.01), "mse": None})
 
@@ -87,9 +87,7 @@ def test_one_spot_of_a_valid_record_mutated(tmp_path, where, replacement, delete
 @FUZZ
 @given(text=st.text(max_size=200))
 def test_random_text_as_a_record(tmp_path, text):
-    path = tmp_path / "r.json"
-    path.write_text(text)
-    raises_only_input_errors(lambda: read_record(path))
+    reading_refuses_only_as_input(tmp_path / "r.json", text, read_record)
 
 
 @FUZZ
@@ -143,6 +141,4 @@ def test_mutated_maxact_parquets(tmp_path, maxact_table, data):
 @FUZZ
 @given(data=st.binary(max_size=400))
 def test_random_bytes_as_a_maxact_parquet(tmp_path, data):
-    path = tmp_path / "m.parquet"
-    path.write_bytes(data)
-    raises_only_input_errors(lambda: read_maxact(path))
+    reading_refuses_only_as_input(tmp_path / "m.parquet", data, read_maxact)

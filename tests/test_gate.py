@@ -9,11 +9,11 @@ import pytest
 
 from record_factories import make_record_data, write_records
 from sae_bench.cli import main
-from sae_bench.errors import InputError
-from sae_bench.gate import gate, rules_from_options
-from sae_bench import registry
-from sae_bench.metric_directions import MetricRule, load_rules_file, lookup, parse_rule_arg, rule_for
-from sae_bench.results import validate
+from sae_bench.core.errors import InputError
+from sae_bench.analysis.gate import gate, rules_from_options
+from sae_bench.core import registry
+from sae_bench.core.metric_directions import MetricRule, load_rules_file, lookup, parse_rule_arg, rule_for
+from sae_bench.records.results import validate
 
 
 def rec(ckpt="sae", task="reconstruction", metrics=None, **kw):

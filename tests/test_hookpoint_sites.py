@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import models_tiny
-from sae_bench.errors import HookpointError
+from sae_bench.core.errors import HookpointError
 from sae_bench.models import Hookpoint
 from sae_bench.models.hookpoints import translate_transformer_lens
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from record_factories import frontier_records, make_record_data, write_records
-from sae_bench.errors import ResultError
+from sae_bench.core.errors import ResultError
 from sae_bench.leaderboard_build.api import build_leaderboard
-from sae_bench import registry
+from sae_bench.core import registry
 
 ROWS = {"ckpt/a": (8.0, 0.30, 0.90, 0.50, 0.80), "ckpt/b": (16.0, 0.20, 0.95, 0.10, 0.85),
         "ckpt/c": (32.0, 0.10, 0.97, 0.30, 0.70)}  # l0, fvu, ce_loss_recovered, absorption, sae_top_1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sae_bench.cli import main
-from sae_bench.errors import ResultError
+from sae_bench.core.errors import ResultError
 from sae_bench.leaderboard_build import build_leaderboard, rebuild_all
 from sae_bench.leaderboard_build.api import link_board
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from record_factories import frontier_records, make_record_data, write_records  # noqa: E402
 
 from sae_bench import cli  # noqa: E402
-from sae_bench.errors import EXIT_BAD_INPUT, ResultError  # noqa: E402
-from sae_bench.results import record_path  # noqa: E402
+from sae_bench.core.errors import EXIT_BAD_INPUT, ResultError  # noqa: E402
+from sae_bench.records.results import record_path  # noqa: E402
 from sae_bench.leaderboard_build import build_leaderboard, rebuild_all  # noqa: E402
 from sae_bench.leaderboard_build.collect import collect  # noqa: E402
 from sae_bench.leaderboard_build.table import build_table, group_labels  # noqa: E402

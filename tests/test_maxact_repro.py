@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from sae_bench import load_checkpoint
-from sae_bench.corpus import load_corpus
-from sae_bench.errors import DataError, HookpointError
+from sae_bench.inputs.corpus import load_corpus
+from sae_bench.core.errors import DataError, HookpointError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.fixtures.maxact_build import (FILE_NAME, build_maxact_fixture, fixture_file_name,
                                              residual_suite_entries)

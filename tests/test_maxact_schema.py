@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sae_bench.errors import DataError
+from sae_bench.core.errors import DataError
 from sae_bench.tasks.maxact_repro.schema import MaxActExample, read_maxact, read_maxact_metadata, write_maxact
 
 

@@ -11,9 +11,9 @@ import torch
 from sae_bench.activations import ActivationSource
 from sae_bench import load_checkpoint
 from sae_bench.cli import main
-from sae_bench.context import EvalContext
-from sae_bench.corpus import load_corpus
-from sae_bench.errors import DataError
+from sae_bench.core.context import EvalContext
+from sae_bench.inputs.corpus import load_corpus
+from sae_bench.core.errors import DataError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, MAXACT_DIR, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.fixtures.maxact_build import FILE_NAME
 from sae_bench.tasks.maxact_repro.locate import find_parquet

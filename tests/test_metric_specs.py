@@ -9,13 +9,13 @@ import shutil
 
 import pytest
 
-from sae_bench import registry
+from sae_bench.core import registry
 from sae_bench.cli import main
-from sae_bench.compare import compare_records
-from sae_bench.errors import InputError
+from sae_bench.analysis.compare import compare_records
+from sae_bench.core.errors import InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
-from sae_bench.gate import gate
-from sae_bench.results import iter_records, read_record, validate
+from sae_bench.analysis.gate import gate
+from sae_bench.records.results import iter_records, read_record, validate
 from sae_bench import MetricSpec, Task, TaskOutput
 
 TOY_TASK = '''
@@ -99,7 +99,7 @@ def test_toy_task_is_ranked_gated_and_compared_by_its_declared_direction(tmp_pat
 
 
 def test_the_runner_refuses_an_undeclared_metric():
-    from sae_bench.run_records import declared_specs
+    from sae_bench.run.run_records import declared_specs
 
     class Sloppy(Task):
         name, version = "sloppy", "1"
@@ -132,7 +132,7 @@ def test_a_record_with_a_malformed_spec_is_refused():
 
 
 def test_a_parts_spec_covers_its_parts_without_headline_or_ranking():
-    from sae_bench.task_api import find_spec
+    from sae_bench.core.task_api import find_spec
 
     spec = MetricSpec("acc", "higher", "accuracy", "fraction", 0.01, headline=3, ranking=2, parts=True)
     assert find_spec([spec], "acc") is spec

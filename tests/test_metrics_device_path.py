@@ -15,7 +15,7 @@ import torch
 from sae_bench.metrics.device_sums import SegmentSums, accumulation_dtype, has_float64
 from sae_bench.metrics.reconstruction import ReconstructionAccumulator
 from sae_bench.metrics.sparsity import SparsityAccumulator
-from sae_bench.sae import Codes
+from sae_bench.checkpoints.sae import Codes
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

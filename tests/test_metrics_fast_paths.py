@@ -13,7 +13,7 @@ import torch
 
 import sae_bench.metrics.sparsity as sparsity
 from sae_bench.metrics.sparsity import SparsityAccumulator
-from sae_bench.sae import Codes
+from sae_bench.checkpoints.sae import Codes
 
 
 def _loop_bootstrap(acc: SparsityAccumulator, replicates: int, seed: int):
@@ -71,7 +71,7 @@ def test_check_tensor_finite_values_whose_sum_overflows_pass_and_nan_fails():
     """check_tensor sums chunks in the tensor's own dtype: an overflowing sum must fall back to the
     exact check (finite values pass), while a NaN/Inf still fails."""
     from sae_bench.checkpoints.safe_tensors import check_tensor
-    from sae_bench.errors import CheckpointError
+    from sae_bench.core.errors import CheckpointError
 
     big = torch.full((64, 32), 3e38)  # finite float32; their float32 sum is +Inf
     assert check_tensor("w.safetensors", "W", big, (64, 32)) is big
@@ -89,12 +89,12 @@ def test_encoding_in_row_chunks_gives_the_same_metrics(monkeypatch, task_name, r
     float32 rounding (a float32 GEMM's blocking, hence its rounding, depends on the row count)."""
     from sae_bench.activations import ActivationSource
     from sae_bench import load_checkpoint
-    from sae_bench.context import EvalContext
-    from sae_bench.corpus import load_corpus
+    from sae_bench.core.context import EvalContext
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
     from sae_bench.models import ModelAdapter
-    from sae_bench.registry import discover, get_task
-    from sae_bench.sae import SparseAutoencoder
+    from sae_bench.core.registry import discover, get_task
+    from sae_bench.checkpoints.sae import SparseAutoencoder
 
     path, hookpoint = ref.split("@")
     model = ModelAdapter.load(TINY_MODEL_DIR)

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sae_bench.errors import DataError
+from sae_bench.core.errors import DataError
 from sae_bench.metrics.probing import (
     auroc, confirmed_fractions, fraction_metric, label_check, permutation_p_value, pooled_accuracy,
     ProbeResult, select_by_mean_difference, sparse_probe,

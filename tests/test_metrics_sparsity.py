@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sae_bench.metrics.reconstruction import reconstruction_metrics
 from sae_bench.metrics.sparsity import SparsityAccumulator, log10_histogram, sparsity_metrics
-from sae_bench.sae import ActivationSpec, Codes, SaeMetadata, SparseAutoencoder
+from sae_bench.checkpoints.sae import ActivationSpec, Codes, SaeMetadata, SparseAutoencoder
 
 
 def _dense(rows):
@@ -138,8 +138,8 @@ def test_permuting_latents_changes_no_metric_and_l0_bounded(seed, kind, F, D):
 # ---------------------------------------------------------------- the task on fixture checkpoints
 def _context(hookpoint):
     from sae_bench.activations import ActivationSource
-    from sae_bench.context import EvalContext
-    from sae_bench.corpus import load_corpus
+    from sae_bench.core.context import EvalContext
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.fixtures import EVAL_CORPUS_PATH, TINY_MODEL_DIR
     from sae_bench.models import ModelAdapter
 

@@ -117,14 +117,14 @@ def test_kl_is_nonnegative_and_zero_only_for_equal_distributions(seed, vocab, sc
 # ---------------------------------------------------------------- the task on the fixture model
 import functools  # noqa: E402
 
-from sae_bench.sae import ActivationSpec, SaeMetadata, SparseAutoencoder  # noqa: E402
+from sae_bench.checkpoints.sae import ActivationSpec, SaeMetadata, SparseAutoencoder  # noqa: E402
 
 
 @functools.lru_cache(maxsize=None)
 def _fixture_context(hookpoint: str = "layers.2", n_docs: int = 24):
     from sae_bench.activations import ActivationSource
-    from sae_bench.context import EvalContext
-    from sae_bench.corpus import load_corpus
+    from sae_bench.core.context import EvalContext
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.fixtures import EVAL_CORPUS_PATH, TINY_MODEL_DIR
     from sae_bench.models import ModelAdapter
 
@@ -272,8 +272,8 @@ def test_task_numbers_do_not_depend_on_batching():
 
 
 def test_kept_vectors_out_of_order_are_an_error():
-    from sae_bench.context import ActivationBatch
-    from sae_bench.errors import DataError
+    from sae_bench.core.context import ActivationBatch
+    from sae_bench.core.errors import DataError
     from sae_bench.tasks.spliced_loss import iter_kept_by_batch
 
     ctx = _fixture_context()
@@ -456,8 +456,8 @@ def test_task_on_gemma3_suffix_path_matches_full_forward_ce():
     """Gemma 3 (Gemma 3 270M's architecture) runs the suffix-only path; its CE equals full forwards."""
     import models_tiny
     from sae_bench.activations import ActivationSource
-    from sae_bench.context import EvalContext
-    from sae_bench.corpus import load_corpus
+    from sae_bench.core.context import EvalContext
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.fixtures import EVAL_CORPUS_PATH
 
     model = models_tiny.gemma3_adapter()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import models_tiny
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 from sae_bench.fixtures import TINY_MODEL_DIR
 from sae_bench.fixtures import tiny_model
 from sae_bench.models import ModelAdapter

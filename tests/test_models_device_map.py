@@ -60,7 +60,7 @@ def _dispatched(device_map: dict[str, str], offload_dir, main_device: str | None
 
 def _corpus(tokenizer, n: int):
     """The first n fixture texts (read directly: `datasets` is not needed on a GPU machine)."""
-    from sae_bench.corpus import tokenize
+    from sae_bench.inputs.corpus import tokenize
 
     lines = EVAL_CORPUS_PATH.read_text(encoding="utf-8").splitlines()[:n]
     return tokenize([json.loads(line)["text"] for line in lines], tokenizer, seq_len=40, corpus_id="eval")
@@ -102,7 +102,7 @@ def _check_adapter_matches_plain(spread, plain, exact: bool = True):
 def _spliced_loss(model):
     from sae_bench.activations import ActivationSource
     from sae_bench import load_checkpoint
-    from sae_bench.context import EvalContext
+    from sae_bench.core.context import EvalContext
     from sae_bench.tasks.spliced_loss import SplicedLossTask
 
     corpus = _corpus(model.tokenizer, 10)
@@ -156,7 +156,7 @@ def test_forward_that_starts_on_gpu_and_ends_on_cpu(tmp_path):
 
 def test_run_with_device_auto_end_to_end(tmp_path):
     from sae_bench.cli import main
-    from sae_bench.results import iter_records
+    from sae_bench.records.results import iter_records
 
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"model": str(TINY_MODEL_DIR), "corpus": str(EVAL_CORPUS_PATH), "seq_len": 32,

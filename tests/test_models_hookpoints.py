@@ -3,7 +3,7 @@
 import pytest
 
 import models_tiny
-from sae_bench.errors import HookpointError
+from sae_bench.core.errors import HookpointError
 from sae_bench.models import POOLED_HOOKPOINT, Hookpoint
 
 

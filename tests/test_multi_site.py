@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 from sae_bench.fixtures import FIXTURES_DIR
-from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+from sae_bench.run.config import CheckpointSpec, RunConfig
+from sae_bench.run.runner import evaluate
 
 TASKS = ["reconstruction", "sparsity", "spliced_loss"]
 SITES = ("layers.1", "layers.2", "layers.3")
@@ -115,7 +116,7 @@ def test_memory_budget_groups_sites_and_refuses_one_that_cannot_fit(tmp_path, ca
 def test_groups_under_a_small_budget_give_the_same_numbers(runs, tmp_path):
     _tmp, together, _alone = runs
     from sae_bench.activations.multi_site import site_bytes
-    from sae_bench.corpus import load_corpus
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.models import ModelAdapter
 
     model = ModelAdapter.load(str(FIXTURES_DIR / "tiny-gemma4"))

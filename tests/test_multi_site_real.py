@@ -32,7 +32,8 @@ def setup():
 
 
 def test_three_sites_in_one_run_equal_three_one_site_runs_on_the_real_model(setup, tmp_path):
-    from sae_bench.runner import CheckpointSpec, RunConfig, evaluate
+    from sae_bench.run.config import CheckpointSpec, RunConfig
+    from sae_bench.run.runner import evaluate
 
     real, bench_sweep = setup
     run = {layer: bench_sweep.derive(real.sae_run_dir / real.hookpoint, tmp_path / "ckpt", layer, 32) for layer in LAYERS}

@@ -15,9 +15,9 @@ from safetensors.torch import load_file, save_file
 
 from record_factories import make_record_data
 from sae_bench.cli import main
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, FIXTURES_DIR, SAES_DIR, TINY_MODEL_DIR
-from sae_bench.results import read_record, validate
+from sae_bench.records.results import read_record, validate
 
 FAST = ["--model", str(TINY_MODEL_DIR), "--corpus", str(EVAL_CORPUS_PATH), "--seq-len", "32",
         "--max-documents", "4", "--no-cache", "--quiet"]
@@ -134,7 +134,7 @@ def test_packing_one_huge_document_is_linear_and_says_its_size(tmp_path, capsys)
 
     from transformers import AutoTokenizer
 
-    from sae_bench.corpus import arrange, load_documents
+    from sae_bench.inputs.corpus import arrange, load_documents
 
     tokenizer = AutoTokenizer.from_pretrained(str(TINY_MODEL_DIR))
     seconds = []
@@ -185,7 +185,7 @@ def test_a_checkpoint_whose_latents_all_fire_or_none_is_flagged(tmp_path, capsys
 
 
 def test_the_scale_warning_ignores_one_outlier_token():
-    from sae_bench.first_batch import robust_explained_variance
+    from sae_bench.run.first_batch import robust_explained_variance
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(512, 64, generator=generator)
@@ -213,7 +213,7 @@ def test_a_local_copy_is_the_model_its_config_or_model_id_names(tmp_path, capsys
 
 
 def test_gemma_3_270m_in_a_cache_folder_is_gemma_3_270m():
-    from sae_bench.model_identity import identify
+    from sae_bench.models.identity import identify
 
     config = {"model_type": "gemma3_text", "hidden_size": 640, "num_hidden_layers": 18, "vocab_size": 262144,
               "_name_or_path": None}
@@ -228,7 +228,7 @@ def test_gemma_3_270m_in_a_cache_folder_is_gemma_3_270m():
 
 def test_a_gemma_scope_config_is_read_and_checked(tmp_path, capsys):
     from sae_bench.checkpoints import load_checkpoint
-    from sae_bench.errors import CheckpointError
+    from sae_bench.core.errors import CheckpointError
 
     folder = tmp_path / "resid_post" / GS_SAE.name
     shutil.copytree(GS_SAE, folder)
@@ -268,7 +268,7 @@ class Declares(Task):
 
 
 def test_a_metric_added_without_a_version_bump_is_computed_not_reused(tmp_path, capsys, monkeypatch):
-    from sae_bench import registry
+    from sae_bench.core import registry
 
     registry.discover()  # the included task leaves the registry with this test
     monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))
@@ -294,8 +294,8 @@ def test_a_metric_added_without_a_version_bump_is_computed_not_reused(tmp_path, 
 def test_a_record_without_the_declared_list_is_judged_by_its_specs():
     from types import SimpleNamespace
 
-    from sae_bench.run_records import declares_the_same
-    from sae_bench.task_api import MetricSpec
+    from sae_bench.run.run_records import declares_the_same
+    from sae_bench.core.task_api import MetricSpec
 
     data = validate(make_record_data("sae", "reconstruction", {"fvu": (0.2, 0.01)})).data
     data["metric_specs"] = {"fvu": {"name": "fvu", "direction": "lower", "definition": "d"}}

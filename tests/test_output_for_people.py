@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from sae_bench.cli import main
-from sae_bench.progress import PlainProgress, tqdm
-from sae_bench.summary import _fitted, next_steps, shorten_names
+from sae_bench.core.progress import PlainProgress, tqdm
+from sae_bench.analysis.summary import _fitted, next_steps, shorten_names
 
 
 def _listing(command: list[str], home: Path) -> subprocess.CompletedProcess:
@@ -37,11 +37,11 @@ def test_listing_commands_fit_100_columns_and_skip_torch(tmp_path):
 
 def test_the_task_index_is_rebuilt_when_a_source_file_changes(tmp_path, monkeypatch):
     import sae_bench.tasks
-    from sae_bench import task_index
+    from sae_bench.core import registry, task_index
 
     monkeypatch.setenv("SAE_BENCH_HOME", str(tmp_path))
     before = task_index.index_key()
-    source = Path(sae_bench.tasks.__path__[0]) / "sparsity.py"
+    source = Path(sae_bench.tasks.__path__[0]) / "sparsity" / "__init__.py"
     stat = source.stat()
     try:
         os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
@@ -52,7 +52,7 @@ def test_the_task_index_is_rebuilt_when_a_source_file_changes(tmp_path, monkeypa
     found = task_index.declarations()
     assert (tmp_path / f"task-index-{before[:16]}.json").exists() and task_index.declarations() == found
     assert all(not name.startswith("declares") for name in found)  # never a task an --include-path added
-    assert found["sparsity"].metrics == tuple(__import__("sae_bench").registry.get_task("sparsity").metrics)
+    assert found["sparsity"].metrics == tuple(registry.get_task("sparsity").metrics)
 
 
 def test_shortened_names_keep_the_part_that_differs():

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from record_factories import make_record_data, write_records
-from sae_bench.gate import GateReport
+from sae_bench.analysis.gate import GateReport
 from sae_bench.testing import assert_no_regression
 
 pytest_plugins = ["pytester"]

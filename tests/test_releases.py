@@ -2,19 +2,18 @@
 default, and hub folders loaded from an offline cache fetching only the requested folder."""
 
 import argparse
-import shutil
 
 import pytest
 import torch
 
-from sae_bench import releases
+from sae_bench.inputs import releases
 from sae_bench import load_checkpoint
 from sae_bench.cli import build_parser, main
 from sae_bench.cli.run import run_config_from_args
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, FIXTURES_DIR, TINY_MODEL_DIR
-from sae_bench.model_identity import mismatch_problem, model_key
-from sae_bench.results import read_record
+from sae_bench.models.identity import mismatch_problem, model_key
+from sae_bench.records.results import read_record
 
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 SAE_ID = "tiny-gemma4/btk-mat-layer-2-k-8"
@@ -84,20 +83,8 @@ def test_model_identity(a, b, same):
         assert "base vs instruction-tuned" in mismatch_problem(a, b)
 
 
-def fake_cache(root, repo_id, files):
-    """A huggingface_hub cache holding one snapshot of `repo_id`: {relative path: source file}."""
-    repo = root / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs/main").write_text(COMMIT)
-    snapshot = repo / "snapshots" / COMMIT
-    for rel, source in files.items():
-        (snapshot / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, snapshot / rel)
-    return snapshot
-
-
 @pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
+def hub_cache(tmp_path, monkeypatch, fake_cache):
     """An offline hub cache holding a decoderesearch-style repo with two SAE folders; records the
     allow_patterns of every snapshot_download (which really runs, from the cache)."""
     import huggingface_hub
@@ -107,7 +94,7 @@ def hub_cache(tmp_path, monkeypatch):
     for sae_id in (SAE_ID, "tiny-gemma4/btk-mat-layer-3-k-8"):
         for name in ("cfg.json", "sae_weights.safetensors"):
             files[f"{sae_id}/{name}"] = DECODERESEARCH / SAE_ID / name
-    fake_cache(tmp_path / "hub", "someone/tiny-gemma-4-saes", files)
+    fake_cache(tmp_path / "hub", "someone/tiny-gemma-4-saes", commit=COMMIT, files=files)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     calls = []

@@ -1,7 +1,7 @@
 """Opt-in (`-m peer`): our release registry against SAELens's `pretrained_saes.yaml`, for the hub
 repositories both list. The yaml is read from the sae-lens wheel (downloaded once with
 `pip download --no-deps` into ~/.cache/sae-bench-peers, never installed). This check reads the
-yaml itself and our registry through `sae_bench.releases`; it shares no code with
+yaml itself and our registry through `sae_bench.inputs.releases`; it shares no code with
 `benchmarks/saelens_releases.py`, which generated our entries."""
 
 import os
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sae_bench import releases
+from sae_bench.inputs import releases
 
 pytestmark = pytest.mark.peer
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sae_bench.fixtures import FIXTURES_DIR
-from sae_bench.results import iter_records
+from sae_bench.records.results import iter_records
 
 TASKS = "reconstruction,sparsity"
 CHECKPOINTS = [

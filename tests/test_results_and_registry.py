@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from sae_bench import registry
-from sae_bench.errors import InputError, ResultError
-from sae_bench.results import dumps, read_record, record_path, slug, validate, write_record
+from sae_bench.core import registry
+from sae_bench.core.errors import InputError, ResultError
+from sae_bench.records.results import dumps, read_record, record_path, slug, validate, write_record
 
 
 def minimal_record(**over):
@@ -73,7 +73,7 @@ def test_builtin_tasks_are_registered_with_versions():
 
 def test_duplicate_task_names_are_an_error(tmp_path):
     (tmp_path / "dupe.py").write_text(
-        "from sae_bench.registry import register_task\nfrom sae_bench.task_api import Task\n"
+        "from sae_bench.core.registry import register_task\nfrom sae_bench.core.task_api import Task\n"
         "@register_task\nclass Again(Task):\n    name = 'reconstruction'\n    version = '9'\n")
     with pytest.raises(registry.DuplicateTaskError, match="registered twice"):
         registry.include_path(tmp_path)
@@ -83,7 +83,7 @@ def test_include_path_adds_tasks_and_broken_files_are_loud(tmp_path):
     good = tmp_path / "good"
     good.mkdir()
     (good / "extra.py").write_text(
-        "from sae_bench.registry import register_task\nfrom sae_bench.task_api import MetricSpec, Task\n"
+        "from sae_bench.core.registry import register_task\nfrom sae_bench.core.task_api import MetricSpec, Task\n"
         "@register_task\nclass Extra(Task):\n    name = 'extra_test_task'\n    version = '1'\n"
         "    metrics = (MetricSpec('score', 'higher', 'a score'),)\n")
     registry.include_path(good)
@@ -97,7 +97,7 @@ def test_include_path_adds_tasks_and_broken_files_are_loud(tmp_path):
 
 def test_a_task_without_metric_specs_is_refused_loudly(tmp_path):
     (tmp_path / "nometrics.py").write_text(
-        "from sae_bench.registry import register_task\nfrom sae_bench.task_api import Task\n"
+        "from sae_bench.core.registry import register_task\nfrom sae_bench.core.task_api import Task\n"
         "@register_task\nclass NoMetrics(Task):\n    name = 'no_metrics_task'\n    version = '1'\n")
     with pytest.raises(InputError, match="nometrics.py: .*needs `metrics`"):
         registry.include_path(tmp_path)

@@ -15,8 +15,8 @@ from sae_bench.metrics.reconstruction import ReconstructionAccumulator
 from sae_bench.metrics.sparsity import SparsityAccumulator
 from sae_bench.metrics.spliced_loss import token_ce_kl
 from sae_bench import CheckpointSpec
-from sae_bench.runner import sae_compute_dtype
-from sae_bench.sae import Codes
+from sae_bench.checkpoints.compute_dtype import sae_compute_dtype
+from sae_bench.checkpoints.sae import Codes
 
 
 def test_compute_dtype_rule():

@@ -9,7 +9,7 @@ import json
 from sae_bench.cli import build_parser
 from sae_bench.cli.run import run_config_from_args
 from sae_bench.fixtures import SUITE_PATH
-from sae_bench.runner import load_suite
+from sae_bench.run.config import load_suite
 
 
 def _suite(tmp_path, task_options):
@@ -32,7 +32,7 @@ def test_a_path_option_is_relative_to_the_suite_folder_and_others_are_kept(tmp_p
 
 
 def test_a_recorded_path_option_does_not_depend_on_where_the_run_starts(tmp_path, monkeypatch):
-    from sae_bench.registry import get_task
+    from sae_bench.core.registry import get_task
 
     config_cls = get_task("sparse_probing").Config
     inside = config_cls(data_dir=str(SUITE_PATH.parent / "sparse_probing"))

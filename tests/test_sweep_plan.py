@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sae_bench import releases, sweep_plan
+from sae_bench.inputs import releases
+
+from sae_bench.run import sweep_plan
 from sae_bench.cli import main
 from sae_bench.fixtures import EVAL_CORPUS_PATH, FIXTURES_DIR, TINY_MODEL_DIR
 

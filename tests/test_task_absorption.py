@@ -8,10 +8,10 @@ import random
 import pytest
 import torch
 
-from sae_bench.context import EvalContext, TokenizedCorpus
-from sae_bench.errors import DataError, InputError
+from sae_bench.core.context import EvalContext, TokenizedCorpus
+from sae_bench.core.errors import DataError, InputError
 from sae_bench.fixtures import SAES_DIR, TINY_MODEL_DIR
-from sae_bench.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
+from sae_bench.checkpoints.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
 from sae_bench.tasks.absorption.metric import f1_score, split_latents, word_absorption
 from sae_bench.tasks.absorption.prompts import icl_prompt, probe_prompts
 from sae_bench.tasks.absorption.vocab import read_words_file, seeded_subset, single_token_words
@@ -103,7 +103,7 @@ def test_vocab_is_deterministic_and_subsets_are_seeded(tmp_path):
 # ---------------------------------------------------------------- end to end on the fixture model
 @pytest.fixture(scope="module")
 def task_cls():
-    from sae_bench import registry
+    from sae_bench.core import registry
 
     registry.discover()
     return registry.get_task("absorption")
@@ -191,7 +191,8 @@ def test_too_few_good_letters_is_a_null_with_reason(fixture_run, model, task_cls
 
 
 def test_sparse_probing_without_data_offline_is_skipped(model, monkeypatch):
-    from sae_bench import load_checkpoint, registry
+    from sae_bench import load_checkpoint
+    from sae_bench.core import registry
 
     registry.discover()
     task = registry.get_task("sparse_probing")()

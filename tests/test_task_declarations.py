@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from sae_bench import CheckpointSpec, RunConfig, evaluate, registry
+from sae_bench import CheckpointSpec, RunConfig, evaluate
+
+from sae_bench.core import registry
 from sae_bench.fixtures import EVAL_CORPUS_PATH, FIXTURES_DIR, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.fixtures.build import SUITE_TASK_OPTIONS
-from sae_bench.task_api import find_spec
+from sae_bench.core.task_api import find_spec
 
 # metrics a task reports only when an option asks for them: {task: options that turn them on}
 OPTIONAL_RUNS = {"spliced_loss": {"mean_ablation": True}}

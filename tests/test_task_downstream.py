@@ -6,14 +6,14 @@ import json
 import pytest
 import torch
 
-from sae_bench.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
+from sae_bench.checkpoints.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
 
 
 @functools.lru_cache(maxsize=None)
 def _ctx(hookpoint="layers.2"):
     from sae_bench.activations import ActivationSource
-    from sae_bench.context import EvalContext
-    from sae_bench.corpus import load_corpus
+    from sae_bench.core.context import EvalContext
+    from sae_bench.inputs.corpus import load_corpus
     from sae_bench.fixtures import EVAL_CORPUS_PATH, TINY_MODEL_DIR
     from sae_bench.models import ModelAdapter
 
@@ -111,7 +111,7 @@ def test_local_task_dataset_is_built_from_the_fixture_corpus():
 
 @pytest.mark.slow
 def test_unknown_lm_eval_task_is_an_input_error():
-    from sae_bench.errors import InputError
+    from sae_bench.core.errors import InputError
 
     ctx = _ctx()
     with pytest.raises(InputError, match="not an lm-eval task"):

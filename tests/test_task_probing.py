@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from sae_bench.context import EvalContext, TokenizedCorpus
-from sae_bench.errors import DataError
+from sae_bench.core.context import EvalContext, TokenizedCorpus
+from sae_bench.core.errors import DataError
 from sae_bench.fixtures import SAES_DIR, TINY_MODEL_DIR
 from sae_bench.tasks.probing.probe_set import load_probe_set
-from sae_bench.sae import SparseAutoencoder
+from sae_bench.checkpoints.sae import SparseAutoencoder
 
 ERNOS = SAES_DIR / "ernos" / "tiny_sae.safetensors"
 SPARSIFY = SAES_DIR / "sparsify" / "tiny-gemma4-8x"
@@ -20,7 +20,7 @@ SPARSIFY = SAES_DIR / "sparsify" / "tiny-gemma4-8x"
 
 @pytest.fixture(scope="module")
 def task_cls():
-    from sae_bench import registry
+    from sae_bench.core import registry
 
     registry.discover()
     return registry.get_task("probing")
@@ -175,7 +175,7 @@ def test_same_seed_same_numbers(task_cls, model, pooled_ctx):
 
 def test_runner_writes_a_valid_probing_record(tmp_path):
     from sae_bench.fixtures import EVAL_CORPUS_PATH
-    from sae_bench.results import read_record
+    from sae_bench.records.results import read_record
     from sae_bench import CheckpointSpec, RunConfig, evaluate
 
     config = RunConfig(model=str(TINY_MODEL_DIR), corpus=str(EVAL_CORPUS_PATH), results_dir=tmp_path,
@@ -192,7 +192,7 @@ def test_runner_writes_a_valid_probing_record(tmp_path):
 
 @pytest.mark.parametrize("kind", ["relu", "topk"])
 def test_per_text_max_matches_a_naive_loop(kind):
-    from sae_bench.sae import ActivationSpec, SaeMetadata
+    from sae_bench.checkpoints.sae import ActivationSpec, SaeMetadata
     from sae_bench.tasks.probing import PerTextActivations, sae_per_text
 
     g = torch.Generator().manual_seed(0)

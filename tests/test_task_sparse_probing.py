@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from sae_bench.context import EvalContext, TokenizedCorpus
-from sae_bench.errors import DataError, InputError
+from sae_bench.core.context import EvalContext, TokenizedCorpus
+from sae_bench.core.errors import DataError, InputError
 from sae_bench.fixtures import SAES_DIR, TINY_MODEL_DIR
 from sae_bench.tasks.sparse_probing.datasets import load_dataset_classes
 from sae_bench.tasks.sparse_probing.probes import balanced_binary, k_sparse_accuracies, top_k_dims
@@ -88,7 +88,7 @@ def test_both_paddings_pool_the_same_vectors(model):
     keep = (~torch.isin(enc.input_ids, special)).float()
     reference = (resid * keep[:, :, None]).sum(dim=1) / keep.sum(dim=1)[:, None]
     assert torch.equal(wide.raw_means()["a"], reference)
-    from sae_bench import registry
+    from sae_bench.core import registry
 
     registry.discover()
     with pytest.raises(InputError, match="padding"):
@@ -102,7 +102,8 @@ def _ctx(model):
 
 
 def test_task_on_the_fixtures(model):
-    from sae_bench import load_checkpoint, registry
+    from sae_bench import load_checkpoint
+    from sae_bench.core import registry
 
     registry.discover()
     cls = registry.get_task("sparse_probing")
@@ -127,7 +128,8 @@ def test_task_on_the_fixtures(model):
 def test_pooled_activations_are_cached_on_disk(model, tmp_path, monkeypatch):
     """With an activation cache folder, a second run (fresh context) reads the texts' activations
     from disk — the model never runs — and its numbers equal an uncached run's."""
-    from sae_bench import load_checkpoint, registry
+    from sae_bench import load_checkpoint
+    from sae_bench.core import registry
     from sae_bench.activations import ActivationSource
 
     registry.discover()

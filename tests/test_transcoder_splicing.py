@@ -8,11 +8,11 @@ and read at the MLP's input it must replace the MLP's output with that input.
 import torch
 
 from sae_bench.activations import ActivationSource
-from sae_bench.context import EvalContext
-from sae_bench.corpus import load_corpus
+from sae_bench.core.context import EvalContext
+from sae_bench.inputs.corpus import load_corpus
 from sae_bench.fixtures import EVAL_CORPUS_PATH, TINY_MODEL_DIR
 from sae_bench.models import ModelAdapter
-from sae_bench.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
+from sae_bench.checkpoints.sae import ActivationSpec, SaeMetadata, SparseAutoencoder
 
 
 def skip_only(d: int, hookpoint: str, output_hookpoint: str, F: int = 4) -> SparseAutoencoder:

@@ -15,7 +15,7 @@ import socket
 import pytest
 
 from sae_bench.cli import main
-from sae_bench.errors import EXIT_BAD_INPUT, InputError
+from sae_bench.core.errors import EXIT_BAD_INPUT, InputError
 from sae_bench.fixtures import EVAL_CORPUS_PATH, SAES_DIR, TINY_MODEL_DIR
 from sae_bench.models import ModelAdapter
 

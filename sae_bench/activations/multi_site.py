@@ -23,10 +23,10 @@ from __future__ import annotations
 import time
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench import distributed
-from sae_bench.errors import InputError
+from sae_bench.run import distributed
+from sae_bench.core.errors import InputError
 
 DEFAULT_BUDGET_FRACTION = 0.5  # of the machine's memory, when no budget is given
 

@@ -21,12 +21,12 @@ from typing import Iterator
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench import distributed
-from sae_bench.context import ActivationBatch, TokenizedCorpus
-from sae_bench.errors import OutputError, output_error
-from sae_bench.results import atomic_write_text
+from sae_bench.run import distributed
+from sae_bench.core.context import ActivationBatch, TokenizedCorpus
+from sae_bench.core.errors import OutputError, output_error
+from sae_bench.records.results import atomic_write_text
 
 from sae_bench.models.hookpoints import POOLED_HOOKPOINT  # noqa: F401  (re-exported; defined once there)
 CACHE_FORMAT_VERSION = 2  # 2: shards also hold the attended-but-not-kept (BOS/EOS) vectors, "fill"

@@ -10,7 +10,7 @@ Modules, one job each: safe_tensors (safe reading, hashing), hub (ids, downloads
 assemble (metadata + the SAE object).
 
 Must never: unpickle anything (torch.load, pickle); copy weight matrices; let a bad input
-escape as anything other than a sae_bench.errors.InputError.
+escape as anything other than a sae_bench.core.errors.InputError.
 """
 
 from __future__ import annotations
@@ -18,27 +18,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sae_bench.errors import CheckpointError
-from sae_bench.input_files import refuse_special
-from sae_bench.sae import SparseAutoencoder
+from sae_bench.core.errors import CheckpointError
+from sae_bench.inputs.input_files import refuse_special
+from sae_bench.checkpoints.sae import SparseAutoencoder
 
-from .detect import FORMATS, LOADERS, check_format, detect_format, single_safetensors
+from .detect import check_format, detect_format, format_named, format_names
 from .feature_map import FeatureLabel, FeatureMap, load_feature_map
+from .formats import never
+from .safe_tensors import single_safetensors
 from .hub import check_hub_id, check_relative_path, download, looks_like_hub_id
 
 __all__ = ["FORMATS", "FeatureLabel", "FeatureMap", "load_checkpoint", "load_feature_map", "detect_format"]
 
-ERNOS_HUB_PATTERNS = ["*.safetensors", "sae_config.json", "feature_map.json"]
+FORMATS = format_names()  # the known formats' names, in detection order
 
 
 def _fetch(repo_id: str, hookpoint: str | None, fmt: str | None, revision: str | None, cache_dir) -> Path:
     """Local snapshot for a hub id, downloading only what the format + hookpoint need."""
     check_hub_id(repo_id)
-    if fmt == "ernos":
-        return download(repo_id, allow_patterns=ERNOS_HUB_PATTERNS, revision=revision, cache_dir=cache_dir)
+    if fmt is not None and format_named(fmt).hub_files:
+        return download(repo_id, allow_patterns=list(format_named(fmt).hub_files), revision=revision,
+                        cache_dir=cache_dir)
     if hookpoint is None:
+        single = [f"format={f.name!r}" for f in map(format_named, FORMATS) if f.hub_files]
         raise CheckpointError(repo_id, "a hub checkpoint needs hookpoint= (the subfolder to download), or "
-                                       "format='ernos' for a single-file ErnOS repo")
+                                       f"{' or '.join(single)} for a single-file repo")
     snapshot = download(repo_id, allow_patterns=[f"{hookpoint}/*"], revision=revision, cache_dir=cache_dir)
     if not (snapshot / hookpoint).is_dir():
         raise CheckpointError(f"{repo_id}@{revision or 'main'}", f"has no files under {hookpoint}/")
@@ -77,13 +81,13 @@ def load_checkpoint(ref: str | os.PathLike, *, hookpoint: str | None = None, for
     else:
         raise CheckpointError(source, "no such file or folder (and not a hub id 'owner/name')")
     fmt = format or detect_format(path, hookpoint)
-    if fmt == "ernos" and path.is_dir():
+    if format_named(fmt).is_file is not never and path.is_dir():  # a single-file format given its folder
         single = single_safetensors(path)
         if single is None:
-            raise CheckpointError(path, "format 'ernos' needs one .safetensors file; this folder has "
+            raise CheckpointError(path, f"format {fmt!r} needs one .safetensors file; this folder has "
                                         f"{len(list(path.glob('*.safetensors')))}")
         path = single
-    sae = LOADERS[fmt](path, hookpoint=hookpoint, checkpoint_id=checkpoint_id,
+    sae = format_named(fmt).load(path, hookpoint=hookpoint, checkpoint_id=checkpoint_id,
                        device=device if dtype is None else "cpu", **options)
     if revision is not None:
         sae.metadata.extras["revision"] = revision

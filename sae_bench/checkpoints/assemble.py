@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sae_bench.errors import CheckpointError
-from sae_bench.sae import ActivationSpec, InputPreprocessing, SaeMetadata, SparseAutoencoder
+from sae_bench.core.errors import CheckpointError
+from sae_bench.checkpoints.sae import ActivationSpec, InputPreprocessing, SaeMetadata, SparseAutoencoder
 
 from .safe_tensors import sha256_file, torch_dtype_name
 

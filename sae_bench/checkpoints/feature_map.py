@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from sae_bench import input_files
-from sae_bench.errors import DataError
+from sae_bench.inputs import input_files
+from sae_bench.core.errors import DataError
 
 SUPPORTED_VERSIONS = (1,)
 

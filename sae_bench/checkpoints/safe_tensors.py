@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from sae_bench.errors import CheckpointError
+from sae_bench.core.errors import CheckpointError
 
 # Suffixes of formats that need unpickling to open (torch.save, pickle, Lightning, numpy object arrays).
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".tar")
@@ -211,3 +211,9 @@ def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
         while block := f.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def single_safetensors(folder: Path) -> Path | None:
+    """The folder's only top-level .safetensors file, if it has exactly one."""
+    files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    return files[0] if len(files) == 1 else None

@@ -2,7 +2,9 @@
 
 One module per subcommand in this package, each with `register(subparsers)`; they are found by
 listing the package (a new subcommand is a new file here, nothing else to edit) and a module that
-fails to import fails loudly. Private modules (`_options`, `_quiet`) hold what subcommands share.
+fails to import fails loudly. A task's own subcommands live in its folder and are found through
+its declarations (`Task.commands`, read from the task index without importing the tasks). The
+private module `_quiet` holds what subcommands share; options come from `sae_bench.core.arguments`.
 
 Bad input of any kind ends with one line on stderr naming the input and the problem, exit code
 2, and no result written. This package holds argument parsing and printing only.
@@ -17,25 +19,52 @@ import sys
 from typing import Sequence
 
 from sae_bench.cli._quiet import silenced_libraries
-from sae_bench.errors import EXIT_BAD_INPUT, InputError, os_problem
+from sae_bench.core.errors import EXIT_BAD_INPUT, InputError, os_problem
 
 PREFIX = "sae-bench: error: "
 
-__all__ = ["build_parser", "main", "silenced_libraries", "subcommand_modules"]
+__all__ = ["build_parser", "main", "silenced_libraries", "subcommand_modules", "subcommands", "task_commands"]
 
 # Listed first in `sae-bench --help`; the others follow alphabetically.
 FIRST = ("run", "tasks")
 
 
+def _own_names() -> list[str]:
+    """The subcommands of this package: its public modules."""
+    return [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+
+
+def task_commands() -> dict[str, str]:
+    """Subcommand name -> module, for the subcommands tasks declare (`Task.commands`)."""
+    from sae_bench.core import task_index
+
+    found: dict[str, str] = {}
+    for declared in task_index.declarations().values():
+        for name, module in declared.commands:
+            if name in found or name in _own_names():
+                raise TypeError(f"task {declared.name} declares the subcommand {name!r}, which exists already")
+            found[name] = module
+    return found
+
+
+def subcommands() -> dict[str, str]:
+    """Subcommand name -> module with `register(subparsers)`: this package's and the tasks', `run` and
+    `tasks` first, the others alphabetically."""
+    found = {name: f"{__name__}.{name}" for name in _own_names()}
+    found.update(task_commands())
+    return dict(sorted(found.items(), key=lambda kv: (FIRST.index(kv[0]) if kv[0] in FIRST else len(FIRST), kv[0])))
+
+
+def _module(path: str):
+    module = importlib.import_module(path)
+    if not callable(getattr(module, "register", None)):
+        raise TypeError(f"{module.__name__} is a subcommand module but has no register(subparsers)")
+    return module
+
+
 def subcommand_modules() -> list:
-    """The subcommand modules of this package (public modules), `run` and `tasks` first."""
-    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
-    names.sort(key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), n))
-    modules = [importlib.import_module(f"{__name__}.{name}") for name in names]
-    for module in modules:
-        if not callable(getattr(module, "register", None)):
-            raise TypeError(f"{module.__name__} is in sae_bench.cli but has no register(subparsers)")
-    return modules
+    """The subcommand modules (`subcommands`), imported, in that order."""
+    return [_module(path) for path in subcommands().values()]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -59,7 +88,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = OneLineParser(prog="sae-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     if only is not None:
-        importlib.import_module(f"{__name__}.{only}").register(sub)
+        _module(f"{__name__}.{only}" if only in _own_names() else task_commands()[only]).register(sub)
         return parser
     for module in subcommand_modules():
         module.register(sub)
@@ -69,8 +98,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def _named_subcommand(argv: Sequence[str]) -> str | None:
     """The subcommand `argv` names first, when it is one of ours (else None: the whole parser)."""
     first = next((a for a in argv if not a.startswith("-")), None)
-    names = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-    return first if first in names and argv and argv[0] == first else None
+    if not (first and argv and argv[0] == first):
+        return None
+    return first if first in _own_names() or first in task_commands() else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # a usage error (already printed on one line) or --help
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        from sae_bench.progress import live
+        from sae_bench.core.progress import live
 
         with silenced_libraries(bool(getattr(args, "quiet", False)), bars=live()):
             return int(args.func(args) or 0)

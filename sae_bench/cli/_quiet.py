@@ -11,7 +11,7 @@ def silenced_libraries(quiet: bool, bars: bool = True):
     bar, datasets' and the hub's bars, library warnings) while the command runs; errors still print.
     lm-eval's own output is always swallowed by `downstream.evaluate_tasks`. Everything is
     restored afterwards, since main() is also called in-process. (TQDM_DISABLE would not do: tqdm
-    reads it once, at import.) `bars=False` (stderr is not a terminal, `sae_bench.progress`): only
+    reads it once, at import.) `bars=False` (stderr is not a terminal, `sae_bench.core.progress`): only
     the libraries' progress bars are turned off, since in a log they are lines of redraws."""
     if not quiet:
         with _library_bars(bars):

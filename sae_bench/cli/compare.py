@@ -1,4 +1,4 @@
-"""`sae-bench compare A B`: two checkpoints or result sets side by side (`sae_bench.compare`).
+"""`sae-bench compare A B`: two checkpoints or result sets side by side (`sae_bench.analysis.compare`).
 
 Checkpoint sides are evaluated with `RunConfig`'s options (the same as `sae-bench run`'s).
 """
@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sae_bench.cli._options import add_options, given
-from sae_bench.options import bounded
+from sae_bench.core.arguments import add_options, given
+from sae_bench.core.options import bounded
 
 EVAL_OPTIONS = ["model", "corpus", "corpus_column", "corpus_packing", "corpus_prepend_bos", "tasks", "seq_len",
                 "max_documents", "results_dir", "cache_dir", "device", "dtype", "batch_size", "seed", "show_progress"]
 
 
 def register(sub) -> None:
-    from sae_bench.compare import DEFAULT_THRESHOLD
-    from sae_bench.compare import __doc__ as doc
-    from sae_bench.runner import RunConfig
+    from sae_bench.analysis.compare import DEFAULT_THRESHOLD
+    from sae_bench.analysis.compare import __doc__ as doc
+    from sae_bench.run.config import RunConfig
 
     p = sub.add_parser("compare", help="compare two checkpoints or result sets side by side",
                        description=doc.split("\n\n")[0])
@@ -41,8 +41,8 @@ def register(sub) -> None:
 
 
 def cmd_compare(args) -> int:
-    from sae_bench.compare import compare_checkpoints
-    from sae_bench.runner import RunConfig
+    from sae_bench.analysis.compare import compare_checkpoints
+    from sae_bench.run.config import RunConfig
 
     options = given(args, RunConfig)
     options.setdefault("show_progress", True)
@@ -53,7 +53,7 @@ def cmd_compare(args) -> int:
     print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False) if args.json
           else comparison.format(wide=args.wide))
     if args.html:
-        from sae_bench.compare_report import write_html
+        from sae_bench.analysis.compare_report import write_html
 
         path = write_html(comparison, args.html)
         if not args.json:

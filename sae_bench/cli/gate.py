@@ -1,17 +1,17 @@
-"""`sae-bench gate`: exit 1 when candidate results regress against a baseline (`sae_bench.gate`)."""
+"""`sae-bench gate`: exit 1 when candidate results regress against a baseline (`sae_bench.analysis.gate`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from sae_bench.errors import InputError
-from sae_bench.options import bounded
+from sae_bench.core.errors import InputError
+from sae_bench.core.options import bounded
 
 
 def register(sub) -> None:
-    from sae_bench.gate import DEFAULT_Z
-    from sae_bench.gate import __doc__ as doc
+    from sae_bench.analysis.gate import DEFAULT_Z
+    from sae_bench.analysis.gate import __doc__ as doc
 
     p = sub.add_parser("gate", help="fail (exit 1) when candidate results regress against a baseline",
                        description=doc.split("\n\n")[0])
@@ -31,7 +31,7 @@ def register(sub) -> None:
 
 
 def cmd_gate(args) -> int:
-    from sae_bench.gate import gate, load_side, rules_from_options
+    from sae_bench.analysis.gate import gate, load_side, rules_from_options
 
     if not args.z >= 0:
         raise InputError(f"--z {args.z}", "must be a number >= 0")

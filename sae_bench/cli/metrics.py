@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sae_bench.cli._options import add_include_path
+from sae_bench.core.arguments import add_include_path
 
 
 def register(sub) -> None:
@@ -18,9 +18,9 @@ def register(sub) -> None:
 
 
 def cmd_metrics(args) -> int:
-    from sae_bench.errors import InputError
-    from sae_bench.metric_docs import render, render_text, with_tables
-    from sae_bench.task_index import declarations
+    from sae_bench.core.errors import InputError
+    from sae_bench.core.metric_docs import render, render_text, with_tables
+    from sae_bench.core.task_index import declarations
 
     tasks = declarations([str(p) for p in args.include_path])
     if args.write is None:

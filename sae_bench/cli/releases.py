@@ -1,4 +1,4 @@
-"""`sae-bench releases`: the known Gemma SAE releases (the packaged registry, sae_bench/releases.json)."""
+"""`sae-bench releases`: the known Gemma SAE releases (the packaged registry, sae_bench/inputs/releases.json)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def register(sub) -> None:
 
 
 def cmd_releases(args) -> int:
-    from sae_bench import releases
+    from sae_bench.inputs import releases
 
     if args.folders:
         print(releases.format_folders(args.folders))

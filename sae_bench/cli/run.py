@@ -1,23 +1,22 @@
 """`sae-bench run`: evaluate checkpoints (no arguments: the bundled fixture suite) and print a table.
 
 Options come from `RunConfig`'s documented fields; a suite file fills what the command line does
-not give. Parsing and printing only: the work is `sae_bench.runner.evaluate`.
+not give. Parsing and printing only: the work is `sae_bench.run.runner.evaluate`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from sae_bench.cli._options import add_include_path, add_options, given, include_paths
-from sae_bench.errors import InputError
+from sae_bench.core.arguments import add_include_path, add_options, given, include_paths
+from sae_bench.core.errors import InputError
 
 DEFAULT_RESULTS = Path("results")
 DEFAULT_CACHE = Path(".sae-bench-cache")
 
 
 def register(sub) -> None:
-    from sae_bench.runner import RunConfig
+    from sae_bench.inputs.packing import DEFAULT_SEQ_LEN
+    from sae_bench.run.config import RunConfig
 
     p = sub.add_parser("run", help="evaluate checkpoints (no arguments: the bundled fixture suite)")
     p.add_argument("--suite", type=Path, help="suite JSON (default: the bundled fixture suite)")
@@ -34,7 +33,7 @@ def register(sub) -> None:
                 helps={"results_dir": "results folder (default: results/, or results/fixtures for the bundled suite)",
                        "model": "model folder, hub id or .gguf file (default: the suite's)",
                        "corpus": "corpus file or hub dataset id (default: the suite's)",
-                       "seq_len": "tokens per sequence, BOS included (default: the suite's, else 128)",
+                       "seq_len": f"tokens per sequence, BOS included (default: the suite's, else {DEFAULT_SEQ_LEN})",
                        "tasks": "comma-separated task names (default: the suite's, else all registered tasks)"})
     p.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     p.add_argument("--wide", action="store_true",
@@ -43,12 +42,12 @@ def register(sub) -> None:
 
 
 def run_config_from_args(args):
-    """Build (RunConfig, specs) from parsed `run` arguments (the suite fills what is not given)."""
-    from sae_bench.runner import CheckpointSpec, RunConfig, load_suite
+    """Build (RunConfig, specs) from parsed `run` arguments (the suite fills what is not given:
+    `sae_bench.run.config.merge_suite`)."""
+    from sae_bench.run.config import CheckpointSpec, RunConfig, merge_suite
 
     include_paths(args)
     options = given(args, RunConfig)
-    suite: dict[str, Any] = {}
     specs = [CheckpointSpec.parse(text) for text in args.checkpoint] + _release_specs(args.release, args.layers)
     trained_on = {spec.trained_on for spec in specs if spec.trained_on}
     if "model" not in options and len(trained_on) == 1:
@@ -58,47 +57,18 @@ def run_config_from_args(args):
         from sae_bench.fixtures import SUITE_PATH
 
         suite_path = SUITE_PATH
-    if suite_path is not None:
-        suite, suite_specs = load_suite(suite_path)
-        specs = specs or suite_specs
-        base = Path(suite_path).parent
-        label_root = suite.get("label_root", base.name)
-        if "model" not in options and "model" in suite:
-            options["model_label"] = f"{label_root}/{suite['model']}"
-        if "corpus" not in options and "corpus" in suite:
-            options["corpus_label"] = f"{label_root}/{suite['corpus']}"
-        for spec in specs:
-            if spec.label and not spec.label.startswith(label_root + "/"):
-                spec.label = f"{label_root}/{spec.label}"
-    else:
-        base = Path.cwd()
-    for name in ("model", "corpus"):
-        if name not in options and name in suite:
-            options[name] = str(base / suite[name])
-        if name not in options:
-            raise InputError(f"--{name}", f"no {name} given (and no suite names one)")
     if "results_dir" not in options:
         options["results_dir"] = DEFAULT_RESULTS / "fixtures" if suite_path is not None and args.suite is None \
             else DEFAULT_RESULTS
     if args.no_cache:
         options["cache_dir"] = None
-    options.setdefault("seq_len", int(suite.get("seq_len", 128)))
-    for name in ("corpus_column", "corpus_packing", "corpus_prepend_bos"):  # how the suite's corpus is read
-        if name not in options and name in suite:
-            options[name] = suite[name]
-    options.setdefault("tasks", suite.get("tasks"))
-    given_options = options.get("task_options", {})  # the command line's win, option by option
-    suite_options = suite.get("task_options", {})
-    options["task_options"] = {task: {**suite_options.get(task, {}), **given_options.get(task, {})}
-                               for task in {**suite_options, **given_options}}
-    options["resources"] = {k: base / v for k, v in suite.get("resources", {}).items()}
-    return RunConfig(**options), specs
+    return merge_suite(suite_path, options, specs)
 
 
 def _release_specs(name: str | None, layers: str | None) -> list:
-    """`--release NAME [--layers 6,17,28]`: that release's checkpoints (sae_bench.releases)."""
-    from sae_bench import releases
-    from sae_bench.runner import CheckpointSpec
+    """`--release NAME [--layers 6,17,28]`: that release's checkpoints (sae_bench.inputs.releases)."""
+    from sae_bench.inputs import releases
+    from sae_bench.run.config import CheckpointSpec
 
     if name is None:
         if layers is not None:
@@ -125,7 +95,9 @@ def _announce_plan(args, config, specs) -> bool:
     then the disk check (an InputError before any work). True when the run must stop (--dry-run)."""
     import sys
 
-    from sae_bench import distributed, registry, sweep_plan
+    from sae_bench.core import registry
+
+    from sae_bench.run import distributed, sweep_plan
 
     sites = {site for site in (sweep_plan.planned_site(spec) for spec in specs) if not site[0].startswith("<")}
     if not (args.dry_run or args.release or len(sites) > 1):
@@ -144,9 +116,9 @@ def _announce_plan(args, config, specs) -> bool:
 
 
 def cmd_run(args) -> int:
-    from sae_bench import distributed
-    from sae_bench.runner import evaluate
-    from sae_bench.summary import format_table, next_steps
+    from sae_bench.run import distributed
+    from sae_bench.run.runner import evaluate
+    from sae_bench.analysis.summary import format_table, next_steps
 
     config, specs = run_config_from_args(args)
     if _announce_plan(args, config, specs):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sae_bench.cli._options import add_include_path
+from sae_bench.core.arguments import add_include_path
 
 
 def register(sub) -> None:
@@ -14,7 +14,7 @@ def register(sub) -> None:
 def cmd_tasks(args) -> int:
     import textwrap
 
-    from sae_bench.task_index import declarations
+    from sae_bench.core.task_index import declarations
 
     for name, task in declarations([str(p) for p in args.include_path]).items():
         head = f"{name:<18} v{task.version:<4} "

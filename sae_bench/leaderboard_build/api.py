@@ -31,11 +31,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sae_bench.errors import ResultError
-from sae_bench.results import pid_alive
+from sae_bench.core.errors import ResultError
+from sae_bench.records.results import pid_alive
 from sae_bench.leaderboard_build import page, plots, table, versioning
 from sae_bench.leaderboard_build.collect import Collection, ComparabilityKey, collect
-from sae_bench.results import atomic_write_text, dumps, record_path
+from sae_bench.records.results import atomic_write_text, dumps, record_path
 
 VERSION_FILE = "version.json"
 RESULTS_FOLDER = page.RESULTS_FOLDER

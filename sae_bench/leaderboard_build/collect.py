@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from sae_bench.errors import ResultError
-from sae_bench.results import ResultRecord, iter_records
+from sae_bench.core.errors import ResultError
+from sae_bench.records.results import ResultRecord, iter_records
 
 
 class ComparabilityKey(NamedTuple):

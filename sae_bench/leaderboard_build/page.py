@@ -5,8 +5,8 @@
   by family, with the ranking column first and highlighted, then that site's frontier plots; the
   depth plot above; every metric of every row in a collapsed sortable table below.
 - `render_checkpoint_page`: one page per row (checkpoints/<row>-...html): provenance rounded to
-  4 significant digits, every metric with its standard error, the firing-frequency histogram,
-  the per-sequence spliced-loss distribution, probing per category, max-activation agreement.
+  4 significant digits, every metric with its standard error, the per-checkpoint figures and the
+  page sections the tasks declare (`views`: firing histogram, probing per category ...), the records.
 - `render_groups_page` (groups.html: comparability groups with their hashes and configs) and
   `render_index_page` (versions.html: every version and its keys), one click from the board.
 
@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
-import json
-import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from sae_bench.leaderboard_build import autointerp_section
+from sae_bench.leaderboard_build import views
 from sae_bench.leaderboard_build.collect import ComparabilityKey, key_of
+from sae_bench.leaderboard_build.markup import breakable, cell_text, compact, dl, esc
 from sae_bench.leaderboard_build.plots import Plot, row_stem
 from sae_bench.leaderboard_build.table import (LeaderboardTable, MetricColumn, Row, Site, family_of, format_value,
                                                number)
-from sae_bench.results import ResultRecord, record_path
+from sae_bench.records.results import ResultRecord, record_path
 
 RESULTS_FOLDER = "results"  # the version folder's snapshot of its records
 CHECKPOINTS_FOLDER = "checkpoints"  # one page per row
@@ -124,11 +122,6 @@ SCRIPT = r"""
 """.lstrip()
 
 
-def esc(value: Any) -> str:
-    """Escape untrusted text for HTML text and (double-quoted) attribute values."""
-    return html.escape(str(value), quote=True)
-
-
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
@@ -145,56 +138,8 @@ def _head(title: str, script: bool) -> list[str]:
             f"<title>{esc(title)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>"]
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def rounded(value: Any, digits: int = 4) -> Any:
-    """`value` with every float rounded to `digits` significant digits (provenance is read, not recomputed)."""
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v, digits) for v in value]
-    return value
-
-
-def _compact(value: Any) -> str:
-    """A short one-line rendering of a small JSON value: `kind=topk, k=8` for {"kind": "topk", "k": 8}."""
-    value = rounded(value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_compact(v)}" for k, v in sorted(value.items()) if v is not None) or "-"
-    if isinstance(value, list):
-        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if len(value) > 8 and len(numbers) == len(value):  # e.g. per-latent thresholds: a summary, not 16k numbers
-            return f"{len(value)} values from {_compact(min(numbers))} to {_compact(max(numbers))}"
-        return "[" + ", ".join(_compact(v) for v in value[:8]) + (f", … {len(value) - 8} more]" if len(value) > 8
-                                                                    else "]")
-    return "-" if value is None else str(value)
-
-
-def _dl(items: Iterable[tuple[str, Any]]) -> str:
-    parts = ["<dl>"]
-    for label, value in items:
-        text = value if isinstance(value, str) else _compact(value)
-        parts.append(f"<dt>{esc(label)}</dt><dd>{esc(text)}</dd>")
-    parts.append("</dl>")
-    return "".join(parts)
-
-
 def _number_attr(value: float | None) -> str:
     return "" if value is None else repr(float(value))
-
-
-def _cell_text(entry: dict[str, Any] | None) -> str:
-    """`value ±se` (4 and 1 significant digits) for the board, `null`, or `-` when not run."""
-    return format_value(entry, stderr_digits=1, sep=" ±")
-
-
-def _breakable(name: str) -> str:
-    """Escaped text that may wrap after '_' and '/' (long metric names in narrow headers)."""
-    return esc(name).replace("_", "_<wbr>").replace("/", "/<wbr>")
 
 
 def _arrow(better: bool | None) -> str:
@@ -254,7 +199,7 @@ def _site_table(table: LeaderboardTable, site: Site, prefix: str) -> list[str]:
         label = column.metric if column.group == column.key.task else column.name
         cls = ' class="rankcol"' if column == site.ranked_by else ""
         heads.append(f'<th{cls} title="{esc(column.name)}: value ± standard error">'
-                     f"{_breakable(label)}{esc(_arrow(column.higher_is_better))}</th>")
+                     f"{breakable(label)}{esc(_arrow(column.higher_is_better))}</th>")
     out = [f'<div class="scroll"><table class="board" data-site="{esc(site.hookpoint)}">',
            "<thead><tr>" + "".join(heads) + "</tr></thead>"]
     families: dict[str, list[Row]] = {}
@@ -276,7 +221,7 @@ def _site_table(table: LeaderboardTable, site: Site, prefix: str) -> list[str]:
                 reason = (entry or {}).get("reason")
                 title = f' title="{esc(reason)}"' if reason else ""
                 cls = "num rankcol" if column == site.ranked_by else "num"
-                cells.append(f'<td class="{cls}"{title}>{esc(_cell_text(entry))}</td>')
+                cells.append(f'<td class="{cls}"{title}>{esc(cell_text(entry))}</td>')
             out.append(f'<tr id="row-{row.row}" data-row="{row.row}">' + "".join(cells) + "</tr>")
         out.append("</tbody>")
     out.append("</table></div>")
@@ -416,7 +361,7 @@ def render_groups_page(table: LeaderboardTable, version: str) -> str:
     out.append("</tbody></table>")
     out.append("<h2>Task configurations</h2>")
     for label, config in configs:
-        out.append(f"<h3>{esc(label)}</h3>" + _dl(sorted(config.items()) if isinstance(config, dict) else []))
+        out.append(f"<h3>{esc(label)}</h3>" + dl(sorted(config.items()) if isinstance(config, dict) else []))
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
 
@@ -448,78 +393,13 @@ def _metrics_table(table: LeaderboardTable, row: Row) -> str:
     return "".join(parts)
 
 
-def _record(row: Row, task: str) -> ResultRecord | None:
-    return next((r for r in row.records if r.task_name == task), None)
-
-
-def _probing(row: Row) -> list[str]:
-    record = _record(row, "probing")
-    arts = (record.data.get("artifacts") or {}) if record else {}
-    per_category = arts.get("per_category")
-    if not isinstance(per_category, dict) or not per_category:
-        return []
-    fields = sorted({k for v in per_category.values() if isinstance(v, dict) for k, x in v.items()
-                     if isinstance(x, (int, float)) and not isinstance(x, bool)})
-    out = ["<h2>Probing per category</h2>",
-           "<p class=\"sub\">Held-out accuracy of logistic probes on k SAE latents (sae_accuracy_k) and on k raw "
-           "dimensions (raw_accuracy_k) per category of the probe set.</p>",
-           '<div class="scroll"><table><thead><tr><th>category</th>'
-           + "".join(f"<th>{_breakable(f)}</th>" for f in fields) + "</tr></thead><tbody>"]
-    for category, values in sorted(per_category.items()):
-        values = values if isinstance(values, dict) else {}
-        cells = "".join(f'<td class="num">{esc(_fmt(values.get(f)))}</td>' for f in fields)
-        out.append(f"<tr><td>{esc(category)}</td>{cells}</tr>")
-    out.append("</tbody></table></div>")
-    checks = arts.get("label_check")
-    if isinstance(checks, list) and checks:
-        out.append("<h3>Feature-map labels tested</h3>")
-        out.append("<table><thead><tr><th>latent</th><th>label</th><th>category</th><th class=\"num\">AUROC</th>"
-                   "<th class=\"num\">p</th><th>confirmed</th></tr></thead><tbody>")
-        for c in checks:
-            if isinstance(c, dict):
-                out.append("<tr>" + "".join(f"<td>{esc(_fmt(c.get(k)))}</td>" for k in
-                                            ("sae_index", "label", "category", "auroc", "p_value", "confirmed")) + "</tr>")
-        out.append("</tbody></table>")
-    return out
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else ("yes" if value else "no")
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def _maxact(row: Row) -> list[str]:
-    record = _record(row, "maxact_repro")
-    if record is None:
-        return []
-    metrics = record.metrics
-    out = ["<h2>Max-activation agreement</h2>",
-           "<p class=\"sub\">Re-running the stored max-activation contexts: the share of features whose top "
-           "examples reproduce, the rank agreement (Spearman) and peak position agreement.</p>",
-           _dl([(name, _cell_text(entry)) for name, entry in sorted(metrics.items())])]
-    per_feature = (record.data.get("artifacts") or {}).get("per_feature")
-    if isinstance(per_feature, list) and per_feature:
-        fields = sorted({k for f in per_feature if isinstance(f, dict) for k in f})
-        out.append(f"<details><summary>per feature ({len(per_feature)})</summary><div class=\"scroll\"><table>"
-                   "<thead><tr>" + "".join(f"<th>{esc(f)}</th>" for f in fields) + "</tr></thead><tbody>")
-        for feature in per_feature:
-            if isinstance(feature, dict):
-                out.append("<tr>" + "".join(f'<td class="num">{esc(_fmt(feature.get(f)))}</td>' for f in fields)
-                           + "</tr>")
-        out.append("</tbody></table></div></details>")
-    return out
-
-
 def _libraries(data: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(data.get("libraries", {}).items()))
 
 
 def render_checkpoint_page(table: LeaderboardTable, row: Row, plots: list[Plot], version: str) -> str:
-    """One row's page: provenance, every metric with its standard error, its plots, probing per
-    category, max-activation agreement, notes and the records."""
+    """One row's page: provenance, every metric with its standard error, its plots, the sections its
+    tasks declare (`views.PageSection`), notes and the records."""
     first = row.records[0].data
     ckpt, model = first["checkpoint"], first["model"]
     site = table.site_of(row)
@@ -533,43 +413,36 @@ def render_checkpoint_page(table: LeaderboardTable, row: Row, plots: list[Plot],
         f'<p class="sub"><span class="swatch fam{table.families.index(family) % 10}"></span>{esc(family)} · '
         f"{esc(rank)}</p>",
         "<h2>Provenance</h2>",
-        _dl([("format", str(ckpt.get("format", ""))), ("d_in / d_sae", f"{ckpt.get('d_in')} / {ckpt.get('d_sae')}"),
+        dl([("format", str(ckpt.get("format", ""))), ("d_in / d_sae", f"{ckpt.get('d_in')} / {ckpt.get('d_sae')}"),
              ("activation", ckpt.get("activation")), ("preprocessing", ckpt.get("preprocessing")),
              ("weights sha256", str(ckpt.get("sha256") or "")),
              ("checkpoint's own hookpoint", str(ckpt.get("hookpoint"))),
              ("model", f"{model.get('id', '')} (revision {model.get('revision') or 'none'})"),
              ("corpus", f"{corpus.get('id', '')}: {corpus.get('n_sequences')} sequences of {corpus.get('seq_len')} "
                         f"tokens, hash {str(corpus.get('hash', ''))[:16]}…"),
-             ("tokens evaluated", _compact(first["counts"])),
+             ("tokens evaluated", compact(first["counts"])),
              ("harness / dtype / device", f"{first['harness_version']} / {first['dtype']} / {first['device']}"),
              ("libraries", _libraries(first)),
              ("measured", ", ".join(sorted({r.data["created_at"][:10] for r in row.records})))]),
         "<h2>Metrics</h2>", _metrics_table(table, row)]
     mine = [p for p in plots if p.row == row.row]
-    hist = next((p for p in mine if p.kind == "histogram"), None)
-    seq = next((p for p in mine if p.kind == "per_sequence"), None)
-    if hist or seq:
+    figures = [(plot, declared.caption) for _task, declared in views.declared("row_plots")
+               for plot in [next((p for p in mine if p.kind == declared.kind), None)] if plot]
+    if figures:
         out.append("<h2>Distributions</h2><div class=\"site-row\">")
-        if hist:
-            out.append(_figure(hist, "../", "Firing frequency of every latent on the evaluated tokens (log10 bins; "
-                                            "dead latents, which never fired, in their own bar)."))
-        if seq:
-            out.append(_figure(seq, "../", "Per-sequence spliced loss: how much CE rises and how far the "
-                                           "predictions move (KL) when the SAE's reconstruction replaces the "
-                                           "activations, one value per sequence."))
+        out += [_figure(plot, "../", caption) for plot, caption in figures]
         out.append("</div>")
-    from sae_bench.leaderboard_build.interp_sections import interp_sections  # lazy: it imports this module
-
-    out += _probing(row) + _maxact(row) + interp_sections(row)
-    autointerp = _record(row, "autointerp")
-    out += autointerp_section.render(autointerp.data if autointerp else None)
+    for task, section in views.declared("page_sections"):  # each task's own part of the page
+        record = views.record_of(row, task)
+        if record is not None:
+            out += views.resolve(section.render)(record)
     out.append("<h2>Records</h2><ul>")
     for record in sorted(row.records, key=lambda r: r.task_name):
         notes = "".join(f"<li>{esc(n)}</li>" for n in record.data.get("notes") or [])
         config = record.data["task"].get("config", {})
         out.append(f'<li><a href="../{esc(_record_link(record))}">{esc(record.task_name)}</a> '
                    f"v{esc(record.task_version)}, config {esc(record.config_hash)}: "
-                   f"{esc(_compact(config))}{'<ul>' + notes + '</ul>' if notes else ''}</li>")
+                   f"{esc(compact(config))}{'<ul>' + notes + '</ul>' if notes else ''}</li>")
     out += ["</ul>", "</body>", "</html>"]
     return "\n".join(out) + "\n"
 

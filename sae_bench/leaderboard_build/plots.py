@@ -1,17 +1,18 @@
 """The leaderboard's plots (matplotlib, SVG), each readable without hovering: every plot has a legend.
 
-- Frontiers, one figure per site (hookpoint): L0 (log x) against fvu, ce_loss_recovered and
-  kl_score, a panel each; points coloured by family (`LeaderboardTable.family_index`), labelled
+- Frontiers, one figure per site (hookpoint): L0 (log x) against each metric whose MetricSpec sets
+  `frontier` (fvu, ce_loss_recovered, kl_score ...), a panel each in that order; points coloured by
+  family (`LeaderboardTable.family_index`), labelled
   with the row's rank at that site (the page's rank column), placed so that no two labels overlap
   (a label with no free spot is left out, and the rank is still in the table); the Pareto front
   (lower L0 and a better value than every point left of it, "better" as the metric's `MetricSpec`
   declares) drawn as a dashed step line. A panel
   pairs an `l0` column with a metric column of the same corpus only.
 - Depth: for releases evaluated at two or more layers (hookpoints numbered `...layers.N`), each
-  metric against the layer, one line per release, coloured by family.
-- Per checkpoint: the firing-frequency histogram (log10 frequency bins from the sparsity record,
-  dead latents as their own bar, log-scale counts) and the per-sequence spliced-loss distribution
-  (delta CE and KL per sequence, from the spliced_loss record).
+  metric whose MetricSpec sets `depth` against the layer, one line per release, coloured by family.
+- Per checkpoint: the figures tasks declare (`views.RowPlot`, drawn by the task's own module with
+  the helpers here: `pyplot`, `RC`, `save`, `draw_distributions` ...), e.g. the sparsity task's
+  firing-frequency histogram and spliced loss's per-sequence distribution.
 
 Output is deterministic SVG (matplotlib Agg: fixed svg.hashsalt, no Date, fixed Creator, text kept
 as text with a fixed font, no mathtext parsing of untrusted names), so a rebuild writes the same
@@ -29,18 +30,16 @@ from pathlib import Path
 
 import matplotlib
 
+from sae_bench.leaderboard_build import views
 from sae_bench.leaderboard_build.table import LeaderboardTable, MetricColumn, Row, Site, number
-from sae_bench.results import slug
+from sae_bench.records.results import slug
 
 X_METRIC = "l0"
-FRONTIER_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "mean_absorption_fraction",
-                                     "sae_top_1_test_accuracy", "autointerp_score")
-DEPTH_METRICS: tuple[str, ...] = ("fvu", "ce_loss_recovered", "kl_score", "l0")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f")
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)((?:\.[A-Za-z_][\w]*)*)$")
 
-_RC = {
+RC = {
     "svg.hashsalt": "sae-bench-leaderboard",
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
@@ -91,14 +90,14 @@ def site_kind(hookpoint: str) -> str:
     return match.group(2).lstrip(".") if match else ""
 
 
-def _pyplot():
+def pyplot():
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _save(fig, path: Path) -> tuple[int, int]:
+def save(fig, path: Path) -> tuple[int, int]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="svg", metadata=_METADATA)
     width, height = fig.get_size_inches() * 96  # CSS pixels: the SVG is sized in points (1/72 in)
@@ -136,7 +135,7 @@ def pareto_front(points: list[tuple[float, float]], lower_is_better: bool) -> li
 def frontier_columns(table: LeaderboardTable) -> list[tuple[MetricColumn, MetricColumn]]:
     """(x = l0 column, y column) for each frontier metric, same corpus; the first such pair per metric."""
     pairs = []
-    for metric in FRONTIER_METRICS:
+    for metric in views.flagged_metrics("frontier"):
         found = next(((x, y) for x in table.columns if x.metric == X_METRIC
                       for y in table.columns if y.metric == metric and y.key.corpus_hash == x.key.corpus_hash), None)
         if found:
@@ -197,9 +196,9 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
             dropped = max(dropped, lost)
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     unlabelled: list[int] = []
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC):
         fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.9, 3.1), dpi=100, squeeze=False)
         try:
             families_here = []
@@ -241,7 +240,7 @@ def draw_frontiers(table: LeaderboardTable, site: Site, path: Path) -> Plot | No
             handles.append(Line2D([], [], linestyle="--", color="#444444", label="Pareto front"))
             fig.legend(handles=handles, loc="upper right", title="family (labels: rank)", fontsize=8,
                        title_fontsize=8, frameon=False, borderaxespad=0.6)
-            size = _save(fig, path)
+            size = save(fig, path)
         finally:
             plt.close(fig)
     title = f"frontiers at {site.hookpoint}: " + ", ".join(f"{y.metric} against L0" for _, y, _ in panels)
@@ -271,13 +270,13 @@ def draw_depth(table: LeaderboardTable, path: Path) -> Plot | None:
     from matplotlib.ticker import MaxNLocator
 
     lines = releases(table)
-    columns = {m: next((c for c in table.columns if c.metric == m), None) for m in DEPTH_METRICS}
+    columns = {m: next((c for c in table.columns if c.metric == m), None) for m in views.flagged_metrics("depth")}
     panels = [(m, c) for m, c in columns.items()
               if c is not None and any(number(r.entry(c), "value") is not None for rs in lines.values() for r in rs)]
     if not lines or not panels:
         return None
-    plt = _pyplot()
-    with matplotlib.rc_context(_RC):
+    plt = pyplot()
+    with matplotlib.rc_context(RC):
         legend_width = 2.4
         width = 2.5 * len(panels) + legend_width
         fig, axes = plt.subplots(1, len(panels), figsize=(width, 2.3), dpi=100, squeeze=False)
@@ -292,7 +291,7 @@ def draw_depth(table: LeaderboardTable, path: Path) -> Plot | None:
                     fam = colour(table.family_index(rows[0]))
                     ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0.0 for p in pts],
                                 color=fam, marker="o", markersize=4, linewidth=1.2, capsize=2)
-                if metric == "l0":
+                if metric == X_METRIC:  # L0 spans decades, as on the frontiers' x axis
                     from matplotlib.ticker import FuncFormatter
 
                     ax.set_yscale("log")
@@ -310,7 +309,7 @@ def draw_depth(table: LeaderboardTable, path: Path) -> Plot | None:
                        for release, rows in lines.items()]
             fig.legend(handles=handles, loc="upper right", title="release", fontsize=7, title_fontsize=8,
                        frameon=False, borderaxespad=0.6)
-            size = _save(fig, path)
+            size = save(fig, path)
         finally:
             plt.close(fig)
     return Plot(f"{path.parent.name}/{path.name}", "metrics against layer, one line per release", "depth",
@@ -318,75 +317,12 @@ def draw_depth(table: LeaderboardTable, path: Path) -> Plot | None:
 
 
 # ---------------------------------------------------------------------------- per checkpoint
-def _record(row: Row, task: str):
-    return next((r for r in row.records if r.task_name == task), None)
-
-
-def firing_histogram(row: Row) -> dict | None:
-    record = _record(row, "sparsity")
-    hist = (record.data.get("artifacts") or {}).get("firing_histogram") if record else None
-    if not isinstance(hist, dict):
-        return None
-    edges, counts = hist.get("log10_bin_edges"), hist.get("counts")
-    if not (isinstance(edges, list) and isinstance(counts, list) and len(edges) == len(counts) + 1 and counts):
-        return None
-    return hist
-
-
-def draw_histogram(table: LeaderboardTable, row: Row, path: Path) -> Plot | None:
-    """The row's firing-frequency histogram (log10 frequency, log-scale counts); None without one."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter
-
-    hist = firing_histogram(row)
-    if hist is None:
-        return None
-    edges = [float(e) for e in hist["log10_bin_edges"]]
-    counts = [int(c) for c in hist["counts"]]
-    dead = int(hist.get("dead") or 0)
-    plt = _pyplot()
-    with matplotlib.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(5.6, 2.8), dpi=100)
-        try:
-            widths = [b - a for a, b in zip(edges, edges[1:])]
-            fam = colour(table.family_index(row))
-            ax.bar(edges[:-1], counts, width=widths, align="edge", color=fam, edgecolor="white", linewidth=0.5,
-                   label=f"alive latents ({sum(counts)})")
-            dead_x = edges[0] - 1.0 - widths[0] / 2  # a decade left of the first bin: room for its label
-            ax.bar([dead_x], [dead], width=widths[0], align="edge", color="#999999", hatch="//",
-                   label=f"dead: never fired ({dead})")
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
-            top = max(counts + [dead, 1])
-            ax.set_ylim(0.7, top * 3)
-            ticks = list(range(math.floor(edges[0]), math.ceil(edges[-1]) + 1))
-            ax.xaxis.set_major_locator(FixedLocator([dead_x + widths[0] / 2] + ticks))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, pos: "dead" if pos == 0 else f"1e{int(round(v))}"))
-            _label_histogram(ax, f"firing frequency (share of {hist.get('tokens', '?')} tokens, log scale)",
-                             "latents (log scale)", "upper left", 8)
-            fig.tight_layout()
-            size = _save(fig, path)
-        finally:
-            plt.close(fig)
-    return Plot(f"{path.parent.name}/{path.name}", "firing-frequency histogram", "histogram", len(counts), row=row.row,
-                size=size)
-
-
-def _label_histogram(ax, xlabel: str, ylabel: str, legend_loc: str, legend_size: int) -> None:
+def label_histogram(ax, xlabel: str, ylabel: str, legend_loc: str, legend_size: int) -> None:
     """Axis labels, legend and horizontal grid of the page's histograms (one look for all of them)."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(loc=legend_loc, fontsize=legend_size, frameon=False)
     ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
-
-
-def per_sequence_values(row: Row, task: str, metric: str) -> list[float]:
-    record = _record(row, task)
-    arts = (record.data.get("artifacts") or {}) if record else {}
-    values = (arts.get("per_sequence") or {}).get(metric) if isinstance(arts.get("per_sequence"), dict) else None
-    if not isinstance(values, list):
-        return []
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
 
 
 def draw_distributions(panels: list[tuple[str, list[float], str]], path: Path,
@@ -396,8 +332,8 @@ def draw_distributions(panels: list[tuple[str, list[float], str]], path: Path,
     panels = [p for p in panels if len(p[1]) >= 2]
     if not panels:
         return None
-    plt = _pyplot()
-    with matplotlib.rc_context(_RC):
+    plt = pyplot()
+    with matplotlib.rc_context(RC):
         fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels) + 0.6, 2.8), dpi=100, squeeze=False)
         try:
             for ax, (title, values, col) in zip(axes[0], panels):
@@ -405,24 +341,12 @@ def draw_distributions(panels: list[tuple[str, list[float], str]], path: Path,
                         label=f"{legend_label} ({len(values)})")
                 mean = sum(values) / len(values)
                 ax.axvline(mean, color="#222222", linestyle="--", linewidth=1, label=f"mean {mean:.3g}")
-                _label_histogram(ax, title, "sequences", "upper right", 7)
+                label_histogram(ax, title, "sequences", "upper right", 7)
             fig.tight_layout()
-            size = _save(fig, path)
+            size = save(fig, path)
         finally:
             plt.close(fig)
     return size
-
-
-def draw_per_sequence(table: LeaderboardTable, row: Row, path: Path) -> Plot | None:
-    """Per-sequence delta CE and KL of the spliced run; None when the record has none."""
-    col = colour(table.family_index(row))
-    panels = [("delta CE per sequence (nats)", per_sequence_values(row, "spliced_loss", "delta_ce"), col),
-              ("KL(clean‖spliced) per sequence (nats)", per_sequence_values(row, "spliced_loss", "kl_spliced"), col)]
-    size = draw_distributions(panels, path, "sequences")
-    if size is None:
-        return None
-    return Plot(f"{path.parent.name}/{path.name}", "per-sequence spliced loss", "per_sequence",
-                len(panels[0][1]), row=row.row, size=size)
 
 
 # ----------------------------------------------------------------------------------- all
@@ -433,7 +357,7 @@ def row_stem(row: Row) -> str:
 
 def draw_all(table: LeaderboardTable, folder: Path) -> list[Plot]:
     """Every plot of a version into `folder` (the version's plots/): depth, frontiers per site, and
-    each row's histogram and per-sequence distribution."""
+    each row's figures that the tasks declare (`views.RowPlot`: histogram, per-sequence ...)."""
     folder.mkdir(parents=True, exist_ok=True)
     drawn: list[Plot] = []
     depth = draw_depth(table, folder / "depth.svg")
@@ -443,9 +367,12 @@ def draw_all(table: LeaderboardTable, folder: Path) -> list[Plot]:
         plot = draw_frontiers(table, site, folder / f"frontier-{i + 1}-{slug(site.hookpoint)}.svg")
         if plot:
             drawn.append(plot)
+    row_plots = views.declared("row_plots")
     for row in sorted(table.rows, key=lambda r: r.row):
-        for draw, suffix in ((draw_histogram, "firing"), (draw_per_sequence, "per-sequence")):
-            plot = draw(table, row, folder / f"{row_stem(row)}-{suffix}.svg")
+        for task, declared in row_plots:
+            record = views.record_of(row, task)
+            plot = views.resolve(declared.draw)(table, row, record, folder / f"{row_stem(row)}-{declared.suffix}.svg") \
+                if record is not None else None
             if plot:
                 drawn.append(plot)
     return drawn

@@ -13,7 +13,7 @@ Columns:
 Sites: rows are ranked only against rows evaluated at the same hookpoint (a *site*), and only
 within one column (one comparability key). A site's ranking column is, among the columns holding
 a value for one of its rows, the one whose metric spec has the lowest `ranking` priority, ranked
-in the direction the spec declares (`sae_bench.task_api.MetricSpec`, carried by the records);
+in the direction the spec declares (`sae_bench.core.task_api.MetricSpec`, carried by the records);
 competition ranking (ties share the smaller rank, "1224"), rows without a value
 unranked and last. Sites are ordered by their number of rows (most first), then by name; rows by
 site, then rank, then checkpoint.
@@ -38,8 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sae_bench.leaderboard_build.collect import Collection, ComparabilityKey, key_of
-from sae_bench.results import ResultRecord
-from sae_bench.task_api import MetricSpec
+from sae_bench.records.results import ResultRecord
+from sae_bench.core.task_api import MetricSpec
 
 STDERR_SUFFIX = "_stderr"
 
@@ -210,7 +210,7 @@ def _ranking_column(columns: list[MetricColumn], rows: list[Row] | None = None,
 
 def check_rank_by(columns: list[MetricColumn], rank_by: str) -> None:
     """A chosen ranking metric must exist in the build and declare a direction (one-line error)."""
-    from sae_bench.errors import ResultError
+    from sae_bench.core.errors import ResultError
 
     found = [c for c in columns if rank_by in (c.metric, c.name)]
     if not found:

@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sae_bench.errors import ResultError
-from sae_bench.input_files import read_json
+from sae_bench.core.errors import ResultError
+from sae_bench.inputs.input_files import read_json
 from sae_bench.leaderboard_build.collect import ComparabilityKey
 
 INDEX_FILE = "index.json"

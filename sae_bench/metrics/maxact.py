@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from sae_bench.metrics.stats import mean_metric
-from sae_bench.task_api import Metric
+from sae_bench.core.task_api import Metric
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from sae_bench.task_api import Metric
+from sae_bench.core.task_api import Metric
 
 
 # ----------------------------------------------------------------------------- (a) label check

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from sae_bench.metrics.device_sums import SegmentSums
 from sae_bench.metrics.stats import one_minus, per_unit_ratio, ratio_metrics, ratio_terms_json
-from sae_bench.task_api import Metric
+from sae_bench.core.task_api import Metric
 
 _EPS = 1e-12
 
@@ -118,7 +118,7 @@ class ReconstructionAccumulator:
         }
 
     def per_sequence_terms(self) -> dict[str, dict[str, list[float]]]:
-        """`ratio_terms` as JSON, for paired comparisons (`sae_bench.pairing`)."""
+        """`ratio_terms` as JSON, for paired comparisons (`sae_bench.analysis.pairing`)."""
         return ratio_terms_json(self.ratio_terms())
 
 

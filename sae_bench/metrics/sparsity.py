@@ -39,8 +39,8 @@ from torch import Tensor
 
 from sae_bench.metrics.device_sums import SegmentSums
 from sae_bench.metrics.stats import per_unit_ratio, ratio_metrics, ratio_terms_json
-from sae_bench.sae import Codes
-from sae_bench.task_api import Metric
+from sae_bench.checkpoints.sae import Codes
+from sae_bench.core.task_api import Metric
 
 DEFAULT_DENSE_THRESHOLD = 0.1
 DENSE_BOOTSTRAP_LIMIT = 1 << 25  # latents x sequences up to which the bootstrap uses a dense product

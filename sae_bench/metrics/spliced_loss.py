@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from sae_bench.metrics.stats import per_unit_ratio, ratio_metrics, ratio_terms_json
-from sae_bench.task_api import Metric
+from sae_bench.core.task_api import Metric
 
 RUNS = ("clean", "spliced", "zero", "mean")
 

@@ -13,7 +13,7 @@ undefined values come back as None.
 The per-sequence terms (a_i, b_i) of each such metric are also stored in the result record
 (`artifacts.per_sequence_terms[metric] = {"num": [a_i], "den": [b_i]}`, `ratio_terms_json`), so
 that two checkpoints measured on the same sequences can be compared with a paired standard
-error (`sae_bench.pairing`).
+error (`sae_bench.analysis.pairing`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor
 
-from sae_bench.task_api import Metric
+from sae_bench.core.task_api import Metric
 
 
 def ratio_of_sums(numerators: Tensor, denominators: Tensor) -> tuple[float | None, float | None]:

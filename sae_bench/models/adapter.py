@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 from sae_bench.models import hooks as _hooks
 from sae_bench.models import suffix as _suffix
 from sae_bench.models.hookpoints import Hookpoint, build_aliases, resolve

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from sae_bench.errors import HookpointError
+from sae_bench.core.errors import HookpointError
 from sae_bench.models.structure import ModelParts
 
 POOLED_HOOKPOINT = "pooled_final_norm"  # the pooled final-norm source (not a module): one definition

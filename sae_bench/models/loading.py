@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from sae_bench.errors import InputError
-from sae_bench.input_files import refuse_special
+from sae_bench.core.errors import InputError
+from sae_bench.inputs.input_files import refuse_special
 
 _CONDITIONAL = ("Gemma4ForConditionalGeneration",)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sae_bench.errors import DataError
+from sae_bench.core.errors import DataError
 
 
 def pool_normed(final_norm: Tensor, attention_mask: Tensor) -> Tensor:

@@ -31,9 +31,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from sae_bench.errors import InputError
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.errors import InputError
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import PageSection
 from sae_bench.tasks.absorption.extract import cached_prompt_activations
 from sae_bench.tasks.absorption.metric import f1_score, split_latents, word_absorption
 from sae_bench.tasks.absorption.probes import k_sparse_probes, train_multi_probe
@@ -188,6 +189,7 @@ def _per_letter_metrics(values: dict[str, float], name: str, reason: str) -> dic
 @register_task
 class AbsorptionTask(Task):
     name = "absorption"
+    page_sections = (PageSection(30, "sae_bench.tasks.absorption.page:render"),)
     version = "1"
     Config = AbsorptionConfig
     description = "feature absorption on first-letter features (SAEBench 0.6.0's definitions)"
@@ -197,7 +199,7 @@ class AbsorptionTask(Task):
     metrics = (
         MetricSpec("mean_absorption_fraction", "lower", "mean over letters of Σ absorption fraction / n probe "
                    "true positives (SAEBench mean_absorption_fraction_score; /LETTER: one letter)",
-                   "fraction", 0.02, headline=60, parts=True),
+                   "fraction", 0.02, headline=60, parts=True, frontier=4),
         MetricSpec("mean_full_absorption", "lower", "mean over letters of the share of probe true positives whose "
                    "main latents are silent and one aligned latent carries ≥ 40% of the probe projection "
                    "(SAEBench mean_full_absorption_score; /LETTER: one letter)", "fraction", 0.02, parts=True),

@@ -15,10 +15,10 @@ import hashlib
 import json
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
 from sae_bench.activations.memo import disk_memo
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 MEMO_VERSION = "absorption-prompts/1"
 

@@ -14,7 +14,7 @@ import random
 import string
 from pathlib import Path
 
-from sae_bench.errors import DataError
+from sae_bench.core.errors import DataError
 
 LETTERS = string.ascii_lowercase
 _ALPHA = set(string.ascii_letters)

@@ -21,11 +21,12 @@ import json
 from dataclasses import dataclass, fields
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench.errors import InputError
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.errors import InputError
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import PageSection
 from sae_bench.tasks.autointerp import cache as response_cache
 from sae_bench.tasks.autointerp.examples import (
     SamplingSettings, choose_latents, live_latents, sample_latent, valid_centres,
@@ -74,13 +75,14 @@ class AutointerpConfig(TaskConfig):
         return SamplingSettings(**{n: getattr(self, n) for n in names})
 
 
-def _spec(name, definition, headline=None, direction="higher", min_effect=0.02):
-    return MetricSpec(name, direction, definition, "fraction", min_effect, headline=headline)
+def _spec(name, definition, headline=None, direction="higher", min_effect=0.02, frontier=None):
+    return MetricSpec(name, direction, definition, "fraction", min_effect, headline=headline, frontier=frontier)
 
 
 @register_task
 class AutointerpTask(Task):
     name = "autointerp"
+    page_sections = (PageSection(50, "sae_bench.tasks.autointerp.page:section"),)
     version = "1"
     Config = AutointerpConfig
     description = "automated interpretability: explain sampled latents with a judge, score detection/fuzzing/SAEBench"
@@ -89,7 +91,8 @@ class AutointerpTask(Task):
                       "shuffles and demo numbers per latent: random.Random(seed*7919 + latent)",
                       "judge: deterministic decoding (greedy / temperature 0, fixed seed)")
     metrics = (
-        _spec("autointerp_score", "SAEBench: mean over latents of (1/n) Σᵢ [i predicted] == activeᵢ on shuffled held-out contexts", 70),
+        _spec("autointerp_score", "SAEBench: mean over latents of (1/n) Σᵢ [i predicted] == activeᵢ on shuffled held-out contexts", 70,
+              frontier=6),
         _spec("detection_balanced_accuracy", "delphi detection: mean over latents of (TPR + TNR)/2, activating vs silent contexts", 71),
         _spec("detection_auroc", "delphi detection: mean over latents of AUROC of the judge's P(\"1\")"),
         _spec("fuzzing_balanced_accuracy", "delphi fuzzing: mean over latents of (TPR + TNR)/2, correctly vs wrongly marked tokens", 72),

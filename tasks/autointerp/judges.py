@@ -121,7 +121,7 @@ class LocalJudge:
 
     def __init__(self, model, tokenizer, *, model_id: str, batch_size: int = 8, show_progress: bool = False):
         self.model, self.tokenizer, self.batch_size, self.show_progress = model, tokenizer, batch_size, show_progress
-        from sae_bench.provenance import portable
+        from sae_bench.records.provenance import portable
 
         dtype = next(model.parameters()).dtype
         self.identity = f"local:{portable(model_id)}:{dtype}:greedy"  # as recorded: no absolute local path
@@ -131,7 +131,7 @@ class LocalJudge:
 
     @torch.no_grad()
     def complete(self, requests: Sequence[JudgeRequest]) -> list[JudgeReply]:
-        from sae_bench.progress import tqdm
+        from sae_bench.core.progress import tqdm
 
         texts = [chat_text(self.tokenizer, r.messages) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: (requests[i].max_tokens, len(texts[i])))

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from sae_bench.tasks.downstream_lm_eval.lm_eval_bridge import DEFAULT_TASK
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def _combine(metrics: list[Metric]) -> Metric:
 @register_task
 class DownstreamLmEvalTask(Task):
     name = "downstream_lm_eval"
+    runs_suffix = True
     version = "1"
     random_sources = ("lm-eval: random_seed, numpy_random_seed, torch_random_seed and fewshot_random_seed = seed",)
     Config = DownstreamConfig

@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 
 DEFAULT_TASK = "sae_bench_continuation"  # shipped in lm_eval_tasks/ beside this module, runs offline
 

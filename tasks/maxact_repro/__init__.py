@@ -23,15 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sae_bench.errors import InputError
+from sae_bench.core.errors import InputError
 from sae_bench.checkpoints.safe_tensors import sha256_file
 from sae_bench.tasks.maxact_repro.locate import find_parquet, metadata_mismatch
 from sae_bench.tasks.maxact_repro.repro import ReproSettings, corpus_mismatch, reproduce
 from sae_bench.tasks.maxact_repro.schema import read_maxact
 from sae_bench.metrics.maxact import Tolerances
-from sae_bench.provenance import portable
-from sae_bench.registry import register_task
-from sae_bench.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.records.provenance import portable
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import PageSection
 
 NO_PARQUET = ("no max-activation parquet for this checkpoint (looked for: option maxact_repro.parquet, resource "
               "'maxact', maxact.parquet beside the weights, bundled fixtures/maxact matched by sha256)")
@@ -55,6 +56,8 @@ class MaxActReproConfig(TaskConfig):
 @register_task
 class MaxActReproTask(Task):
     name = "maxact_repro"
+    page_sections = (PageSection(20, "sae_bench.tasks.maxact_repro.page:render"),)
+    commands = {"maxact": "sae_bench.tasks.maxact_repro.command"}
     version = "1"
     Config = MaxActReproConfig
     description = "re-encode stored max-activation contexts: peak agreement, peak rel. error, Spearman, reproduced"
@@ -98,7 +101,7 @@ class MaxActReproTask(Task):
     def _corpus(self, table, ctx):
         if corpus_mismatch(table, ctx.corpus) is None or not self.config.corpus or not table.has_offsets:
             return ctx.corpus
-        from sae_bench.corpus import load_corpus
+        from sae_bench.inputs.corpus import load_corpus
 
         seq_len = int(table.metadata.get("seq_len") or ctx.corpus.seq_len)
         key = f"maxact_repro/corpus/{self.config.corpus}/{self.config.corpus_column}/{seq_len}"

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench.context import TokenizedCorpus
-from sae_bench.errors import HookpointError, InputError
+from sae_bench.core.context import TokenizedCorpus
+from sae_bench.core.errors import HookpointError, InputError
 from sae_bench.tasks.maxact_repro.encode import feature_activations
 from sae_bench.tasks.maxact_repro.schema import MaxActExample, write_maxact
 

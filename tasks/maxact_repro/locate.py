@@ -22,8 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sae_bench.errors import DataError
-from sae_bench.input_files import read_json
+from sae_bench.core.errors import DataError
+from sae_bench.inputs.input_files import read_json
 from sae_bench.tasks.maxact_repro.schema import read_maxact_metadata
 
 

@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench import distributed
-from sae_bench.context import TokenizedCorpus
-from sae_bench.errors import DataError
+from sae_bench.run import distributed
+from sae_bench.core.context import TokenizedCorpus
+from sae_bench.core.errors import DataError
 from sae_bench.tasks.maxact_repro.encode import feature_activations
 from sae_bench.tasks.maxact_repro.schema import MaxActExample, MaxActTable
 from sae_bench.tasks.maxact_repro.tokens import TokenMapper
 from sae_bench.metrics.maxact import ExampleScore, FeatureScore, Tolerances, score_example, score_features, summarize
-from sae_bench.task_api import Metric
+from sae_bench.core.task_api import Metric
 
 WINDOWS_NOTE = ("{n} of {total} examples were re-encoded from their stored window alone (BOS + window): the "
                 "windows are cut from longer documents, so the model sees less context than when the examples "

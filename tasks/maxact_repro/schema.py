@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sae_bench.errors import DataError
+from sae_bench.core.errors import DataError
 
 METADATA_KEY = b"sae_bench.maxact"
 SCHEMA_VERSION = 1

@@ -33,18 +33,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sae_bench.progress import tqdm
+from sae_bench.core.progress import tqdm
 
-from sae_bench import distributed
-from sae_bench.errors import DataError, InputError
+from sae_bench.run import distributed
+from sae_bench.core.errors import DataError, InputError
 from sae_bench.metrics.probing import (
     confirmed_fractions, label_check, pooled_accuracy, sparse_probe,
 )
 from sae_bench.metrics.stats import mean_metric
-from sae_bench.provenance import portable
+from sae_bench.records.provenance import portable
 from sae_bench.tasks.probing.probe_set import ProbeSet, load_probe_set
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import PageSection
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class PerTextActivations:
 
 
 def _extract(ctx, probe_set: ProbeSet, seq_len: int) -> PerTextActivations:
-    from sae_bench.corpus import tokenize
+    from sae_bench.inputs.corpus import tokenize
     from sae_bench.models.hookpoints import POOLED_HOOKPOINT  # lazy: task discovery stays light
 
     corpus = tokenize(probe_set.texts, ctx.model.tokenizer, seq_len=seq_len, corpus_id=probe_set.path)
@@ -154,6 +155,7 @@ def _feature_columns(sae) -> list[tuple[int, str, str]]:
 @register_task
 class ProbingTask(Task):
     name = "probing"
+    page_sections = (PageSection(10, "sae_bench.tasks.probing.page:render"),)
     version = "1"
     random_sources = ("permutation test: torch.Generator(seed + 101)",
                       "logistic regression: scikit-learn random_state = seed")

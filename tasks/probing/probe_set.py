@@ -21,9 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sae_bench.errors import DataError
-from sae_bench.errors import os_problem
-from sae_bench.input_files import unique_keys_object
+from sae_bench.core.errors import DataError
+from sae_bench.core.errors import os_problem
+from sae_bench.inputs.input_files import unique_keys_object
 
 SPLITS = ("train", "test")
 REQUIRED_KEYS = ("text", "category", "label", "split")

@@ -28,13 +28,14 @@ import statistics
 from dataclasses import dataclass
 
 import torch
-from sae_bench.progress import tqdm
-from sae_bench.provenance import portable
+from sae_bench.core.progress import tqdm
+from sae_bench.records.provenance import portable
 
 from sae_bench.activations.memo import disk_memo
-from sae_bench.errors import DataError, InputError
-from sae_bench.registry import register_task
-from sae_bench.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.core.errors import DataError, InputError
+from sae_bench.core.registry import register_task
+from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
+from sae_bench.leaderboard_build.views import PageSection
 from sae_bench.tasks.sparse_probing.datasets import DATASETS, load_dataset_classes, short_name
 from sae_bench.tasks.sparse_probing.probes import k_sparse_accuracies
 
@@ -181,6 +182,7 @@ def _mean_metric(values: list[float]) -> Metric:
 @register_task
 class SparseProbingTask(Task):
     name = "sparse_probing"
+    page_sections = (PageSection(40, "sae_bench.tasks.sparse_probing.page:render"),)
     version = "1"
     Config = SparseProbingConfig
     description = "SAEBench 0.6.0's k-sparse probing on its datasets (mean-pooled texts, top-k by mean difference)"
@@ -190,7 +192,7 @@ class SparseProbingTask(Task):
     metrics = (
         MetricSpec("sae_top_1_test_accuracy", "higher", "mean over SAEBench's datasets of the mean over classes of the "
                    "held-out accuracy of a logistic probe on the 1 latent with the largest mean difference "
-                   "(/DATASET: one dataset)", "fraction", 0.01, headline=61, parts=True),
+                   "(/DATASET: one dataset)", "fraction", 0.01, headline=61, parts=True, frontier=5),
         MetricSpec("sae_top_2_test_accuracy", "higher", "the same with the top 2 latents (/DATASET: one dataset)",
                    "fraction", 0.01, parts=True),
         MetricSpec("sae_top_5_test_accuracy", "higher", "the same with the top 5 latents (/DATASET: one dataset)",

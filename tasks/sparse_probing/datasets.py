@@ -23,7 +23,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from sae_bench.errors import DataError, InputError
+from sae_bench.core.errors import DataError, InputError
 
 DATASETS = (
     "LabHC/bias_in_bios_class_set1", "LabHC/bias_in_bios_class_set2", "LabHC/bias_in_bios_class_set3",
