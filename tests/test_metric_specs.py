@@ -139,3 +139,18 @@ def test_a_parts_spec_covers_its_parts_without_headline_or_ranking():
     part = find_spec([spec], "acc/hellaswag")
     assert (part.direction, part.min_effect, part.headline, part.ranking) == ("higher", 0.01, None, None)
     assert find_spec([spec], "accuracy") is None and find_spec([spec], "acc_x/y") is None
+
+
+def test_a_record_carries_the_declared_spec_of_a_metric_with_parts_not_its_parts_view():
+    """A part (`name/<part>`) is shown and ranked nowhere, but the metric itself keeps its headline
+    and ranking in the record (the part sorted after it once overwrote them with None)."""
+    from sae_bench.run.run_records import declared_specs
+
+    class WithParts(Task):
+        name, version = "with_parts", "1"
+        metrics = (MetricSpec("score", "higher", "mean over parts", headline=7, ranking=3, parts=True),)
+
+    specs = declared_specs(WithParts(), TaskOutput(metrics={"score": (0.5, None), "score/a": (0.4, None),
+                                                            "score/b": (0.6, None)}))
+    assert list(specs) == ["score"]
+    assert (specs["score"].headline, specs["score"].ranking) == (7, 3)

@@ -170,11 +170,16 @@ def mismatch_marker(row: Row) -> str:
 
 def site_columns(table: LeaderboardTable, site: Site) -> list[MetricColumn]:
     """The ranking column, then the headline columns with a non-null value at this site, in headline
-    order, at most `BOARD_COLUMNS` in all (the rest: the all-metrics table and checkpoint pages)."""
+    order, at most `BOARD_COLUMNS` in all (the rest: the all-metrics table and checkpoint pages).
+    Where they do not all fit, every task's first headline metric is kept before any task's second,
+    so a task reported at this site (absorption, say) is not crowded out by the seed tasks' extras."""
     cols = [c for c in table.headline_columns() if any(number(r.entry(c), "value") is not None for r in site.rows)]
     if site.ranked_by is not None:
         cols = [site.ranked_by] + [c for c in cols if c != site.ranked_by]
-    return cols[:BOARD_COLUMNS]
+    firsts = [c for i, c in enumerate(cols) if all(c.group != d.group for d in cols[:i])]
+    extras = [c for c in cols if c not in firsts]
+    kept = firsts[:BOARD_COLUMNS] + extras[:max(0, BOARD_COLUMNS - len(firsts))]
+    return [c for c in cols if c in kept]
 
 
 def short_names(table: LeaderboardTable) -> tuple[str, dict[str, str]]:

@@ -84,13 +84,14 @@ def declares_the_same(data: dict[str, Any], task: Task) -> bool:
 def declared_specs(task: Task, output: TaskOutput) -> dict[str, MetricSpec]:
     """The specs of the metrics `output` reports, by declared name; InputError naming the first
     metric the task does not declare (so no record carries a metric nothing knows how to read)."""
+    declared = {s.name: s for s in task.metrics}
     used: dict[str, MetricSpec] = {}
     for metric in sorted(output.metrics):
         spec = task.metric_spec(metric)
         if spec is None:
             raise InputError(f"task {task.name}", f"reported metric {metric!r}, which it does not declare in "
-                                                  f"`metrics` (declared: {', '.join(s.name for s in task.metrics)})")
-        used[spec.name] = spec
+                                                  f"`metrics` (declared: {', '.join(declared)})")
+        used[spec.name] = declared[spec.name]  # as declared: a part's view (no headline, no ranking) is not the spec
     return used
 
 
