@@ -106,7 +106,8 @@ def worker_harness(job: dict) -> dict:
                        seq_len=job["seq_len"], tasks=list(TASKS), cache_dir=Path(job["cache_dir"]),
                        task_options={"spliced_loss": {"mean_ablation": True}}, overwrite=True,
                        show_progress=False, batch_size=job["batch_size"])
-    specs = [CheckpointSpec(ref=c["run"], hookpoint=job["hookpoint"], label=c["label"]) for c in job["checkpoints"]]
+    specs = [CheckpointSpec(ref=c["run"], hookpoint=c.get("hookpoint", job.get("hookpoint")), label=c["label"])
+             for c in job["checkpoints"]]  # a checkpoint may name its own site (bench_sweep's jobs do)
     report = evaluate(config, specs)
     out: dict[str, dict] = {}
     for record in report.records:

@@ -78,37 +78,10 @@ def label(layer: int, k: int) -> str:
     return f"L{layer}-k{k}"
 
 
-def worker_harness(job: dict) -> dict:
-    import _importable
-
-    _importable.ensure()
-    from sae_bench.run.config import CheckpointSpec, RunConfig
-    from sae_bench.run.runner import evaluate
-
-    config = RunConfig(model=job["model_dir"], corpus=job["corpus"], results_dir=Path(job["results_dir"]),
-                       seq_len=job["seq_len"], tasks=list(TASKS), cache_dir=Path(job["cache_dir"]),
-                       task_options={"spliced_loss": {"mean_ablation": True}}, overwrite=True,
-                       show_progress=False, batch_size=job["batch_size"])
-    specs = [CheckpointSpec(ref=c["run"], hookpoint=c["hookpoint"], label=c["label"]) for c in job["checkpoints"]]
-    out: dict[str, dict] = {}
-    for record in evaluate(config, specs).records:
-        for name, m in record.data["metrics"].items():
-            out.setdefault(record.data["checkpoint"]["id"], {})[name] = m["value"]
-    return {"metrics": out}
-
-
-def _worker_main(kind: str, job_json: str) -> int:
-    job = json.loads(job_json)
-    result = (bench_real.worker_reference if kind == "reference" else worker_harness)(job)
-    result["max_rss_bytes"] = bench_real.own_peak_rss_bytes()
-    print("BENCH_RESULT " + json.dumps(result), flush=True)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
-        return _worker_main(argv[1], argv[2])
+        return bench_real._worker_main(argv[1], argv[2])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, help="write the measurements as JSON here")
     p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of the metric check")
