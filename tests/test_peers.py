@@ -2,12 +2,13 @@
 `benchmarks/peer_saebench.py`, which builds SAEBench's venv once (outside the repository) and
 exits 1 when any shared number differs by more than 1e-4.
 
-- fixtures: sparse probing on the fixture model and the fixture copies of its datasets (~1 CPU-minute);
+- fixtures: sparse probing, dense probes included, on the fixture model and the fixture copies of its
+  datasets (~1 CPU-minute);
   SAEBench's absorption cannot run on the tiny tokenizer (it needs every letter among the training
   words and one prompt length per letter), which the task itself handles;
 - real model (when `benchmarks/real_setup.py` has built it): absorption on a seeded 600-word subset (seed 20:
   every letter among training and held-out words, which SAEBench.s code needs)
-  and sparse probing on the fixture datasets (CPU-hours on a busy 2-core machine).
+  and sparse probing with dense probes on the fixture datasets (CPU-hours on a busy 2-core machine).
 """
 
 import os
@@ -29,7 +30,7 @@ def _run(*args: str, timeout: int) -> subprocess.CompletedProcess:
 
 
 def test_sparse_probing_matches_saebench_on_the_fixtures():
-    done = _run("--fixture", "--eval", "sparse_probing", "--context-length", "32", timeout=1800)
+    done = _run("--fixture", "--eval", "sparse_probing", "--context-length", "32", "--dense", timeout=1800)
     print(done.stdout)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "largest |difference| over every shared number and seed: 0" in done.stdout
@@ -41,6 +42,6 @@ def test_real_model_matches_saebench():
 
     if not any(cache_dir().glob("sae-*/DONE")):
         pytest.skip("the real model and SAE are not built (python benchmarks/real_setup.py)")
-    done = _run("--real", "--max-words", "600", "--seeds", "20", "--min-letters", "1", timeout=6 * 3600)
+    done = _run("--real", "--max-words", "600", "--seeds", "20", "--min-letters", "1", "--dense", timeout=6 * 3600)
     print(done.stdout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -12,23 +12,71 @@ from sae_bench.core.context import EvalContext, TokenizedCorpus
 from sae_bench.core.errors import DataError, InputError
 from sae_bench.fixtures import SAES_DIR, TINY_MODEL_DIR
 from sae_bench.tasks.sparse_probing.datasets import load_dataset_classes
-from sae_bench.tasks.sparse_probing.probes import balanced_binary, k_sparse_accuracies, top_k_dims
+from sae_bench.tasks.sparse_probing.probes import (balanced_binary, dense_probe_accuracies, k_sparse_accuracies,
+                                                   top_k_dims)
 
 DATA = TINY_MODEL_DIR.parent / "sparse_probing"
 SMALL = dict(data_dir=str(DATA), probe_train_set_size=16, probe_test_set_size=8, context_length=32)
 
 
+def _planted(n, gen, classes=3, dims=20):
+    out = {}
+    for c in range(classes):
+        x = torch.rand(n, dims, generator=gen) * 0.1
+        x[:, c] = 1.0 + torch.rand(n, generator=gen)  # latent c fires on class c only
+        out[str(c)] = x
+    return out
+
+
 def test_planted_concept_latent_probes_perfectly_at_k1():
     gen = torch.Generator().manual_seed(0)
-    def split(n):
-        out = {}
-        for c in range(3):
-            x = torch.rand(n, 20, generator=gen) * 0.1
-            x[:, c] = 1.0 + torch.rand(n, generator=gen)  # latent c fires on class c only
-            out[str(c)] = x
-        return out
-    accuracies = k_sparse_accuracies(split(30), split(10), 1, torch.Generator().manual_seed(42))
+    accuracies = k_sparse_accuracies(_planted(30, gen), _planted(10, gen), 1, torch.Generator().manual_seed(42))
     assert accuracies == {"0": 1.0, "1": 1.0, "2": 1.0}
+
+
+def test_dense_probe_separates_a_planted_concept():
+    gen = torch.Generator().manual_seed(0)
+    assert dense_probe_accuracies(_planted(30, gen), _planted(10, gen), torch.Generator().manual_seed(1)) == \
+        {"0": 1.0, "1": 1.0, "2": 1.0}
+
+
+def test_dense_probe_is_a_linear_layer_trained_with_adamw_as_written_out_here():
+    """An independent transcription of the definition (nn.Linear, torch.optim.AdamW, BCEWithLogits,
+    per-epoch permutation, best test accuracy, patience), on the same draws: the same numbers."""
+    gen = torch.Generator().manual_seed(5)
+    train = {c: torch.randn(40, 12, generator=gen) + (i * 0.3) for i, c in enumerate("xyz")}
+    test = {c: torch.randn(12, 12, generator=gen) + (i * 0.3) for i, c in enumerate("xyz")}
+    ours = dense_probe_accuracies(train, test, torch.Generator().manual_seed(9), batch_size=16, epochs=30, patience=4)
+
+    def by_hand():
+        draws = torch.Generator().manual_seed(9)
+        out = {}
+        for name in train:
+            xt, yt = balanced_binary(train, name, draws)
+            xs, ys = balanced_binary(test, name, draws)
+            probe = torch.nn.Linear(12, 1)
+            with torch.no_grad():  # the same two draws nn.Linear makes from the global generator
+                torch.nn.init.kaiming_uniform_(probe.weight, a=5 ** 0.5, generator=draws)
+                probe.bias.uniform_(-1 / 12 ** 0.5, 1 / 12 ** 0.5, generator=draws)
+            opt = torch.optim.AdamW(probe.parameters(), lr=1e-2)
+            best, stale = 0.0, 0
+            for _ in range(30):
+                perm = torch.randperm(len(xt), generator=draws)
+                for i in range(0, len(xt), 16):
+                    b = perm[i:i + 16]
+                    loss = torch.nn.BCEWithLogitsLoss()(probe(xt[b]).squeeze(-1), yt[b].float())
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                with torch.no_grad():
+                    acc = ((probe(xs).squeeze(-1) > 0).long() == ys).float().mean().item()
+                best, stale = (acc, 0) if acc > best else (best, stale + 1)
+                if stale >= 4:
+                    break
+            out[name] = best
+        return out
+
+    assert ours == by_hand()
 
 
 def test_balanced_binary_and_top_k():
@@ -119,6 +167,11 @@ def test_task_on_the_fixtures(model):
     assert out.artifacts["protocol"] == "saebench-0.6.0-sparse-probing"
     assert out.artifacts["datasets"] == ["fancyzhx/ag_news", "Helsinki-NLP/europarl"]
     assert out.counts["classes"] == 9
+    assert "sae_test_accuracy" not in out.metrics  # dense probes only on request
+    dense = cls(datasets=("fancyzhx/ag_news",), dense_probes=True, **SMALL).run(sae, ctx)
+    assert 0.5 <= dense.metrics["sae_test_accuracy"].value <= 1.0
+    assert dense.metrics["llm_test_accuracy/ag_news"].value is not None
+    assert dense.metrics["sae_top_1_test_accuracy/ag_news"].value == out.metrics["sae_top_1_test_accuracy/ag_news"].value
     with pytest.raises(DataError, match="1 text"):  # a class with one example: said, not computed
         cls(datasets=("fancyzhx/ag_news",), **{**SMALL, "probe_train_set_size": 2}).run(sae, ctx)
     with pytest.raises(InputError, match="unknown dataset"):

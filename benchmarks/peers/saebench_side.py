@@ -21,7 +21,12 @@ loaders cannot open Europarl's pair configs or GitHub code's loading script from
 `run_with_hooks` stops after the hooked layer as TransformerLens' `stop_at_layer` does, and
 `torch.manual_seed(seed)` precedes each `train_probe_on_activations(select_top_k=k)` call (its full
 run threads one generator through all probes, dense ones included; ours seeds each k alike);
-`JAXTYPING_DISABLE=1` (its shape annotations reject its own probe data as shipped).
+`JAXTYPING_DISABLE=1` (its shape annotations reject its own probe data as shipped); with `--dense`
+its dense probes too, called as `run_eval_single_dataset` calls them (seeded alike).
+`--shipped` runs its sparse-probing `run_eval` instead, untouched but for the SAE object and the
+dataset reader: a TransformerLens model by its official name (this folder laid out as a hub cache),
+its own seeding (one generator through all probes: its draws are not ours, so only the cost and
+the means are comparable), dense probes, artifacts.
 Writes a JSON of its metrics, per-letter details, probe F1s and main latents, CPU seconds and
 peak RSS (VmHWM of this process: a fresh address space, so nothing inherited from a parent).
 """
@@ -210,6 +215,54 @@ def local_load_dataset(root: Path):
     return load_dataset
 
 
+DENSE_PROBE = {"select_top_k": None, "use_sklearn": False, "batch_size": 250, "epochs": 100, "lr": 1e-2}
+
+
+def hub_cache_of(model_dir: str, official_name: str) -> Path:
+    """A temporary folder laid out like the hub cache, holding `model_dir`'s files (symlinks) as
+    `official_name`: TransformerLens then loads the model by its official name offline."""
+    root = Path(tempfile.mkdtemp(prefix="saebench-hub-"))
+    repo = root / f"models--{official_name.replace('/', '--')}"
+    (repo / "snapshots" / "local").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("local")
+    for item in Path(model_dir).iterdir():
+        if item.is_file():
+            (repo / "snapshots" / "local" / item.name).symlink_to(item.resolve())
+    return root
+
+
+def run_sparse_probing_shipped(args) -> dict:
+    """SAEBench's sparse-probing `run_eval` as shipped: its TransformerLens model by the official
+    name (`--official-name`, read from a hub-cache layout of the same folder), its seeding (one
+    generator through all of a run's probes), its dense probes, activation artifacts and output
+    file. Adapted: the SAE object (`TopKSae`) and the dataset reader (local JSON-lines copies)."""
+    os.environ["HF_HUB_CACHE"] = str(hub_cache_of(args.model, args.official_name))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import sae_bench.evals.sparse_probing.main as sparse_main
+    import sae_bench.sae_bench_utils.dataset_utils as dataset_utils
+    from sae_bench.evals.sparse_probing.eval_config import SparseProbingEvalConfig
+
+    dataset_utils.load_dataset = local_load_dataset(Path(args.data_dir))
+    sae = TopKSae(args.sae, args.layer, args.device)
+    sae.cfg.model_name = args.official_name
+    config = SparseProbingEvalConfig(model_name=args.official_name, random_seed=args.seed,
+                                     dataset_names=args.datasets.split(","), probe_train_set_size=args.train_size,
+                                     probe_test_set_size=args.test_size, context_length=args.context_length,
+                                     llm_batch_size=args.batch, llm_dtype="float32",
+                                     k_values=[int(k) for k in args.k_values.split(",")])
+    workdir = Path(tempfile.mkdtemp(prefix="saebench-peer-"))
+    results = sparse_main.run_eval(config, [("peer", sae)], args.device, str(workdir / "out"), force_rerun=True,
+                                   artifacts_path=str(workdir / "artifacts"))
+    per_class = results["peer_custom_sae"]["eval_result_unstructured"]
+    out: dict = {"per_dataset": {}}
+    for key, entry in per_class.items():
+        dataset = key.removesuffix("_results").split("/", 1)[1]
+        out["per_dataset"][dataset] = {metric: {"mean": sum(v.values()) / len(v), "per_class": v}
+                                       for metric, v in entry.items()}
+    return out
+
+
 def run_sparse_probing(args) -> dict:
     """SAEBench's data selection, tokenisation, activation masking, mean pooling and
     `train_probe_on_activations(select_top_k=k)` (seeded with torch.manual_seed(seed) per call)."""
@@ -236,11 +289,12 @@ def run_sparse_probing(args) -> dict:
                 "sae": [activation_collection.get_sae_meaned_activations(acts[s], sae, 125) for s in ("train", "test")]}
         entry = {}
         for rep, (x_train, x_test) in reps.items():
-            for k in [int(k) for k in args.k_values.split(",")]:
+            dense = [(f"{rep}_test_accuracy", None)] if args.dense else []
+            for name, k in dense + [(f"{rep}_top_{k}_test_accuracy", int(k)) for k in args.k_values.split(",")]:
                 torch.manual_seed(args.seed)
-                _, accuracies = probe_training.train_probe_on_activations(x_train, x_test, select_top_k=k)
-                entry[f"{rep}_top_{k}_test_accuracy"] = {"mean": sum(accuracies.values()) / len(accuracies),
-                                                         "per_class": accuracies}
+                options = DENSE_PROBE if k is None else {"select_top_k": k}  # the calls of run_eval_single_dataset
+                _, accuracies = probe_training.train_probe_on_activations(x_train, x_test, **options)
+                entry[name] = {"mean": sum(accuracies.values()) / len(accuracies), "per_class": accuracies}
         out["per_dataset"][dataset.split("/", 1)[1]] = entry
     return out
 
@@ -268,9 +322,16 @@ def main() -> int:
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--context-length", type=int, default=128)
     parser.add_argument("--k-values", default="1,2,5")
+    parser.add_argument("--dense", action="store_true", help="sparse probing: also its dense probes")
+    parser.add_argument("--shipped", action="store_true",
+                        help="sparse probing: its run_eval as shipped (TransformerLens model by --official-name)")
+    parser.add_argument("--official-name", default="google/gemma-3-270m")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    out = run_absorption(args) if args.eval == "absorption" else run_sparse_probing(args)
+    if args.eval == "absorption":
+        out = run_absorption(args)
+    else:
+        out = run_sparse_probing_shipped(args) if args.shipped else run_sparse_probing(args)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
     if args.device.startswith("cuda"):

@@ -13,7 +13,8 @@ on the raw activations (a reference). Texts are tokenised to `context_length` to
 padded); raw per-token activations are memoised per hookpoint, so every checkpoint there shares
 one model pass, and kept on disk beside the hookpoint's activation cache when the run has one
 (another run or checkpoint there skips the model). SAEBench also trains dense probes on all
-latents / all dimensions with early stopping on the test set (`sae_test_accuracy`, `llm_test_accuracy`); those are not reproduced.
+latents / all dimensions with early stopping on the test set (`sae_test_accuracy`, `llm_test_accuracy`): reproduced with `dense_probes=true`, off by default
+because their epoch is chosen on the test set.
 Randomness: SAEBench threads one torch generator through every probe of a run (so a number
 depends on what ran before it, dense probes included); here each (dataset, representation, k)
 draws from its own generator seeded with `random_seed`, which is also how the peer check seeds
@@ -37,7 +38,7 @@ from sae_bench.core.registry import register_task
 from sae_bench.core.task_api import Metric, MetricSpec, Task, TaskConfig, TaskOutput
 from sae_bench.leaderboard_build.views import PageSection
 from sae_bench.tasks.sparse_probing.datasets import DATASETS, load_dataset_classes, short_name
-from sae_bench.tasks.sparse_probing.probes import k_sparse_accuracies
+from sae_bench.tasks.sparse_probing.probes import dense_probe_accuracies, k_sparse_accuracies
 
 PROTOCOL = "saebench-0.6.0-sparse-probing"
 
@@ -60,6 +61,9 @@ class SparseProbingConfig(TaskConfig):
     # sums over the padded rows (SAEBench's layout: its float rounding, exactly); "longest": batches
     # padded to their longest text with a mask (less model work; equal up to float rounding)
     padding: str = "saebench"
+    # SAEBench's dense probes on every latent / dimension (sae_test_accuracy, llm_test_accuracy):
+    # off by default, as their epoch is chosen on the test set (optimistic); on to compare with SAEBench
+    dense_probes: bool = False
 
 
 class PooledTexts:
@@ -186,7 +190,8 @@ class SparseProbingTask(Task):
     version = "1"
     Config = SparseProbingConfig
     description = "SAEBench 0.6.0's k-sparse probing on its datasets (mean-pooled texts, top-k by mean difference)"
-    random_sources = ("negative sampling and shuffling: torch.Generator(random_seed) per dataset, representation and k",
+    random_sources = ("negative sampling and shuffling: torch.Generator(random_seed) per dataset, representation and k "
+                      "(dense probes: the same, then their initialisation and epoch permutations)",
                       "class texts: pandas sample(random_state=random_seed) / random.Random(random_seed), SAEBench's draws",
                       "logistic regression: scikit-learn lbfgs (deterministic)")
     metrics = (
@@ -199,6 +204,12 @@ class SparseProbingTask(Task):
                    "fraction", 0.01, parts=True),
         MetricSpec("sae_top_*_test_accuracy*", "higher", "the same with the top k latents (/DATASET: one dataset)",
                    "fraction", 0.01),
+        MetricSpec("sae_test_accuracy", "higher", "with dense_probes: SAEBench's dense probe on every latent "
+                   "(AdamW, lr 1e-2, batches of 250, at most 100 epochs; the best held-out accuracy, training "
+                   "stopped after 10 epochs without a better one: chosen on the test set) (/DATASET: one dataset)",
+                   "fraction", 0.01, parts=True),
+        MetricSpec("llm_test_accuracy", "none", "with dense_probes: the same dense probe on every raw activation "
+                   "dimension: a reference (/DATASET: one dataset)", "fraction", parts=True),
         MetricSpec("llm_top_*_test_accuracy*", "none", "the same probe on the top k raw activation dimensions: a "
                    "reference, not the SAE's score (/DATASET: one dataset)", "fraction"),
     )
@@ -254,10 +265,11 @@ class SparseProbingTask(Task):
             representations = {"llm": (train.raw_means(cfg.sae_batch_texts), test.raw_means(cfg.sae_batch_texts)),
                                "sae": (train.sae_means(sae, cfg.sae_batch_texts), test.sae_means(sae, cfg.sae_batch_texts))}
             for rep, (x_train, x_test) in representations.items():
-                for k in ks:
+                probes = [(f"{rep}_test_accuracy", None)] if cfg.dense_probes else []
+                for name, k in probes + [(f"{rep}_top_{k}_test_accuracy", k) for k in ks]:
                     generator = torch.Generator().manual_seed(cfg.random_seed)
-                    by_class = k_sparse_accuracies(x_train, x_test, k, generator)
-                    name = f"{rep}_top_{k}_test_accuracy"
+                    by_class = (dense_probe_accuracies(x_train, x_test, generator) if k is None
+                                else k_sparse_accuracies(x_train, x_test, k, generator))
                     entry[name] = {"mean": statistics.mean(by_class.values()), "per_class": by_class}
                     scores.setdefault(name, []).append(entry[name]["mean"])
             per_dataset[short_name(dataset)] = entry
