@@ -117,17 +117,33 @@ def test_missing_column_and_one_text_class_are_one_line_errors(tmp_path):
         load_dataset_classes("fancyzhx/ag_news", str(tmp_path / "empty"), 16, 8, 42)
 
 
+def test_bucketed_batches_cover_every_text_once_by_length_within_the_token_budget():
+    from sae_bench.tasks.sparse_probing import _batches
+
+    lengths = [5, 40, 17, 128, 16, 9, 33, 100, 3, 24]
+    assert _batches(lengths, 4, 128, "saebench") == [([0, 1, 2, 3], 128), ([4, 5, 6, 7], 128), ([8, 9], 128)]
+    batches = _batches(lengths, 1, 128, "bucketed")  # 128 token rows per forward
+    assert sorted(i for batch, _ in batches for i in batch) == list(range(len(lengths)))
+    for batch, width in batches:
+        assert all(lengths[i] <= width and width == min(128, max(16, -(-lengths[i] // 8) * 8)) for i in batch)
+        assert len(batch) * width <= 128
+    assert [width for _, width in batches] == sorted(width for _, width in batches)
+    assert batches[0] == ([8, 0, 5, 4], 16)  # 3, 5, 9, 16 tokens: width 16, 8 texts would fit, 4 exist
+
+
 def test_both_paddings_pool_the_same_vectors(model):
     """padding="saebench" (every text padded to the context length, no padding mask, sums over the
-    zero-filled rows) and "longest" pool the same means up to float rounding; the saebench means
+    zero-filled rows) and "bucketed" (texts of similar length together) pool the same means (equal
+    up to float rounding, and bit for bit on the real model: docs/metrics.md); the saebench means
     equal a plain padded-row reference computed here from the model's own forward."""
     from sae_bench.tasks.sparse_probing import _extract
 
     texts = {"a": ["one short text", "a somewhat longer text about things", "x"], "b": ["another", "two words"]}
     ctx = _ctx(model)
-    wide, tight = _extract(ctx, texts, 16, "t", "saebench"), _extract(ctx, texts, 16, "t", "longest")
+    wide, tight = _extract(ctx, texts, 48, "t", "saebench"), _extract(ctx, texts, 48, "t", "bucketed")
     for name in texts:
         assert torch.allclose(wide.raw_means()[name], tight.raw_means()[name], atol=1e-5)
+    wide = _extract(ctx, texts, 16, "t", "saebench")
     tok = model.tokenizer
     enc = tok(texts["a"], truncation=True, max_length=16, padding="max_length", return_tensors="pt")
     with torch.no_grad():

@@ -245,7 +245,7 @@ def run_sparse_probing_shipped(args) -> dict:
 
     dataset_utils.load_dataset = local_load_dataset(Path(args.data_dir))
     sae = TopKSae(args.sae, args.layer, args.device)
-    sae.cfg.model_name = args.official_name
+    sae.cfg.model_name, sae.cfg.architecture = args.official_name, "topk"  # what its cfg standardisation reads
     config = SparseProbingEvalConfig(model_name=args.official_name, random_seed=args.seed,
                                      dataset_names=args.datasets.split(","), probe_train_set_size=args.train_size,
                                      probe_test_set_size=args.test_size, context_length=args.context_length,

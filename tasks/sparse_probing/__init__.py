@@ -57,10 +57,11 @@ class SparseProbingConfig(TaskConfig):
     context_length: int = 128
     k_values: tuple[int, ...] = (1, 2, 5)
     sae_batch_texts: int = 125  # texts per SAE encode call; no effect on the numbers
-    # "saebench": every text padded to context_length, attended without a padding mask, pooled as
-    # sums over the padded rows (SAEBench's layout: its float rounding, exactly); "longest": batches
-    # padded to their longest text with a mask (less model work; equal up to float rounding)
-    padding: str = "saebench"
+    # "bucketed": texts of similar length run together, padded to a multiple of 8 (less model work;
+    # the same activations as SAEBench's layout bit for bit wherever checked, see docs/metrics.md);
+    # "saebench": every text padded to context_length (SAEBench's layout: its float rounding by
+    # construction). Both attend without a padding mask and pool as sums over zero-filled rows.
+    padding: str = "bucketed"
     # SAEBench's dense probes on every latent / dimension (sae_test_accuracy, llm_test_accuracy):
     # off by default, as their epoch is chosen on the test set (optimistic); on to compare with SAEBench
     dense_probes: bool = False
@@ -68,19 +69,17 @@ class SparseProbingConfig(TaskConfig):
 
 class PooledTexts:
     """Kept-token activations of one split's texts, grouped by class (memoised per hookpoint).
-    With `positions` (each kept token's place in its text's row of `width` tokens), means are
-    sums over zero-filled [texts, width, ·] rows, SAEBench's order of float additions."""
+    `positions`: each kept token's place in its text's row of `width` tokens; means are sums over
+    zero-filled [texts, width, ·] rows, SAEBench's order of float additions."""
 
     def __init__(self, tokens: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor],
-                 positions: dict[str, torch.Tensor] | None = None, width: int = 0):
+                 positions: dict[str, torch.Tensor], width: int):
         self.tokens, self.offsets = tokens, offsets  # class -> [n_kept, d], class -> [n_texts + 1]
         self.positions, self.width = positions, width
 
     def _mean(self, name: str, rows: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Mean of `rows` (the kept tokens of texts start..stop of class `name`) per text."""
         offsets = self.offsets[name][start:stop + 1] - self.offsets[name][start]
-        if self.positions is None:
-            return _segment_mean(rows, offsets)
         lo, hi = int(self.offsets[name][start]), int(self.offsets[name][stop])
         lengths = offsets[1:] - offsets[:-1]
         text = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
@@ -92,9 +91,8 @@ class PooledTexts:
         out = {}
         for name, tokens in self.tokens.items():
             offsets, n = self.offsets[name], len(self.offsets[name]) - 1
-            step = n if self.positions is None else batch_texts
-            out[name] = torch.cat([self._mean(name, tokens[int(offsets[a]):int(offsets[min(a + step, n)])].float(),
-                                              a, min(a + step, n)) for a in range(0, n, max(step, 1))])
+            out[name] = torch.cat([self._mean(name, tokens[int(offsets[a]):int(offsets[min(a + batch_texts, n)])].float(),
+                                              a, min(a + batch_texts, n)) for a in range(0, n, batch_texts)])
         return out
 
     @torch.no_grad()
@@ -112,20 +110,33 @@ class PooledTexts:
         return out
 
 
-def _segment_mean(rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    lengths = offsets[1:] - offsets[:-1]
-    segment = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-    sums = torch.zeros(len(lengths), rows.shape[1]).index_add_(0, segment, rows.float())
-    return sums / lengths[:, None]
+def _batches(lengths: list[int], batch_size: int, context_length: int, padding: str) -> list[tuple[list[int], int]]:
+    """(text indices, width) per forward. "saebench": `batch_size` texts in their order, each at
+    `context_length`. "bucketed": texts sorted by length, grouped by their length rounded up to a
+    multiple of 8 (at least 16), at most `batch_size * context_length` token rows per forward."""
+    if padding == "saebench":
+        return [(list(range(a, min(a + batch_size, len(lengths)))), context_length)
+                for a in range(0, len(lengths), batch_size)]
+    width_of = lambda n: min(context_length, max(16, -(-n // 8) * 8))  # noqa: E731
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    out: list[tuple[list[int], int]] = []
+    for i in order:
+        width = width_of(lengths[i])
+        if out and out[-1][1] == width and (len(out[-1][0]) + 1) * width <= batch_size * context_length:
+            out[-1][0].append(i)
+        else:
+            out.append(([i], width))
+    return out
 
 
 def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str,
-             padding: str = "saebench") -> PooledTexts:
+             padding: str = "bucketed") -> PooledTexts:
     """Kept-token activations of each text, truncated to `context_length` tokens like SAEBench's
-    tokenisation. padding "saebench": every text padded to `context_length` and attended without
-    a padding mask, as SAEBench runs it (causal attention keeps pads out of the kept tokens);
-    "longest": batches padded to their longest text with a mask (the same values up to float
-    rounding, less model work)."""
+    tokenisation, attended without a padding mask (causal attention keeps the pads after a text out
+    of its tokens), pooled as sums over zero-filled rows of `context_length` (SAEBench's order of
+    float additions). "saebench" runs SAEBench's layout (every text padded to `context_length`);
+    "bucketed" runs texts of similar length together, padded to a multiple of 8 (less model work:
+    pads are computed and thrown away; the token rows of a forward stay about as many)."""
     tokenizer = ctx.model.tokenizer
     special = torch.tensor(sorted({getattr(tokenizer, f"{kind}_token_id", None)
                                    for kind in ("bos", "eos", "pad")} - {None}))
@@ -135,46 +146,40 @@ def _extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, des
         counts = torch.tensor([int((~torch.isin(torch.tensor(ids), special)).sum()) for ids in encoded])
         if bool((counts == 0).any()):
             raise DataError(desc, f"class {name}: text {int(torch.nonzero(counts == 0)[0])} has no tokens to pool")
-        kept = []
-        for start in tqdm(range(0, len(texts), ctx.batch_size), desc=f"{desc} [{name}]", unit="batch", leave=False,
-                          disable=not ctx.show_progress):
-            batch = encoded[start:start + ctx.batch_size]
-            width = context_length if padding == "saebench" else max(len(b) for b in batch)
+        kept: list = [None] * len(texts)
+        for batch, width in tqdm(_batches([len(e) for e in encoded], ctx.batch_size, context_length, padding),
+                                 desc=f"{desc} [{name}]", unit="batch", leave=False, disable=not ctx.show_progress):
             ids = torch.full((len(batch), width), int(tokenizer.pad_token_id or 0))
-            mask = torch.zeros_like(ids)
-            for row, seq in enumerate(batch):
-                ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
-            keep = mask.bool() & ~torch.isin(ids, special)
-            attend = torch.ones_like(mask) if padding == "saebench" else mask
+            for row, text in enumerate(batch):
+                ids[row, :len(encoded[text])] = torch.tensor(encoded[text])
             with torch.no_grad():
-                resid = ctx.model.residual(ctx.hookpoint, ids.to(ctx.model.device), attend.to(ctx.model.device))
-            kept.append((resid.float().cpu()[keep], keep.nonzero()[:, 1]))
+                resid = ctx.model.residual(ctx.hookpoint, ids.to(ctx.model.device),
+                                           torch.ones_like(ids).to(ctx.model.device)).float().cpu()
+            for row, text in enumerate(batch):
+                where = torch.nonzero(~torch.isin(ids[row, :len(encoded[text])], special)).flatten()
+                kept[text] = (resid[row, where], where)
         tokens[name] = torch.cat([rows for rows, _ in kept])
         positions[name] = torch.cat([where for _, where in kept])
         offsets[name] = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
-    if padding == "saebench":
-        return PooledTexts(tokens, offsets, positions, context_length)
-    return PooledTexts(tokens, offsets)
+    return PooledTexts(tokens, offsets, positions, context_length)
 
 
 def _cached_extract(ctx, texts_by_class: dict[str, list[str]], context_length: int, desc: str,
                     padding: str) -> PooledTexts:
     """`_extract`, kept on disk beside the hookpoint's activation cache when there is one (keyed by
     the texts, context length and padding), so another run or checkpoint there skips the model."""
-    key = {"memo": "sparse-probing-texts/1", "context_length": context_length, "padding": padding,
+    key = {"memo": "sparse-probing-texts/2", "context_length": context_length, "padding": padding,
            "texts_sha256": hashlib.sha256(json.dumps(texts_by_class).encode()).hexdigest()}
 
     def compute() -> dict[str, torch.Tensor]:
         pooled = _extract(ctx, texts_by_class, context_length, desc, padding)
         tensors = {f"{part}:{name}": getattr(pooled, part)[name] for name in texts_by_class
-                   for part in ("tokens", "offsets") + (("positions",) if pooled.positions is not None else ())}
+                   for part in ("tokens", "offsets", "positions")}
         return tensors
 
     tensors = disk_memo(ctx.activations, "sparse-probing-texts", key, compute)
-    part = lambda kind: {name: tensors[f"{kind}:{name}"] for name in texts_by_class}
-    if padding == "saebench":
-        return PooledTexts(part("tokens"), part("offsets"), part("positions"), context_length)
-    return PooledTexts(part("tokens"), part("offsets"))
+    part = lambda kind: {name: tensors[f"{kind}:{name}"] for name in texts_by_class}  # noqa: E731
+    return PooledTexts(part("tokens"), part("offsets"), part("positions"), context_length)
 
 
 def _mean_metric(values: list[float]) -> Metric:
@@ -235,9 +240,9 @@ class SparseProbingTask(Task):
 
     def check_inputs(self, resources) -> None:
         self._k_values()
-        if self.config.padding not in ("saebench", "longest"):
+        if self.config.padding not in ("saebench", "bucketed"):
             raise InputError("--task-option sparse_probing.padding",
-                             f"expected 'saebench' or 'longest', got {self.config.padding!r}")
+                             f"expected 'saebench' or 'bucketed', got {self.config.padding!r}")
         names = [self.config.datasets] if isinstance(self.config.datasets, str) else list(self.config.datasets)
         unknown = [name for name in names if name not in DATASETS]
         if not names or unknown:
