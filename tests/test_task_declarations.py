@@ -16,8 +16,6 @@ from sae_bench.fixtures import EVAL_CORPUS_PATH, FIXTURES_DIR, SAES_DIR, TINY_MO
 from sae_bench.fixtures.build import SUITE_TASK_OPTIONS
 from sae_bench.core.task_api import find_spec
 
-# metrics a task reports only when an option asks for them: {task: options that turn them on}
-OPTIONAL_RUNS = {"spliced_loss": {"mean_ablation": True}}
 # cheaper settings for this check only (the numbers do not matter here, which metrics appear does)
 # (a task that needs an option to run at all, such as autointerp's judge, gets it here too)
 # (tasks that need options to run at all on the tiny model take the fixture suite's: absorption, sparse probing)
@@ -25,6 +23,9 @@ CHEAP = {"downstream_lm_eval": {"limit": 8}, "probing": {"n_permutations": 9, "s
          "autointerp": {"judge": "oracle", "n_latents": 4},
          "absorption": SUITE_TASK_OPTIONS["absorption"],
          "sparse_probing": {**SUITE_TASK_OPTIONS["sparse_probing"], "data_dir": str(FIXTURES_DIR / "sparse_probing")}}
+# metrics a task reports only when an option asks for them: {task: its options with those turned on}
+OPTIONAL_RUNS = {"spliced_loss": {"mean_ablation": True},
+                 "sparse_probing": {**CHEAP["sparse_probing"], "dense_probes": True}}
 
 
 def builtin_tasks() -> dict:

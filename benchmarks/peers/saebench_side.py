@@ -184,6 +184,8 @@ def run_absorption(args) -> dict:
     torch.manual_seed(args.seed)
     results = absorption_main.run_eval(config, [("peer", sae)], args.device, os.path.join(workdir, "out"), force_rerun=True)
     probing = json.loads(Path(workdir, "artifacts", "absorption", "peer_custom_sae_k_sparse_probing.json").read_text())
+    os.chdir(tempfile.gettempdir())
+    shutil.rmtree(workdir, ignore_errors=True)
     shutil.rmtree(common.RESULTS_DIR, ignore_errors=True)
     out = {"probe_f1": {row["letter"]: row["f1_probe"] for row in probing},
            "main_latents": {row["letter"]: [int(i) for i in row["split_feats"]] for row in probing}}
@@ -237,7 +239,8 @@ def run_sparse_probing_shipped(args) -> dict:
     name (`--official-name`, read from a hub-cache layout of the same folder), its seeding (one
     generator through all of a run's probes), its dense probes, activation artifacts and output
     file. Adapted: the SAE object (`TopKSae`) and the dataset reader (local JSON-lines copies)."""
-    os.environ["HF_HUB_CACHE"] = str(hub_cache_of(args.model, args.official_name))
+    hub = hub_cache_of(args.model, args.official_name)
+    os.environ["HF_HUB_CACHE"] = str(hub)
     os.environ["HF_HUB_OFFLINE"] = "1"
     import sae_bench.evals.sparse_probing.main as sparse_main
     import sae_bench.sae_bench_utils.dataset_utils as dataset_utils
@@ -252,8 +255,12 @@ def run_sparse_probing_shipped(args) -> dict:
                                      llm_batch_size=args.batch, llm_dtype="float32",
                                      k_values=[int(k) for k in args.k_values.split(",")])
     workdir = Path(tempfile.mkdtemp(prefix="saebench-peer-"))
-    results = sparse_main.run_eval(config, [("peer", sae)], args.device, str(workdir / "out"), force_rerun=True,
-                                   artifacts_path=str(workdir / "artifacts"))
+    try:
+        results = sparse_main.run_eval(config, [("peer", sae)], args.device, str(workdir / "out"), force_rerun=True,
+                                       artifacts_path=str(workdir / "artifacts"))
+    finally:  # its saved activations and the symlinked hub layout
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(hub, ignore_errors=True)
     per_class = results["peer_custom_sae"]["eval_result_unstructured"]
     out: dict = {"per_dataset": {}}
     for key, entry in per_class.items():
