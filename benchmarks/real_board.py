@@ -151,6 +151,7 @@ def results_dir() -> Path:
 def evaluate(suite: Path, quiet: bool = False, sites: list[str] | None = None) -> int:
     """Every checkpoint of the suite with `BOARD_TASKS` (records reused when whole, so an interrupted
     run resumes), after the one-line plan; bad input is one error line and exit code 2."""
+    from sae_bench.cli._quiet import silenced_libraries
     from sae_bench.core import registry
     from sae_bench.run import sweep_plan
     from sae_bench.core.errors import InputError
@@ -170,7 +171,8 @@ def evaluate(suite: Path, quiet: bool = False, sites: list[str] | None = None) -
         if not quiet:
             print(plan.line(), file=sys.stderr, flush=True)
         sweep_plan.check_disk(plan)
-        report = run_evaluate(config, specs)
+        with silenced_libraries(quiet):  # --quiet: no library bars either (transformers' weight loading)
+            report = run_evaluate(config, specs)
     except InputError as exc:
         print(f"real_board: error: {exc}", file=sys.stderr)
         return 2
