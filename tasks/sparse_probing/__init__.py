@@ -87,27 +87,25 @@ class PooledTexts:
         padded[text, self.positions[name][lo:hi]] = rows
         return padded.sum(dim=1) / lengths.to(rows.dtype)[:, None]
 
-    def raw_means(self, batch_texts: int = 125) -> dict[str, torch.Tensor]:
+    def _means(self, transform, batch_texts: int) -> dict[str, torch.Tensor]:
+        """Per class, the mean of `transform(kept tokens)` per text, `batch_texts` texts at a time."""
         out = {}
         for name, tokens in self.tokens.items():
             offsets, n = self.offsets[name], len(self.offsets[name]) - 1
-            out[name] = torch.cat([self._mean(name, tokens[int(offsets[a]):int(offsets[min(a + batch_texts, n)])].float(),
+            out[name] = torch.cat([self._mean(name, transform(tokens[int(offsets[a]):int(offsets[min(a + batch_texts, n)])]),
                                               a, min(a + batch_texts, n)) for a in range(0, n, batch_texts)])
         return out
 
+    def raw_means(self, batch_texts: int = 125) -> dict[str, torch.Tensor]:
+        return self._means(lambda rows: rows.float(), batch_texts)
+
     @torch.no_grad()
     def sae_means(self, sae, batch_texts: int) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, tokens in self.tokens.items():
-            offsets, parts = self.offsets[name], []
-            for start in range(0, len(offsets) - 1, batch_texts):
-                stop = min(start + batch_texts, len(offsets) - 1)
-                lo, hi = int(offsets[start]), int(offsets[stop])
-                x_in, _ = sae.preprocess(tokens[lo:hi].to(sae.device, sae.dtype))
-                codes = sae.encode(x_in).to_dense().float().cpu()
-                parts.append(self._mean(name, codes, start, stop))
-            out[name] = torch.cat(parts)
-        return out
+        def codes(rows: torch.Tensor) -> torch.Tensor:
+            x_in, _ = sae.preprocess(rows.to(sae.device, sae.dtype))
+            return sae.encode(x_in).to_dense().float().cpu()
+
+        return self._means(codes, batch_texts)
 
 
 def _batches(lengths: list[int], batch_size: int, context_length: int, padding: str) -> list[tuple[list[int], int]]:

@@ -38,6 +38,13 @@ def balanced_binary(vectors: dict[str, torch.Tensor], positive: str,
     return rows[order], labels[order]
 
 
+def class_tasks(train: dict[str, torch.Tensor], test: dict[str, torch.Tensor], generator: torch.Generator):
+    """Per class (in `train` order): (class, x_train, y_train, x_test, y_test), the balanced binary
+    train set drawn before the test set, as SAEBench draws them."""
+    for name in train:
+        yield (name, *balanced_binary(train, name, generator), *balanced_binary(test, name, generator))
+
+
 def top_k_dims(rows: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (ascending) of the k dimensions with the largest |mean difference| between the labels."""
     diff = (rows[labels == 1].mean(dim=0) - rows[labels == 0].mean(dim=0)).abs()
@@ -55,9 +62,7 @@ def k_sparse_accuracies(train: dict[str, torch.Tensor], test: dict[str, torch.Te
 
     out = {}
     with threadpool_limits(1):
-        for name in train:
-            x_train, y_train = balanced_binary(train, name, generator)
-            x_test, y_test = balanced_binary(test, name, generator)
+        for name, x_train, y_train, x_test, y_test in class_tasks(train, test, generator):
             dims = top_k_dims(x_train, y_train, k)
             fit = LogisticRegression(C=1.0, max_iter=1000).fit(x_train[:, dims].float().numpy(), y_train.numpy())
             predicted = fit.predict(x_test[:, dims].float().numpy())
@@ -79,9 +84,7 @@ def dense_probe_accuracies(train: dict[str, torch.Tensor], test: dict[str, torch
 
     out = {}
     with torch.enable_grad():
-        for name in train:
-            x_train, y_train = balanced_binary(train, name, generator)
-            x_test, y_test = balanced_binary(test, name, generator)
+        for name, x_train, y_train, x_test, y_test in class_tasks(train, test, generator):
             x_train, x_test = x_train.float(), x_test.float()
             weight = torch.empty(1, x_train.shape[1])
             torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)  # Linear's default
