@@ -19,13 +19,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def vm_hwm_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def cpu() -> tuple[float, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime, usage.ru_stime
@@ -38,6 +31,7 @@ def one_run(args) -> dict:
 
     _importable.ensure()
     import torch
+    from bench_real import own_peak_rss_bytes
     from real_setup import real_setup
 
     from sae_bench import load_checkpoint
@@ -65,7 +59,7 @@ def one_run(args) -> dict:
     out = task.run(sae, ctx)
     after = cpu()
     return {"task_cpu_user_s": after[0] - before[0], "task_cpu_sys_s": after[1] - before[1],
-            "process_cpu_user_s": after[0], "process_cpu_sys_s": after[1], "peak_rss_bytes": vm_hwm_bytes(),
+            "process_cpu_user_s": after[0], "process_cpu_sys_s": after[1], "peak_rss_bytes": own_peak_rss_bytes(),
             "metrics": {k: m.value for k, m in out.metrics.items() if "/" not in k}}
 
 

@@ -43,13 +43,6 @@ def ensure_peer_venv(quiet: bool = False) -> Path:
     return python
 
 
-def vm_hwm_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def ours(args) -> int:
     """Our side (run in a fresh process by the launcher)."""
     sys.path.insert(0, str(HERE))
@@ -94,8 +87,10 @@ def ours(args) -> int:
 
 
 def _finish(out: dict, path: str) -> int:
+    from bench_real import own_peak_rss_bytes  # benchmarks/ is on the path (`ours`)
+
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": vm_hwm_bytes()}
+    out["cost"] = {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "peak_rss_bytes": own_peak_rss_bytes()}
     import torch
 
     if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
@@ -108,7 +103,7 @@ def sparse_options(args) -> dict:
     return {"random_seed": args.seed, "datasets": tuple(args.datasets.split(",")), "data_dir": args.data_dir,
             "probe_train_set_size": args.train_size, "probe_test_set_size": args.test_size,
             "context_length": args.context_length, "k_values": tuple(int(k) for k in args.k_values.split(",")),
-            "padding": args.padding, "dense_probes": args.dense or args.shipped}
+            "padding": args.padding, "dense_probes": args.dense}
 
 
 def task_options(args) -> dict:
@@ -211,11 +206,11 @@ def run_pair(args, name: str, seed: int, peer_python: Path, layer: int, sae_fold
         common += ["--data-dir", args.data_dir, "--datasets", args.datasets, "--train-size", str(args.train_size),
                    "--test-size", str(args.test_size), "--context-length", str(args.context_length),
                    "--k-values", args.k_values]
-        ours_padding = ["--padding", args.padding] + (["--dense"] if args.dense or args.shipped else [])
+        ours_probing = ["--padding", args.padding] + ["--dense"] * args.dense
         print(f"\n== sparse probing, seed {seed}: {args.data_dir}, {args.train_size}/{args.test_size} texts, "
               f"{args.hookpoint} of {args.model}")
     mine_out, theirs_out = tmp / f"ours_{name}_{seed}.json", tmp / f"saebench_{name}_{seed}.json"
-    ours_extra = ["--words-file", str(words)] if name == "absorption" else ours_padding
+    ours_extra = ["--words-file", str(words)] if name == "absorption" else ours_probing
     theirs_extra = (["--words", str(words)] + (["--full-forward"] if args.full_forward else [])
                     if name == "absorption" else ["--dense"] * args.dense + ["--shipped"] * args.shipped)
     launch([sys.executable, __file__, "--side", "ours", "--eval", name, "--model", args.model,
@@ -292,6 +287,7 @@ def main() -> int:
     resolve_inputs(args)
     if args.shipped and not args.real:
         raise SystemExit("--shipped needs --real: TransformerLens knows Gemma 3 270M by name, not the fixture model")
+    args.dense = args.dense or args.shipped  # SAEBench as shipped runs its dense probes: so do we
     peer_python = ensure_peer_venv(args.quiet)
     layer = int(args.hookpoint.split(".")[1])
     sae_folder = Path(args.checkpoint) / args.hookpoint
