@@ -20,7 +20,8 @@ def render(record: ResultRecord) -> list[str]:
     metrics = sorted({m for entry in per_dataset.values() if isinstance(entry, dict) for m in entry})
     out = ["<h2>Sparse probing per dataset</h2>",
            f"<p class=\"sub\">{esc(arts.get('protocol', ''))}: mean held-out accuracy over each dataset's classes of "
-           "logistic probes on the top-k SAE latents (sae_top_k) and top-k raw dimensions (llm_top_k), texts "
+           "logistic probes on the top-k SAE latents (sae_top_k) and top-k raw dimensions (llm_top_k), and with "
+           "dense_probes on every latent (sae) and dimension (llm), texts "
            f"mean-pooled; data: {esc(arts.get('data_dir', ''))}.</p>",
            '<div class="scroll"><table><thead><tr><th>dataset</th>'
            + "".join(f'<th class="num">{esc(m.replace("_test_accuracy", ""))}</th>' for m in metrics)
